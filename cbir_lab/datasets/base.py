@@ -1,0 +1,104 @@
+"""The common shape of every retrieval dataset: database, queries, ground truth.
+
+Every loader in :mod:`cbir_lab.datasets` (the embedded set, the papers'
+benchmarks, a user's own folder) returns a :class:`RetrievalDataset`, so the
+rest of the pipeline never needs to know where the images came from.
+
+Ground truth follows the conventions of the Revisiting Oxford & Paris code:
+``gnd[q]`` is a dict of 0-based indices into ``db_images``:
+
+* ``protocol="standard"`` (Oxford5k/Paris6k, Holidays, the embedded set,
+  a user's folder): keys ``'ok'`` (positives) and ``'junk'`` (ignored).
+* ``protocol="revisited"`` (ROxford5k/RParis6k): keys ``'easy'``, ``'hard'``,
+  ``'junk'``, scored as Easy / Medium / Hard.
+* ``protocol="ukbench"``: every image is a query, scored with the N-S score.
+* ``protocol="none"``: no ground truth (exploratory search in a flat folder).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+__all__ = ["RetrievalDataset", "Protocol", "BBox"]
+
+Protocol = Literal["standard", "revisited", "ukbench", "none"]
+BBox = tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels
+
+
+@dataclass(frozen=True)
+class RetrievalDataset:
+    """A ground-truthed image collection, ready for feature extraction.
+
+    Attributes:
+        name: short identifier (``"embedded"``, ``"roxford5k"``, a folder name).
+        db_images: paths of the database images, in ranking-index order.
+        query_images: paths of the query images (may overlap ``db_images``,
+            as in Holidays and UKBench; the ground truth then marks the query
+            itself as junk so it is left out of its own ranking).
+        gnd: one dict per query (see the module docstring), or ``None``.
+        protocol: how ``gnd`` is scored.
+        query_bboxes: per query, ``(x1, y1, x2, y2)`` to crop before
+            extraction, or ``None`` for the whole image.
+        train_images: a disjoint image set for learning PCA-whitening.
+        groups: per database image, the label of its group (object/scene),
+            or ``None``; used for plots and for per-group summaries.
+        root: the folder the images live in.
+        licence: a one-line licence / attribution note.
+    """
+
+    name: str
+    db_images: tuple[Path, ...]
+    query_images: tuple[Path, ...]
+    gnd: tuple[dict, ...] | None
+    protocol: Protocol = "standard"
+    query_bboxes: tuple[BBox | None, ...] | None = None
+    train_images: tuple[Path, ...] = ()
+    groups: tuple[str, ...] | None = None
+    root: Path | None = None
+    licence: str = ""
+    extra: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.gnd is not None and len(self.gnd) != len(self.query_images):
+            raise ValueError(
+                f"dataset {self.name!r}: {len(self.gnd)} ground-truth entries "
+                f"for {len(self.query_images)} queries"
+            )
+        if self.query_bboxes is not None and len(self.query_bboxes) != len(self.query_images):
+            raise ValueError(
+                f"dataset {self.name!r}: {len(self.query_bboxes)} query boxes "
+                f"for {len(self.query_images)} queries"
+            )
+        if self.groups is not None and len(self.groups) != len(self.db_images):
+            raise ValueError(
+                f"dataset {self.name!r}: {len(self.groups)} group labels "
+                f"for {len(self.db_images)} database images"
+            )
+
+    @property
+    def n_db(self) -> int:
+        return len(self.db_images)
+
+    @property
+    def n_queries(self) -> int:
+        return len(self.query_images)
+
+    @property
+    def has_ground_truth(self) -> bool:
+        return self.gnd is not None and self.protocol != "none"
+
+    def queries(self) -> list[Path | tuple[Path, BBox]]:
+        """Query items for :func:`cbir_lab.features.extract_features`: a path, or
+        ``(path, bbox)`` when the protocol crops the query."""
+        if self.query_bboxes is None:
+            return list(self.query_images)
+        return [p if b is None else (p, b) for p, b in zip(self.query_images, self.query_bboxes)]
+
+    def summary(self) -> str:
+        """One line: name, sizes and protocol."""
+        return (
+            f"{self.name}: {self.n_db} database images, {self.n_queries} queries, "
+            f"{len(self.train_images)} whitening-training images, protocol={self.protocol}"
+        )

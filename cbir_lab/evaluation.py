@@ -1,0 +1,295 @@
+r"""Evaluation: mAP and friends, exactly as the benchmarks' reference code computes them.
+
+* :func:`average_precision` and :func:`compute_map`: the Revisiting Oxford &
+  Paris reference (``revisitop``'s ``compute_map``): junk images are removed
+  from the ranking before AP, AP uses the trapezoid rule, queries without
+  positives are left out, and mP@k uses that code's own definition.
+* :func:`revisited_map`: the Easy / Medium / Hard protocols of ROxford5k and RParis6k.
+* :func:`ns_score`: UKBench's N-S score (images of the group in the top 4).
+* :func:`precision_at_k`: the textbook P@k (kept apart from mP@k, which differs).
+* :func:`precision_recall`: a query's precision-recall points, for plots.
+* :func:`evaluate`: dispatch on a dataset's protocol.
+
+References:
+    Radenović, Iscen, Tolias, Avrithis & Chum, "Revisiting Oxford and Paris",
+    CVPR 2018; Philbin et al. CVPR 2007; Jégou et al. ECCV 2008; Nistér &
+    Stewénius CVPR 2006.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+__all__ = [
+    "CannotScoreError",
+    "MapResult",
+    "positive_positions",
+    "average_precision",
+    "compute_map",
+    "revisited_gnd",
+    "revisited_map",
+    "ns_score",
+    "precision_at_k",
+    "precision_recall",
+    "evaluate",
+]
+
+
+class CannotScoreError(ValueError):
+    """The dataset has no ground truth (e.g. a flat folder of images)."""
+
+
+@dataclass(frozen=True)
+class MapResult:
+    """What :func:`compute_map` returns.
+
+    Attributes:
+        map: mean AP over the queries that have positives.
+        aps: per-query AP, shape (n_queries,); NaN for queries left out (no positives),
+            as in the reference code.
+        mpk: mP@k for each kappa, shape (len(kappas),).
+        prs: per-query P@k (reference definition), shape (n_queries, len(kappas)); NaN rows as ``aps``.
+        kappas: the k values.
+        n_scored: how many queries were scored.
+    """
+
+    map: float
+    aps: np.ndarray
+    mpk: np.ndarray
+    prs: np.ndarray
+    kappas: tuple[int, ...]
+    n_scored: int
+
+
+def _check_ranks(ranks) -> np.ndarray:
+    ranks = np.asarray(ranks)
+    if ranks.ndim == 1:
+        ranks = ranks[:, None]
+    if ranks.ndim != 2:
+        raise ValueError(f"ranks must have shape (n_db, n_queries), got {ranks.shape}")
+    if not np.issubdtype(ranks.dtype, np.integer):
+        raise ValueError(f"ranks must hold integer database indices, got dtype {ranks.dtype}")
+    return ranks
+
+
+def positive_positions(ranking: np.ndarray, positives, junk=()) -> np.ndarray:
+    """0-based positions of the positives in one ranking, after removing junk.
+
+    Each position is shifted down by the number of junk images ranked before it.
+
+    Args:
+        ranking: database indices of one query, best first, shape (n,).
+        positives: indices of the relevant images.
+        junk: indices to ignore.
+
+    Returns:
+        Sorted shifted positions, shape (n_found,).
+    """
+    ranking = np.asarray(ranking)
+    pos = np.flatnonzero(np.isin(ranking, np.asarray(positives, dtype=np.int64)))
+    if len(junk):
+        junk_pos = np.flatnonzero(np.isin(ranking, np.asarray(junk, dtype=np.int64)))
+        pos = pos - np.searchsorted(junk_pos, pos)
+    return pos
+
+
+def average_precision(pos: np.ndarray, n_positives: int) -> float:
+    r"""AP by the trapezoid rule from shifted 0-based positions of the positives.
+
+    .. math::
+        AP = \sum_j \frac{p_0(j) + p_1(j)}{2\, n_{pos}},\quad
+        p_0 = \begin{cases}1 & r_j = 0\\ j / r_j & \text{else}\end{cases},\quad
+        p_1 = \frac{j + 1}{r_j + 1}
+
+    for the j-th found positive (0-based) at position :math:`r_j`. Positives
+    missing from a truncated ranking contribute 0.
+
+    Args:
+        pos: sorted positions, shape (n_found,).
+        n_positives: the number of positives in the ground truth.
+
+    Returns:
+        AP in [0, 1].
+    """
+    if n_positives <= 0:
+        raise ValueError("average_precision needs at least one positive")
+    pos = np.asarray(pos, dtype=np.float64)
+    j = np.arange(len(pos), dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p0 = np.where(pos == 0, 1.0, j / np.where(pos == 0, 1.0, pos))
+    p1 = (j + 1) / (pos + 1)
+    return float(((p0 + p1) / 2.0).sum() / n_positives)
+
+
+def compute_map(ranks, gnd: Sequence[dict], kappas: Sequence[int] = (1, 5, 10)) -> MapResult:
+    """mAP and mP@k over queries, as the Revisiting Oxford & Paris reference code.
+
+    Args:
+        ranks: database indices, shape (n_db or k, n_queries), column q best first
+            (as :func:`cbir_lab.search.rank` returns).
+        gnd: one dict per query with ``'ok'`` (positives) and optionally ``'junk'``.
+        kappas: the k of mP@k. Per query, with 1-based shifted positions,
+            kq = min(max position, k) and P@k = #(positions ≤ kq) / kq.
+
+    Returns:
+        A :class:`MapResult`.
+
+    Raises:
+        ValueError: shapes disagree, or no query has a positive.
+    """
+    ranks = _check_ranks(ranks)
+    kappas = tuple(int(k) for k in kappas)
+    if any(k < 1 for k in kappas):
+        raise ValueError(f"kappas must be >= 1, got {kappas}")
+    nq = len(gnd)
+    if ranks.shape[1] != nq:
+        raise ValueError(f"ranks has {ranks.shape[1]} query columns but gnd has {nq} queries")
+    aps = np.full(nq, np.nan)
+    prs = np.full((nq, len(kappas)), np.nan)
+    for q, g in enumerate(gnd):
+        if "ok" not in g:
+            raise ValueError(f"gnd[{q}] has no 'ok' list (keys: {sorted(g)}); for revisited gnd use revisited_map")
+        ok = np.asarray(g["ok"], dtype=np.int64)
+        if ok.size == 0:
+            continue
+        pos = positive_positions(ranks[:, q], ok, g.get("junk", ()))
+        aps[q] = average_precision(pos, ok.size)
+        pos1 = pos + 1
+        for j, k in enumerate(kappas):
+            if pos1.size == 0:
+                prs[q, j] = 0.0
+            else:
+                kq = min(int(pos1.max()), k)
+                prs[q, j] = (pos1 <= kq).sum() / kq
+    scored = ~np.isnan(aps)
+    if not scored.any():
+        raise ValueError("no query has any positive image: mAP is undefined")
+    return MapResult(
+        map=float(aps[scored].mean()),
+        aps=aps,
+        mpk=prs[scored].mean(axis=0),
+        prs=prs,
+        kappas=kappas,
+        n_scored=int(scored.sum()),
+    )
+
+
+def revisited_gnd(gnd: Sequence[dict], setting: str) -> list[dict]:
+    """The 'ok'/'junk' ground truth of one revisited setting.
+
+    * easy: ok = easy; junk = junk + hard.
+    * medium: ok = easy + hard; junk = junk.
+    * hard: ok = hard; junk = junk + easy.
+    """
+    out = []
+    for g in gnd:
+        easy, hard, junk = list(g["easy"]), list(g["hard"]), list(g["junk"])
+        if setting == "easy":
+            out.append({"ok": easy, "junk": junk + hard})
+        elif setting == "medium":
+            out.append({"ok": easy + hard, "junk": junk})
+        elif setting == "hard":
+            out.append({"ok": hard, "junk": junk + easy})
+        else:
+            raise ValueError(f"setting must be 'easy', 'medium' or 'hard', got {setting!r}")
+    return out
+
+
+def revisited_map(ranks, gnd: Sequence[dict], kappas: Sequence[int] = (1, 5, 10)) -> dict[str, MapResult]:
+    """Easy, Medium and Hard results of ROxford5k / RParis6k.
+
+    Args:
+        ranks: shape (n_db, n_queries).
+        gnd: per query, dicts with ``'easy'``, ``'hard'`` and ``'junk'``.
+        kappas: the k of mP@k.
+
+    Returns:
+        ``{"easy": MapResult, "medium": MapResult, "hard": MapResult}``.
+    """
+    return {s: compute_map(ranks, revisited_gnd(gnd, s), kappas) for s in ("easy", "medium", "hard")}
+
+
+def ns_score(ranks, gnd: Sequence[dict]) -> float:
+    """UKBench's N-S score: the mean number of the query's group found in the top 4 (max 4).
+
+    Args:
+        ranks: shape (≥ 4, n_queries); the query itself is in the database and counts.
+        gnd: per query, ``'ok'`` = the indices of its group (4 images, itself included).
+
+    Returns:
+        The score in [0, 4].
+    """
+    ranks = _check_ranks(ranks)
+    if ranks.shape[1] != len(gnd):
+        raise ValueError(f"ranks has {ranks.shape[1]} query columns but gnd has {len(gnd)} queries")
+    if ranks.shape[0] < 4:
+        raise ValueError(f"the N-S score needs at least the top 4 of each ranking, got {ranks.shape[0]}")
+    hits = [np.isin(ranks[:4, q], np.asarray(g["ok"], dtype=np.int64)).sum() for q, g in enumerate(gnd)]
+    return float(np.mean(hits))
+
+
+def precision_at_k(ranks, gnd: Sequence[dict], k: int) -> np.ndarray:
+    """Textbook precision@k per query: positives among the first k after junk removal, divided by k.
+
+    Unlike the reference mP@k, the denominator is always k.
+
+    Returns:
+        Shape (n_queries,).
+    """
+    ranks = _check_ranks(ranks)
+    out = np.zeros(len(gnd))
+    for q, g in enumerate(gnd):
+        pos = positive_positions(ranks[:, q], g["ok"], g.get("junk", ()))
+        out[q] = (pos < k).sum() / k
+    return out
+
+
+def precision_recall(ranking, positives, junk=()) -> tuple[np.ndarray, np.ndarray]:
+    """Precision and recall after each retrieved image (junk removed), for a PR curve.
+
+    Args:
+        ranking: one query's database indices, best first.
+        positives: relevant indices.
+        junk: ignored indices.
+
+    Returns:
+        (recall, precision), each of shape (n_ranked_without_junk,).
+    """
+    ranking = np.asarray(ranking)
+    positives = np.asarray(positives, dtype=np.int64)
+    if positives.size == 0:
+        raise ValueError("precision_recall needs at least one positive")
+    kept = ranking[~np.isin(ranking, np.asarray(junk, dtype=np.int64))]
+    hits = np.cumsum(np.isin(kept, positives))
+    n = np.arange(1, len(kept) + 1)
+    return hits / positives.size, hits / n
+
+
+def evaluate(ranks, gnd: Sequence[dict] | None, protocol: str, kappas: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
+    """Score rankings under a dataset's protocol.
+
+    Args:
+        ranks: shape (n_db, n_queries).
+        gnd: the dataset's ground truth.
+        protocol: ``"standard"``, ``"revisited"``, ``"ukbench"`` or ``"none"``.
+
+    Returns:
+        ``{"mAP": …, "mP@k": …}`` (standard), ``{"easy": …, "medium": …, "hard": …}``
+        mAPs (revisited), or ``{"N-S": …, "mAP": …}`` (ukbench).
+
+    Raises:
+        CannotScoreError: the dataset has no ground truth.
+    """
+    if protocol == "none" or gnd is None:
+        raise CannotScoreError("this dataset has no ground truth (a flat folder?): rankings cannot be scored")
+    if protocol == "revisited":
+        return {s: r.map for s, r in revisited_map(ranks, gnd, kappas).items()}
+    if protocol == "ukbench":
+        return {"N-S": ns_score(ranks, gnd), "mAP": compute_map(ranks, gnd, kappas).map}
+    if protocol == "standard":
+        res = compute_map(ranks, gnd, kappas)
+        return {"mAP": res.map, **{f"mP@{k}": float(v) for k, v in zip(res.kappas, res.mpk)}}
+    raise ValueError(f"unknown protocol {protocol!r}")

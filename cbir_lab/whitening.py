@@ -1,0 +1,161 @@
+r"""Post-processing: L2-normalisation and PCA-whitening learned on a separate set.
+
+* :func:`l2n`: row-wise L2 normalisation that leaves an all-zero vector at zero
+  (never NaN).
+* :class:`PCAWhitening`: a scikit-learn transformer doing
+  L2 → centre → project on the top-d eigenvectors → divide by
+  :math:`\lambda^{\text{power}}` → L2. ``power=0.5`` is full whitening,
+  ``0`` plain PCA, values in between "partial whitening" (shrinkage).
+  :meth:`PCAWhitening.transform_regions` is R-MAC's variant, which whitens
+  each regional vector before summing.
+
+References:
+    Jégou & Chum, "Negative evidences and co-occurrences in image retrieval:
+    the benefit of PCA and whitening", ECCV 2012; Babenko & Lempitsky, ICCV 2015;
+    Tolias, Sicre & Jégou, ICLR 2016.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = ["l2n", "PCAWhitening"]
+
+
+def l2n(x, eps: float = 1e-12):
+    r"""L2-normalise each row: :math:`x / \max(\lVert x \rVert_2, \epsilon)`.
+
+    Args:
+        x: vectors, shape (..., D), a numpy array or a torch tensor.
+        eps: the smallest norm divided by, so an all-zero row stays zero.
+
+    Returns:
+        Same type and shape as ``x``; rows of unit norm, or zero.
+    """
+    if isinstance(x, torch.Tensor):
+        return x / x.norm(dim=-1, keepdim=True).clamp(min=eps)
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        x = x.astype(np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), eps)
+
+
+def _as_matrix(x, name: str, n_features: int | None = None) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    x = np.asarray(x)
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array (n_vectors, dim), got shape {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
+    if n_features is not None and x.shape[1] != n_features:
+        raise ValueError(f"{name} has dimension {x.shape[1]}, but the whitening was fitted on dimension {n_features}")
+    return x.astype(np.float64)
+
+
+class PCAWhitening(TransformerMixin, BaseEstimator):
+    r"""L2 → PCA-whitening → L2, learned on a separate training set.
+
+    .. math::
+        x \mapsto \operatorname{L2}\!\Big(\operatorname{diag}(\lambda_{1..d})^{-\text{power}}
+        U_{:,1..d}^\top (\operatorname{L2}(x) - m)\Big)
+
+    where m and :math:`C = U \operatorname{diag}(\lambda) U^\top` are the mean
+    and covariance of the L2-normalised training vectors. With
+    ``power=0.5`` the pairwise similarities equal those of scikit-learn's
+    ``PCA(whiten=True)`` followed by L2.
+
+    Args:
+        n_components: d, the output dimension; ``None`` keeps every component
+            with non-negligible variance (at most n_train - 1 and D).
+        power: exponent of the eigenvalues divided by; 0.5 full whitening,
+            0 plain PCA (rotation + reduction), 0.25 dirtorch's partial whitening.
+        rtol: eigenvalues below ``rtol`` × the largest count as zero; asking
+            for such components is an error instead of dividing by ~0.
+
+    Attributes:
+        mean_: (D,) training mean.
+        components_: (d, D) eigenvectors, by decreasing eigenvalue.
+        eigenvalues_: (d,) the kept eigenvalues.
+        all_eigenvalues_: every eigenvalue of the training covariance (for spectra).
+        n_components_: d.
+    """
+
+    def __init__(self, n_components: int | None = None, power: float = 0.5, rtol: float = 1e-9) -> None:
+        self.n_components = n_components
+        self.power = power
+        self.rtol = rtol
+
+    def fit(self, X, y=None) -> "PCAWhitening":
+        """Learn the mean and eigenvectors of L2-normalised ``X``, shape (n, D)."""
+        X = _as_matrix(X, "X")
+        n, dim = X.shape
+        if n < 2:
+            raise ValueError(f"PCAWhitening needs at least 2 training vectors, got {n}")
+        if not (0.0 <= float(self.power) <= 1.0):
+            raise ValueError(f"power must be in [0, 1] (0.5 is full whitening), got {self.power!r}")
+        X = l2n(X)
+        self.mean_ = X.mean(axis=0)
+        # SVD of the centred data gives the covariance eigenvectors without forming a D×D matrix.
+        _, singular, vt = np.linalg.svd(X - self.mean_, full_matrices=False)
+        eigenvalues = singular**2 / (n - 1)
+        useful = int((eigenvalues > self.rtol * max(eigenvalues[0], np.finfo(float).tiny)).sum())
+        useful = min(useful, n - 1, dim)
+        limit = min(n - 1, dim)
+        if self.n_components is None:
+            d = useful
+        else:
+            d = int(self.n_components)
+            if d < 1 or d != self.n_components:
+                raise ValueError(f"n_components must be a positive integer, got {self.n_components!r}")
+            if d > limit:
+                raise ValueError(
+                    f"n_components={d} is more than {n} training vectors of dimension {dim} allow "
+                    f"(at most min(n - 1, D) = {limit}); use a larger training set or fewer components"
+                )
+            if d > useful:
+                raise ValueError(
+                    f"n_components={d}, but only {useful} components of the training set have non-zero "
+                    f"variance (the others would be divided by ~0); use n_components <= {useful}"
+                )
+        if d < 1:
+            raise ValueError("the training vectors have no variance: all identical after L2-normalisation")
+        self.all_eigenvalues_ = eigenvalues
+        self.eigenvalues_ = eigenvalues[:d]
+        self.components_ = vt[:d]
+        self.n_components_ = d
+        self.n_features_in_ = dim
+        return self
+
+    def project(self, X) -> np.ndarray:
+        """The whitened coordinates before the final L2: (L2(X) - m) Uᵀ / λ^power, shape (n, d)."""
+        check_is_fitted(self, "components_")
+        X = _as_matrix(X, "X", self.n_features_in_)
+        return (l2n(X) - self.mean_) @ self.components_.T / self.eigenvalues_**self.power
+
+    def transform(self, X) -> np.ndarray:
+        """Whiten and L2-normalise ``X`` of shape (n, D) → (n, d), float32."""
+        return l2n(self.project(X)).astype(np.float32)
+
+    def transform_regions(self, regions) -> np.ndarray:
+        """R-MAC's variant: whiten each regional vector, L2, sum per image, L2.
+
+        Args:
+            regions: regional vectors, shape (n, R, D) (see
+                :func:`cbir_lab.pooling.regional_vectors`); the whitening should be
+                fitted on regional vectors of another set.
+
+        Returns:
+            Global descriptors, shape (n, d), float32.
+        """
+        if isinstance(regions, torch.Tensor):
+            regions = regions.detach().cpu().numpy()
+        regions = np.asarray(regions)
+        if regions.ndim != 3:
+            raise ValueError(f"regions must have shape (n_images, n_regions, dim), got {regions.shape}")
+        n, r, dim = regions.shape
+        whitened = self.transform(regions.reshape(n * r, dim)).reshape(n, r, -1)
+        return l2n(whitened.sum(axis=1)).astype(np.float32)

@@ -1,0 +1,104 @@
+"""Backbones: real ImageNet weights (a coffee photo is an espresso), layers, strides, offline errors."""
+
+import urllib.error
+
+import pytest
+import torch
+from PIL import Image
+from skimage import data
+from sklearn.datasets import load_sample_image
+
+from cbir_lab.backbones import WeightsUnavailableError, available_backbones, load_backbone
+from cbir_lab.features import prepare_image
+
+ESPRESSO, EGYPTIAN_CAT = 967, 285
+BELL_COTE, MONASTERY, STUPA = 442, 663, 832
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return load_backbone("efficientnet_lite0", device="cpu")
+
+
+def imagenet_top5(backbone, array):
+    x = prepare_image(Image.fromarray(array), backbone, 224)
+    with torch.inference_mode():
+        probs = backbone.classifier(backbone(x[None])).softmax(-1)[0]
+    return probs.topk(5)
+
+
+def test_weights_are_real_imagenet_weights(lite0):
+    coffee = imagenet_top5(lite0, data.coffee())
+    assert coffee.indices[0] == ESPRESSO and coffee.values[0] > 0.8
+    assert imagenet_top5(lite0, data.chelsea()).indices[0] == EGYPTIAN_CAT
+    china = imagenet_top5(lite0, load_sample_image("china.jpg"))
+    assert int(china.indices[0]) in {BELL_COTE, MONASTERY, STUPA}
+
+
+def test_random_weights_do_not_recognise_the_espresso():
+    random = load_backbone("efficientnet_lite0", device="cpu", weights=None)
+    torch.manual_seed(0)
+    assert imagenet_top5(random, data.coffee()).values[0] < 0.5
+    assert random.cache_tag is None  # never cached
+
+
+def test_default_layer_is_the_last_conv_map_at_stride_32(lite0):
+    assert (lite0.layer, lite0.out_channels, lite0.stride) == ("conv_head", 1280, 32)
+    with torch.inference_mode():
+        out = lite0(torch.zeros(1, 3, 256, 320))
+    assert out.shape == (1, 1280, 8, 10)
+    assert out.min() >= 0  # after ReLU6
+
+
+def test_any_input_size_keeps_the_aspect_ratio(lite0):
+    with torch.inference_mode():
+        out = lite0(torch.zeros(1, 3, 100, 300))
+    assert out.shape[-2:] == (4, 10)  # TF "same" padding: ceil(100/32), ceil(300/32)
+
+
+def test_earlier_layers_can_be_selected():
+    b = load_backbone("efficientnet_lite0", layer="blocks.2", device="cpu")
+    assert (b.out_channels, b.stride) == (40, 8)
+    with torch.inference_mode():
+        assert b(torch.zeros(1, 3, 64, 64)).shape == (1, 40, 8, 8)
+
+
+def test_available_backbones_lists_names_and_layers():
+    specs = available_backbones()
+    assert {"efficientnet_lite0", "vgg16", "resnet50", "resnet101"} <= set(specs)
+    assert specs["vgg16"].default_layer == "conv5_3"
+    assert specs["resnet50"].layers["layer4"] == (2048, 32)
+
+
+@pytest.mark.parametrize("name, shape", [("resnet50", (1, 2048, 2, 3)), ("vgg16", (1, 512, 4, 6))])
+def test_torchvision_backbones_with_explicit_random_weights(name, shape):
+    b = load_backbone(name, weights=None, device="cpu")
+    with torch.inference_mode():
+        out = b(torch.zeros(1, 3, 64, 96))
+    assert out.shape == shape
+    assert out.min() >= 0
+
+
+def test_torchvision_weights_offline_give_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+
+    def offline(url, dst, progress=True):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    with pytest.raises(WeightsUnavailableError) as err:
+        load_backbone("vgg16", device="cpu")
+    message = str(err.value)
+    assert "vgg16-397923af.pth" in message
+    assert str(tmp_path / "hub" / "checkpoints" / "vgg16-397923af.pth") in message
+    assert "https://download.pytorch.org/models/vgg16-397923af.pth" in message
+    assert not any(tmp_path.rglob("*.pth"))
+
+
+def test_unknown_names_are_reported():
+    with pytest.raises(ValueError, match="unknown backbone 'alexnet'"):
+        load_backbone("alexnet")
+    with pytest.raises(ValueError, match="has no layer 'conv9'"):
+        load_backbone("efficientnet_lite0", layer="conv9")
+    with pytest.raises(ValueError, match="weights must be"):
+        load_backbone("efficientnet_lite0", weights="random")

@@ -1,0 +1,178 @@
+"""Pooling against hand-worked formulas on tiny maps, and the R-MAC grid against the reference counts."""
+
+import math
+
+import pytest
+import torch
+
+from cbir_lab.pooling import center_prior, gem, mac, pool, pool_each, regional_pool, regional_vectors, rmac, rmac_regions, spoc
+
+
+def fmap(*rows):
+    """A (1, 1, H, W) map from nested lists."""
+    return torch.tensor([[rows]], dtype=torch.float64).reshape(1, 1, len(rows), len(rows[0]))
+
+
+# ----- SPoC, MAC, GeM ---------------------------------------------------------------------------
+
+def test_spoc_is_the_plain_sum():
+    x = fmap([1, 2, 3], [4, 5, 6])
+    assert spoc(x).item() == 21.0
+
+
+def test_spoc_sums_each_channel_separately():
+    x = torch.zeros(2, 3, 2, 2)
+    x[0, 1] = 1.0
+    x[1, 2, 0, 0] = 7.0
+    out = spoc(x)
+    assert out.shape == (2, 3)
+    assert out.tolist() == [[0, 4, 0], [0, 0, 7]]
+
+
+def test_center_prior_on_3x3_by_hand():
+    # centre (1, 1); sigma = 3/6 = 0.5, so 2 sigma^2 = 0.5: a neighbour at distance 1 gets exp(-2), a corner exp(-4)
+    w = center_prior(3, 3, torch.float64)
+    assert w[1, 1] == 1.0
+    assert w[0, 1].item() == pytest.approx(math.exp(-2))
+    assert w[0, 0].item() == pytest.approx(math.exp(-4))
+
+
+def test_center_prior_on_an_even_map_has_its_centre_between_cells():
+    # 2x4: centre (0.5, 1.5), sigma = 2/6; cell (0, 1) is at distance^2 = 0.25 + 0.25 = 0.5
+    w = center_prior(2, 4, torch.float64)
+    assert w[0, 1].item() == pytest.approx(math.exp(-0.5 / (2 * (1 / 3) ** 2)))
+    assert torch.allclose(w, w.flip(0)) and torch.allclose(w, w.flip(1))
+
+
+def test_spoc_with_center_prior_weights_cells():
+    x = fmap([0, 0, 0], [0, 2, 0], [1, 0, 0])  # the centre 2 counts fully, the corner 1 counts exp(-4)
+    assert spoc(x, center_prior=True).item() == pytest.approx(2 + math.exp(-4))
+
+
+def test_mac_takes_the_maximum_per_channel():
+    x = torch.tensor([[[[1.0, 9.0], [3.0, 4.0]], [[0.5, 0.0], [0.0, 0.25]]]])
+    assert mac(x).tolist() == [[9.0, 0.5]]
+
+
+def test_gem_with_p_3_by_hand():
+    x = fmap([1, 2], [2, 3])  # mean of cubes = (1 + 8 + 8 + 27) / 4 = 11
+    assert gem(x, p=3).item() == pytest.approx(11 ** (1 / 3))
+
+
+def test_gem_p1_is_the_mean_and_large_p_tends_to_max():
+    x = fmap([1, 2], [3, 6])
+    assert gem(x, p=1).item() == pytest.approx(3.0)
+    assert gem(x, p=200).item() == pytest.approx(6.0, rel=0.01)
+
+
+def test_gem_clamps_zeros_and_rejects_bad_p():
+    assert torch.isfinite(gem(torch.zeros(1, 2, 3, 3), p=3)).all()
+    with pytest.raises(ValueError, match="p must"):
+        gem(fmap([1.0]), p=0)
+
+
+@pytest.mark.parametrize("fn", [spoc, mac, gem, rmac])
+def test_poolings_reject_wrong_shapes(fn):
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        fn(torch.ones(3, 4, 4))
+    with pytest.raises(TypeError):
+        fn([[1.0]])
+
+
+# ----- R-MAC grid ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    "h, w, count",
+    [(7, 7, 14), (30, 30, 14), (24, 32, 20), (32, 24, 20), (16, 64, 44), (12, 16, 20)],
+)
+def test_rmac_region_counts_match_the_reference(h, w, count):
+    assert len(rmac_regions(h, w)) == count
+
+
+def test_rmac_regions_on_a_square_map_by_hand():
+    # 6x6, L=3: sides 6, 4, 3; level 2 starts at 0 and 2; level 3 at 0, 1(.5→1), 3
+    regions = rmac_regions(6, 6)
+    assert regions[0] == (0, 0, 6, 6)
+    assert regions[1:5] == [(0, 0, 4, 4), (0, 2, 4, 4), (2, 0, 4, 4), (2, 2, 4, 4)]
+    level3 = regions[5:]
+    assert sorted({t for t, _, _, _ in level3}) == [0, 1, 3]
+    assert all(s == 3 for _, _, s, _ in level3)
+
+
+def test_rmac_regions_landscape_24x32_by_hand():
+    # overlap closest to 0.4 is n = 2 (b = 8, overlap 2/3), so one extra region on the long axis:
+    # level 1: side 24 at left 0 and 8
+    regions = rmac_regions(24, 32)
+    assert regions[:2] == [(0, 0, 24, 24), (0, 8, 24, 24)]
+    assert {(r[2], r[3]) for r in regions[2:8]} == {(16, 16)}  # level 2: 2 x 3 regions of side 16
+
+
+def test_rmac_regions_portrait_is_the_transpose_of_landscape():
+    land = rmac_regions(24, 32)
+    port = rmac_regions(32, 24)
+    assert sorted((l, t, w, h) for t, l, h, w in land) == sorted(port)
+
+
+def test_rmac_regions_stay_inside_the_map():
+    for h, w in [(5, 17), (17, 5), (9, 13), (1, 40), (3, 3)]:
+        for top, left, rh, rw in rmac_regions(h, w):
+            assert 0 <= top and top + rh <= h and 0 <= left and left + rw <= w
+
+
+def test_rmac_regions_on_tiny_maps():
+    assert rmac_regions(1, 1) == [(0, 0, 1, 1)]  # levels 2 and 3 have side 0 and are skipped
+    r23 = rmac_regions(2, 3)
+    assert r23[:2] == [(0, 0, 2, 2), (0, 1, 2, 2)]
+    assert len(r23) == 2 + 2 * 3 + 3 * 4
+
+
+def test_rmac_regions_reject_bad_sizes():
+    with pytest.raises(ValueError):
+        rmac_regions(0, 4)
+    with pytest.raises(ValueError):
+        rmac_regions(4, 4, levels=0)
+
+
+# ----- R-MAC and regional pooling ----------------------------------------------------------------
+
+def test_regional_pool_mac_per_region():
+    x = fmap([1, 0, 0, 0], [0, 0, 0, 5], [0, 0, 0, 0], [2, 0, 0, 0])
+    out = regional_pool(x, [(0, 0, 2, 2), (0, 2, 2, 2), (2, 0, 2, 2)], mac)
+    assert out.shape == (1, 3, 1)
+    assert out[0, :, 0].tolist() == [1, 5, 2]
+
+
+def test_regional_pool_rejects_regions_outside_the_map():
+    with pytest.raises(ValueError, match="does not fit"):
+        regional_pool(torch.ones(1, 1, 2, 2), [(1, 1, 2, 2)])
+
+
+def test_rmac_is_the_sum_of_l2_normalised_regional_macs():
+    torch.manual_seed(0)
+    x = torch.rand(1, 4, 5, 5, dtype=torch.float64)
+    expected = torch.zeros(4, dtype=torch.float64)
+    for t, l, h, w in rmac_regions(5, 5):
+        v = x[0, :, t : t + h, l : l + w].reshape(4, -1).max(dim=1).values
+        expected += v / v.norm()
+    assert torch.allclose(rmac(x)[0], expected)
+
+
+def test_rmac_on_a_square_map_with_one_hot_channel():
+    # only channel 0 fires, at the centre: every one of the 14 regions that contains it adds 1
+    x = torch.zeros(1, 2, 7, 7, dtype=torch.float64)
+    x[0, 0, 3, 3] = 1.0
+    covering = sum(1 for t, l, h, w in rmac_regions(7, 7) if t <= 3 < t + h and l <= 3 < l + w)
+    assert rmac(x)[0].tolist() == [covering, 0.0]
+
+
+def test_regional_vectors_of_an_all_zero_map_are_zero_not_nan():
+    v = regional_vectors(torch.zeros(1, 3, 4, 4))
+    assert torch.equal(v, torch.zeros_like(v))
+
+
+def test_pool_by_name_and_pool_each_on_maps_of_different_sizes():
+    maps = [torch.ones(2, 3, 4), torch.ones(2, 5, 5)]
+    assert pool_each(maps, "spoc").tolist() == [[12, 12], [25, 25]]
+    assert torch.equal(pool(maps[0][None], "mac"), torch.ones(1, 2))
+    with pytest.raises(ValueError, match="unknown pooling"):
+        pool(maps[0][None], "avg")

@@ -1,0 +1,100 @@
+"""PCA-whitening against scikit-learn, and L2 on hand-made vectors."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.decomposition import PCA
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import Normalizer
+
+from cbir_lab.whitening import PCAWhitening, l2n
+
+
+def test_l2n_by_hand_and_zero_rows_stay_zero():
+    out = l2n(np.array([[3.0, 4.0], [0.0, 0.0]]))
+    assert out.tolist() == [[0.6, 0.8], [0.0, 0.0]]
+    t = l2n(torch.tensor([[0.0, 2.0], [0.0, 0.0]]))
+    assert t.tolist() == [[0.0, 1.0], [0.0, 0.0]]
+
+
+@pytest.fixture
+def train_test():
+    rng = np.random.default_rng(0)
+    # correlated, non-negative vectors like pooled CNN activations
+    mixing = rng.random((20, 20))
+    return rng.random((200, 20)) @ mixing, rng.random((30, 20)) @ mixing
+
+
+@pytest.mark.parametrize("d", [5, 12, 20])
+def test_similarities_match_sklearn_pca_whiten_then_l2(train_test, d):
+    train, test = train_test
+    ours = PCAWhitening(n_components=d).fit(train).transform(test)
+    sk = make_pipeline(Normalizer(), PCA(n_components=d, whiten=True), Normalizer()).fit(train)
+    theirs = sk.transform(test)
+    assert ours.shape == (30, d)
+    np.testing.assert_allclose(ours @ ours.T, theirs @ theirs.T, atol=1e-5)
+
+
+def test_whitened_training_set_has_identity_covariance(train_test):
+    train, _ = train_test
+    w = PCAWhitening(n_components=8).fit(train)
+    proj = w.project(train)
+    np.testing.assert_allclose(np.cov(proj, rowvar=False), np.eye(8), atol=1e-8)
+
+
+def test_power_zero_is_plain_pca_rotation(train_test):
+    train, test = train_test
+    full_dim = PCAWhitening(power=0.0).fit(train)  # all components, no scaling: a rotation of centred vectors
+    centred = l2n(test) - full_dim.mean_
+    assert full_dim.n_components_ == 20
+    np.testing.assert_allclose(np.linalg.norm(full_dim.project(test), axis=1), np.linalg.norm(centred, axis=1), rtol=1e-6)
+
+
+def test_usable_in_a_sklearn_pipeline(train_test):
+    train, test = train_test
+    pipe = make_pipeline(PCAWhitening(n_components=4))
+    assert pipe.fit(train).transform(test).shape == (30, 4)
+
+
+def test_too_many_components_is_a_clear_error():
+    x = np.random.default_rng(1).random((10, 50))
+    with pytest.raises(ValueError, match=r"n_components=10 is more than 10 training vectors .* \(at most min\(n - 1, D\) = 9\)"):
+        PCAWhitening(n_components=10).fit(x)
+    with pytest.raises(ValueError, match="at least 2"):
+        PCAWhitening().fit(x[:1])
+
+
+def test_near_zero_eigenvalues_do_not_blow_up():
+    # rank-2 data in 5-D: asking for 4 components would divide by ~0
+    rng = np.random.default_rng(2)
+    x = rng.random((40, 2)) @ rng.random((2, 5))
+    with pytest.raises(ValueError, match="non-zero variance"):
+        PCAWhitening(n_components=4).fit(x)
+    w = PCAWhitening().fit(x)  # default keeps only the useful components
+    assert w.n_components_ <= 2
+    assert np.isfinite(w.transform(x)).all()
+
+
+def test_dimension_mismatch_and_nan_are_reported(train_test):
+    train, _ = train_test
+    w = PCAWhitening(n_components=3).fit(train)
+    with pytest.raises(ValueError, match="dimension 7, but the whitening was fitted on dimension 20"):
+        w.transform(np.ones((2, 7)))
+    with pytest.raises(ValueError, match="NaN"):
+        w.transform(np.full((2, 20), np.nan))
+
+
+def test_all_zero_vector_is_handled_without_nan(train_test):
+    train, _ = train_test
+    out = PCAWhitening(n_components=3).fit(train).transform(np.zeros((1, 20)))
+    assert np.isfinite(out).all()
+
+
+def test_region_whitening_sums_whitened_regions(train_test):
+    train, test = train_test
+    w = PCAWhitening(n_components=6).fit(train)
+    regions = test[:6].reshape(2, 3, 20)
+    expected = l2n(w.transform(regions.reshape(6, 20)).reshape(2, 3, 6).sum(axis=1))
+    np.testing.assert_allclose(w.transform_regions(regions), expected, rtol=1e-6)
+    with pytest.raises(ValueError, match="n_images, n_regions, dim"):
+        w.transform_regions(test)
