@@ -1,0 +1,97 @@
+"""The project's metadata stays coherent: environment.yml mirrors pyproject.toml, layers import one way."""
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+tomllib = pytest.importorskip("tomllib")
+yaml = pytest.importorskip("yaml")
+
+# PyPI name → conda-forge name, where they differ
+CONDA_NAMES = {"torch": "pytorch"}
+
+
+def split_requirement(req: str) -> tuple[str, str]:
+    match = re.match(r"^\s*([A-Za-z0-9_.\-]+)\s*(.*)$", req)
+    return match.group(1).lower().replace("_", "-"), match.group(2).replace(" ", "")
+
+
+def pyproject_requirements() -> dict[str, str]:
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = meta["dependencies"] + meta["optional-dependencies"]["dev"]
+    return dict(split_requirement(r) for r in reqs)
+
+
+def environment_requirements() -> dict[str, str]:
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    out = {}
+    for dep in env["dependencies"]:
+        if isinstance(dep, dict):
+            for pip_dep in dep["pip"]:
+                if not pip_dep.startswith("-e"):
+                    name, spec = split_requirement(pip_dep)
+                    out[name] = spec
+        else:
+            name, spec = split_requirement(dep)
+            out[name] = spec
+    return out
+
+
+def test_environment_yml_has_every_pyproject_requirement_with_the_same_bounds():
+    env = environment_requirements()
+    for name, spec in pyproject_requirements().items():
+        conda = CONDA_NAMES.get(name, name)
+        assert conda in env, f"{name} is in pyproject.toml but not in environment.yml"
+        assert env[conda] == spec, f"{name}: pyproject.toml says {spec!r}, environment.yml {env[conda]!r}"
+
+
+def test_environment_yml_has_nothing_pyproject_lacks():
+    known = {CONDA_NAMES.get(n, n) for n in pyproject_requirements()} | {"python", "pip"}
+    assert set(environment_requirements()) <= known
+
+
+def test_no_requirement_asks_for_a_newer_torch_than_2_14_1():
+    reqs = pyproject_requirements()
+    assert not re.search(r"(==|>=|>)\s*2\.(1[5-9]|[2-9]\d)", reqs["torch"])
+
+
+LAYERS = ["paths", "backbones", "features", "pooling", "whitening", "search", "evaluation",
+          "datasets", "pipeline", "viz", "widgets", "exercises", "talk", "cli"]
+
+
+def imported_cbir_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("cbir_lab."):
+            names.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            names |= {a.name.split(".")[1] for a in node.names if a.name.startswith("cbir_lab.")}
+    return names
+
+
+def test_lower_stages_never_import_higher_ones():
+    pkg = ROOT / "cbir_lab"
+    for path in pkg.rglob("*.py"):
+        rel = path.relative_to(pkg)
+        layer = rel.parts[0].removesuffix(".py")
+        if layer not in LAYERS:
+            continue
+        for imported in imported_cbir_modules(path):
+            if imported in LAYERS:
+                assert LAYERS.index(imported) <= LAYERS.index(layer), f"{rel} (layer {layer}) imports cbir_lab.{imported}"
+
+
+def test_every_module_has_a_docstring_and_all():
+    for path in (ROOT / "cbir_lab").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        assert ast.get_docstring(tree), f"{path.relative_to(ROOT)} has no module docstring"
+        if path.name != "__main__.py":
+            assert any(
+                isinstance(n, (ast.Assign, ast.AnnAssign))
+                and any(getattr(t, "id", None) == "__all__" for t in (n.targets if isinstance(n, ast.Assign) else [n.target]))
+                for n in tree.body
+            ), f"{path.relative_to(ROOT)} has no __all__"
