@@ -1,0 +1,136 @@
+"""The ``cbir-lab`` console script.
+
+* ``cbir-lab demo``: the whole pipeline on a dataset (the embedded one by
+  default, offline), printing mAP for SPoC, MAC, R-MAC and GeM without and
+  with PCA-whitening, and saving a figure of a query's top results.
+* ``cbir-lab datasets``: every dataset with its state, size and licence.
+* ``cbir-lab present``: the talk-mode demo in the browser, served by Voila
+  (:mod:`cbir_lab.talk`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["main", "run_demo"]
+
+
+def _unique_path(path: Path) -> Path:
+    """``path``, or ``stem-1.png``, ``stem-2.png``… so that an existing file is never overwritten."""
+    if not path.exists():
+        return path
+    for i in range(1, 10_000):
+        candidate = path.with_name(f"{path.stem}-{i}{path.suffix}")
+        if not candidate.exists():
+            return candidate
+    raise FileExistsError(f"too many files named like {path}")
+
+
+def _typical_query(ds, q, db) -> int:
+    """The query whose GeM AP is closest to the median AP: a figure with hits and misses, not a showcase."""
+    from cbir_lab.evaluation import compute_map
+    from cbir_lab.search import rank
+
+    if not ds.has_ground_truth or ds.protocol == "revisited":
+        return 0
+    aps = compute_map(rank(q, db), ds.gnd).aps
+    scored = np.flatnonzero(~np.isnan(aps))
+    return int(scored[np.argmin(np.abs(aps[scored] - np.median(aps[scored])))])
+
+
+def run_demo(
+    dataset: str | None = None,
+    backbone: str = "efficientnet_lite0",
+    max_side: int = 384,
+    figure: str | Path = "cbir-lab-demo.png",
+    query: int | None = None,
+    out=None,
+) -> dict:
+    """Run the demo; returns the score rows and the figure's path."""
+    out = sys.stdout if out is None else out
+    from cbir_lab.datasets import load_dataset
+    from cbir_lab.evaluation import CannotScoreError
+    from cbir_lab.pipeline import evaluate_methods, extract_dataset, format_scores, global_descriptors
+    from cbir_lab.search import rank, similarities
+    from cbir_lab.viz import plot_ranking
+
+    start = time.perf_counter()
+    ds = load_dataset(dataset)
+    print(ds.summary(), file=out)
+    features = extract_dataset(ds, backbone, max_side=max_side)
+    t_extract = time.perf_counter() - start
+    rows = []
+    if ds.has_ground_truth:
+        whitening = (False, True) if ds.train_images else (False,)
+        if not ds.train_images:
+            print("(no separate training split: PCA-whitening is skipped)", file=out)
+        rows = evaluate_methods(features, whitening=whitening)
+        print(f"\nmAP on {ds.name} ({backbone}, max side {max_side}):", file=out)
+        print(format_scores(rows), file=out)
+    else:
+        print(f"{ds.name} has no ground truth: showing rankings only, not scores.", file=out)
+
+    q, db = global_descriptors(features, "GeM")
+    if query is None:
+        query = _typical_query(ds, q, db)
+    if not 0 <= query < ds.n_queries:
+        raise ValueError(f"--query must be in 0..{ds.n_queries - 1}, got {query}")
+    ranking = rank(q[query : query + 1], db, k=8)[:, 0]
+    scores = similarities(q[query : query + 1], db[ranking])[0]
+    gnd = ds.gnd[query] if ds.gnd is not None else None
+    fig = plot_ranking(ds.queries()[query], ds.db_images, ranking, gnd, k=8, scores=scores,
+                       title=f"{ds.name}: query {query}, GeM top 8")
+    path = _unique_path(Path(figure))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    total = time.perf_counter() - start
+    print(f"\nSaved the top results of query {query} to {path}", file=out)
+    print(f"Time: {total:.1f} s ({t_extract:.1f} s loading data and extracting features)", file=out)
+    return {"rows": rows, "figure": path, "seconds": total}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cbir-lab", description="Content-based image retrieval with CNN features: the course's tools.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="run the whole pipeline and print mAP per method")
+    demo.add_argument("--dataset", default=None, help="a benchmark name or a folder of images (default: the embedded dataset)")
+    demo.add_argument("--backbone", default="efficientnet_lite0")
+    demo.add_argument("--max-side", type=int, default=384, help="long side of the images fed to the network")
+    demo.add_argument("--figure", default="cbir-lab-demo.png", help="where to save the figure (never overwritten)")
+    demo.add_argument("--query", type=int, default=None, help="which query to show in the figure (default: the one with the median AP)")
+    sub.add_parser("datasets", help="list the datasets and whether they are present")
+    present = sub.add_parser("present", help="full-screen retrieval demo for a talk, served with Voila")
+    present.add_argument("--dataset", default=None, help="a benchmark name or a folder of images (default: the embedded dataset)")
+    present.add_argument("--port", type=int, default=8866, help="the port to serve on (default: 8866)")
+    present.add_argument("--no-browser", action="store_true", help="do not open a web browser")
+    present.add_argument("--theme", choices=("light", "dark"), default="light")
+    args = parser.parse_args(argv)
+
+    from cbir_lab.backbones import WeightsUnavailableError
+    from cbir_lab.datasets.download import DatasetError
+    from cbir_lab.features import ImageLoadError
+
+    try:
+        if args.command == "demo":
+            run_demo(args.dataset, args.backbone, args.max_side, args.figure, args.query)
+        elif args.command == "datasets":
+            from cbir_lab.datasets import format_datasets
+
+            print(format_datasets())
+        elif args.command == "present":
+            from cbir_lab.talk import present
+
+            return present(args.dataset, args.port, not args.no_browser, args.theme)
+    except (WeightsUnavailableError, DatasetError, ImageLoadError, FileNotFoundError, NotADirectoryError, ValueError, ImportError) as err:
+        print(f"cbir-lab {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

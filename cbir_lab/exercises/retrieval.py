@@ -1,0 +1,373 @@
+"""Self-checks for lessons 4 (retrieval) and 5 (the papers' benchmarks).
+
+Lesson 4:
+
+* :func:`check_average_precision`: ``ap_fn(ranking, positives, junk) -> float``,
+  AP by the trapezoid rule with junk removed, as the Revisiting Oxford & Paris
+  reference code (:func:`cbir_lab.evaluation.average_precision`). Recognises a
+  forgotten junk removal, dividing by the positives *found*, the textbook
+  (non-interpolated) AP, 1-based positions and percentages.
+* :func:`check_query_expansion`: ``aqe_fn(query_vecs, db_vecs, k) -> (n_q, D)``,
+  average query expansion (:func:`cbir_lab.search.average_query_expansion`).
+  Recognises a missing final L2, a forgotten query, the k *least* similar
+  images, k ± 1 neighbours.
+
+Lesson 5:
+
+* :func:`check_holidays_gnd`: ``gnd_fn(names) -> (query_indices, gnd)``, the
+  INRIA Holidays protocol from file names (as
+  :func:`cbir_lab.datasets.benchmarks.holidays_dataset`).
+* :func:`check_revisited_gnd`: ``gnd_fn(gnd, setting) -> list of {'ok', 'junk'}``,
+  the Easy / Medium / Hard protocols (:func:`cbir_lab.evaluation.revisited_gnd`).
+
+Each check returns a :class:`~cbir_lab.exercises._feedback.CheckResult` and
+prints its feedback; a stub that raises ``NotImplementedError`` gets a hint,
+never an error, so the notebooks run top to bottom.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from cbir_lab.evaluation import average_precision, positive_positions, revisited_gnd
+from cbir_lab.exercises._feedback import CheckResult, not_implemented, report
+from cbir_lab.search import alpha_query_expansion, average_query_expansion, rank
+
+__all__ = [
+    "AP_CASES",
+    "check_average_precision",
+    "check_query_expansion",
+    "check_holidays_gnd",
+    "check_revisited_gnd",
+    "holidays_example_names",
+    "revisited_example_gnd",
+]
+
+# ---------------------------------------------------------------- average precision
+
+#: Hand-checkable cases: (what it tests, ranking, positives, junk, expected AP).
+AP_CASES: list[tuple[str, list[int], list[int], list[int], float]] = [
+    ("one positive, ranked first", [0, 1, 2, 3], [0], [], 1.0),
+    # positives at 0-based positions 1 and 3: ((0/1 + 1/2)/2 + (1/3 + 2/4)/2) / 2 = 1/3
+    ("two positives at ranks 2 and 4", [5, 0, 6, 1], [0, 1], [], 1.0 / 3.0),
+    # the junk image 9 is removed first, so the positives sit at positions 0 and 1
+    ("junk ranked before the positives", [9, 0, 1, 4], [0, 1], [9], 1.0),
+    # a truncated ranking finds 1 of 3 positives: (1 + 1)/2 / 3
+    ("two of three positives missing from the ranking", [0, 7], [0, 1, 2], [], 1.0 / 3.0),
+    # junk between positives: ranking after junk removal is [0, 6, 1]
+    ("junk between the positives", [0, 9, 6, 1], [0, 1], [9], (1.0 + (1 / 2 + 2 / 3) / 2) / 2),
+]
+
+
+def _trapezoid_variant(ranking, positives, junk, remove_junk=True, by_found=False, p0_rule=True, p1_rule=True,
+                       one_based=False) -> float:
+    """AP with one of the usual slips switched on (for diagnosing a student's function)."""
+    pos = positive_positions(np.asarray(ranking), positives, junk if remove_junk else ())
+    pos = np.asarray(pos, dtype=np.float64) + (1 if one_based else 0)
+    j = np.arange(len(pos), dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p0 = np.where(pos == 0, 1.0, j / np.where(pos == 0, 1.0, pos))
+    p1 = (j + 1) / (pos + 1)
+    if p0_rule and p1_rule:
+        terms = (p0 + p1) / 2
+    else:
+        terms = p1 if p1_rule else p0
+    denominator = max(len(pos), 1) if by_found else len(positives)
+    return float(terms.sum() / denominator)
+
+
+_AP_SLIPS: list[tuple[str, dict, str]] = [
+    ("junk_kept", {"remove_junk": False},
+     "the junk images still count as negatives. Remove them from the ranking first: each positive moves up by "
+     "the number of junk images ranked before it."),
+    ("by_found", {"by_found": True},
+     "you divided by the number of positives *found* in the ranking. Divide by all positives of the ground truth: "
+     "a positive the ranking misses counts as precision 0."),
+    ("textbook", {"p0_rule": False},
+     "this is the textbook AP (the mean of the precision at each positive). The reference code uses the trapezoid "
+     "rule: average the precision just before (j / r) and at (j + 1) / (r + 1) each positive."),
+    ("p0_only", {"p1_rule": False},
+     "you only used the precision just *before* each positive (j / r); average it with the precision at the "
+     "positive, (j + 1) / (r + 1)."),
+    ("one_based", {"one_based": True},
+     "your positions look 1-based. With 0-based positions r, the precision at the j-th positive (0-based) is "
+     "(j + 1) / (r + 1), and the one before it is j / r (1 when r = 0)."),
+]
+
+
+def check_average_precision(ap_fn: Callable[[Sequence[int], Sequence[int], Sequence[int]], float],
+                            verbose: bool = True) -> CheckResult:
+    """Check ``ap_fn(ranking, positives, junk) -> float`` on :data:`AP_CASES` and a random case.
+
+    The reference is the Revisiting Oxford & Paris ``compute_map``: remove junk,
+    then AP = Σ_j (p0 + p1) / 2 / n_positives over the positives found, with
+    p0 = j / r (1 if r = 0) and p1 = (j + 1) / (r + 1) at 0-based position r.
+
+    Args:
+        ap_fn: the student's function; ``ranking`` is a list of database indices,
+            best first; ``positives`` and ``junk`` are lists of indices.
+        verbose: print the feedback.
+
+    Returns:
+        The :class:`CheckResult`; ``failures`` names the slip (``junk_kept``,
+        ``by_found``, ``textbook``, ``p0_only``, ``one_based``, ``percent``, ``wrong``, ``error``).
+    """
+    name = "average precision"
+    rng = np.random.default_rng(0)
+    ranking = rng.permutation(40)
+    random_case = ("a random ranking of 40 images", ranking.tolist(), [3, 17, 22, 31, 35], [5, 8], None)
+    for label, ranking, positives, junk, expected in [*AP_CASES, random_case]:
+        if expected is None:
+            expected = average_precision(positive_positions(np.asarray(ranking), positives, junk), len(positives))
+        try:
+            got = ap_fn(list(ranking), list(positives), list(junk))
+        except NotImplementedError:
+            return report(not_implemented(name, "Remove junk, find the positives' positions, apply the trapezoid rule."), verbose)
+        except Exception as err:
+            msg = f"✗ {name}: ap_fn({ranking}, {positives}, {junk}) raised {type(err).__name__}: {err}"
+            return report(CheckResult(name, False, msg, failures=("error",)), verbose)
+        try:
+            got = float(got)
+        except (TypeError, ValueError):
+            msg = f"✗ {name}: return one number (a float), got {type(got).__name__}"
+            return report(CheckResult(name, False, msg, failures=("type",)), verbose)
+        if abs(got - expected) < 1e-6:
+            continue
+        case = f"case '{label}': ranking={list(ranking)[:12]}{'…' if len(ranking) > 12 else ''}, positives={positives}, junk={junk}"
+        if abs(got - 100 * expected) < 1e-4:
+            key, why = "percent", "you returned a percentage; return AP in [0, 1]."
+        else:
+            key, why = "wrong", f"expected {expected:.4f}, got {got:.4f}."
+            for slip, options, explanation in _AP_SLIPS:
+                if abs(got - _trapezoid_variant(ranking, positives, junk, **options)) < 1e-6:
+                    key, why = slip, f"expected {expected:.4f}, got {got:.4f}: {explanation}"
+                    break
+        return report(CheckResult(name, False, f"✗ {name}, {case}\n  {why}", failures=(key,)), verbose)
+    message = (f"✓ {name}: right on all {len(AP_CASES) + 1} cases, junk and missing positives included. "
+               "It agrees with cbir_lab.evaluation.compute_map, the benchmarks' reference.")
+    return report(CheckResult(name, True, message), verbose)
+
+
+# ---------------------------------------------------------------- query expansion
+
+
+def _qe_data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(1)
+    db = rng.normal(size=(12, 6))
+    db /= np.linalg.norm(db, axis=1, keepdims=True)
+    queries = db[[0, 5]] + 0.3 * rng.normal(size=(2, 6))
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    return queries.astype(np.float32), db.astype(np.float32)
+
+
+def _l2(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def check_query_expansion(aqe_fn: Callable[[np.ndarray, np.ndarray, int], np.ndarray], verbose: bool = True) -> CheckResult:
+    r"""Check ``aqe_fn(query_vecs, db_vecs, k) -> (n_q, D)``: average query expansion.
+
+    The reference: :math:`q' = \operatorname{L2}(q + \sum_{i \le k} d_i)` over the
+    query's k most similar database vectors (by inner product).
+
+    Args:
+        aqe_fn: the student's function; ``query_vecs`` (n_q, D) and ``db_vecs``
+            (n_db, D) are L2-normalised float32 numpy arrays.
+        verbose: print the feedback.
+
+    Returns:
+        The :class:`CheckResult`; ``failures`` names the slip (``no_l2``,
+        ``no_query``, ``least_similar``, ``unchanged``, ``alpha``, ``k_off``, ``shape``, ``wrong``, ``error``).
+    """
+    name = "average query expansion"
+    queries, db = _qe_data()
+    for k in (1, 3):
+        try:
+            got = aqe_fn(queries.copy(), db.copy(), k)
+        except NotImplementedError:
+            return report(not_implemented(name, "Rank the database, add the top-k vectors to the query, L2-normalise."), verbose)
+        except Exception as err:
+            msg = f"✗ {name}: aqe_fn(query_vecs of shape {queries.shape}, db_vecs of shape {db.shape}, k={k}) raised {type(err).__name__}: {err}"
+            return report(CheckResult(name, False, msg, failures=("error",)), verbose)
+        got = np.asarray(got.detach().cpu().numpy() if hasattr(got, "detach") else got, dtype=np.float64)
+        expected = average_query_expansion(queries, db, k=k).astype(np.float64)
+        if got.shape == expected.shape and np.allclose(got, expected, atol=1e-5):
+            continue
+        where = f"with k={k}"
+        top = rank(queries, db).T  # (n_q, n_db), best first
+        if got.shape != expected.shape:
+            key, why = "shape", (f"return one expanded vector per query, shape {expected.shape}; got {got.shape}. "
+                                 "Keep the query axis: sum the neighbours with axis=1 (or loop over the queries).")
+        else:
+            neighbours = db[top[:, :k]].sum(axis=1)
+            candidates = [
+                ("no_l2", queries + neighbours,
+                 "your vectors are not L2-normalised: divide q + Σ d_i by its norm, so that inner products stay cosines."),
+                ("no_query", _l2(neighbours),
+                 "the query itself is missing: average it *with* its top-k results (q + Σ d_i)."),
+                ("least_similar", _l2(queries + db[top[:, ::-1][:, :k]].sum(axis=1)),
+                 "you added the k *least* similar images: sort the similarities in decreasing order."),
+                ("unchanged", queries, "the query came back unchanged: add its top-k database vectors."),
+                ("alpha", alpha_query_expansion(queries, db, k=k, alpha=3.0),
+                 "that is α-QE (weighted by similarity³); average QE weights every neighbour by 1."),
+            ]
+            candidates += [("k_off", average_query_expansion(queries, db, k=kk), f"you used {kk} neighbours instead of k={k}.")
+                           for kk in (k - 1, k + 1) if kk >= 1]
+            key, why = "wrong", f"expected (first query) {expected[0].round(3)}, got {got[0].round(3)}."
+            for slip, vec, explanation in candidates:
+                if np.allclose(got, vec, atol=1e-5):
+                    key, why = slip, explanation
+                    break
+        return report(CheckResult(name, False, f"✗ {name} {where}: {why}", failures=(key,)), verbose)
+    message = f"✓ {name}: right for k = 1 and k = 3 on {len(queries)} queries."
+    return report(CheckResult(name, True, message), verbose)
+
+
+# ---------------------------------------------------------------- Holidays protocol
+
+
+def holidays_example_names() -> list[str]:
+    """Twelve Holidays-style file names in 4 groups (sorted, as on disk)."""
+    return ["100000.jpg", "100001.jpg", "100002.jpg", "100100.jpg", "100101.jpg",
+            "100200.jpg", "100201.jpg", "100202.jpg", "100203.jpg", "124000.jpg", "124001.jpg", "124002.jpg"]
+
+
+def _holidays_reference(names: Sequence[str]) -> tuple[list[int], list[dict]]:
+    groups: dict[str, list[int]] = {}
+    for i, n in enumerate(names):
+        groups.setdefault(n[:4], []).append(i)
+    queries = [members[0] for members in groups.values()]
+    gnd = [{"ok": [i for i in groups[names[q][:4]] if i != q], "junk": [q]} for q in queries]
+    return queries, gnd
+
+
+def _as_index_set(values) -> set[int]:
+    return {int(v) for v in np.asarray(list(values)).ravel()}
+
+
+def check_holidays_gnd(gnd_fn: Callable[[Sequence[str]], tuple[Sequence[int], Sequence[dict]]], verbose: bool = True) -> CheckResult:
+    """Check ``gnd_fn(names) -> (query_indices, gnd)``: the Holidays protocol from file names.
+
+    The protocol (Jégou et al. 2008): the first 4 digits of a name are its group;
+    each group's first image (``NNNN00.jpg``) is a query; the database is every
+    image, so the query is in it: its positives are the *other* images of its
+    group, and the query itself is junk (removed from its own ranking).
+
+    Args:
+        gnd_fn: the student's function; ``names`` are sorted file names.
+        verbose: print the feedback.
+
+    Returns:
+        The :class:`CheckResult`.
+    """
+    name = "Holidays ground truth"
+    cases = [holidays_example_names(), ["200000.jpg", "200001.jpg", "200100.jpg", "200101.jpg", "200102.jpg", "200103.jpg"]]
+    for names in cases:
+        try:
+            out = gnd_fn(list(names))
+        except NotImplementedError:
+            return report(not_implemented(name, "Group the names by their first 4 digits; each group's first image is a query."), verbose)
+        except Exception as err:
+            msg = f"✗ {name}: gnd_fn({names[:3]}…) raised {type(err).__name__}: {err}"
+            return report(CheckResult(name, False, msg, failures=("error",)), verbose)
+        exp_queries, exp_gnd = _holidays_reference(names)
+        try:
+            queries, gnd = out
+            queries = [int(q) for q in queries]
+            gnd = list(gnd)
+        except (TypeError, ValueError):
+            msg = f"✗ {name}: return a pair (query_indices, gnd), got {type(out).__name__}"
+            return report(CheckResult(name, False, msg, failures=("type",)), verbose)
+        where = f"for the names {names}"
+        if queries != exp_queries:
+            if len(queries) == len(names):
+                key, why = "all_queries", f"every image became a query; only each group's first image is (expected {exp_queries})."
+            else:
+                key, why = "queries", (f"expected the queries {exp_queries} (the first image of each group, "
+                                       f"group = first 4 digits), got {queries}.")
+            return report(CheckResult(name, False, f"✗ {name} {where}: {why}", failures=(key,)), verbose)
+        if len(gnd) != len(exp_gnd) or not all(isinstance(g, dict) and "ok" in g for g in gnd):
+            why = f"gnd must hold one dict with 'ok' and 'junk' per query ({len(exp_gnd)} of them)."
+            return report(CheckResult(name, False, f"✗ {name} {where}: {why}", failures=("format",)), verbose)
+        for q, g, e in zip(queries, gnd, exp_gnd):
+            ok, junk = _as_index_set(g["ok"]), _as_index_set(g.get("junk", []))
+            if ok == set(e["ok"]) and junk == set(e["junk"]):
+                continue
+            if q in ok:
+                key, why = "query_positive", (f"query {q} is among its own positives. It is in the database too, so it "
+                                              "would always be found first and inflate AP: make it junk instead.")
+            elif ok == set(e["ok"]) and not junk:
+                key, why = "no_junk", (f"query {q} is not marked junk. It is in the database, and it is not a positive, "
+                                       "so it would count as a wrong result ranked first: put it in 'junk'.")
+            else:
+                key, why = "wrong", f"for query {q} expected ok={e['ok']}, junk={e['junk']}; got ok={sorted(ok)}, junk={sorted(junk)}."
+            return report(CheckResult(name, False, f"✗ {name} {where}: {why}", failures=(key,)), verbose)
+    message = f"✓ {name}: right on {len(cases)} name lists. It matches cbir_lab.datasets.benchmarks.holidays_dataset."
+    return report(CheckResult(name, True, message), verbose)
+
+
+# ---------------------------------------------------------------- revisited protocols
+
+
+def revisited_example_gnd() -> list[dict]:
+    """Two queries in the revisited format (indices into a 10-image database)."""
+    return [{"easy": [0, 1], "hard": [2], "junk": [3]}, {"easy": [4], "hard": [5, 6], "junk": []}]
+
+
+def check_revisited_gnd(gnd_fn: Callable[[Sequence[dict], str], Sequence[dict]], verbose: bool = True) -> CheckResult:
+    """Check ``gnd_fn(gnd, setting) -> [{'ok', 'junk'}, ...]`` for Easy, Medium and Hard.
+
+    * easy: ok = easy; junk = junk + hard (a hard positive is not held against a method).
+    * medium: ok = easy + hard; junk = junk.
+    * hard: ok = hard; junk = junk + easy (the easy ones are neither rewarded nor punished).
+
+    Args:
+        gnd_fn: the student's function; ``gnd`` has ``'easy'``, ``'hard'``, ``'junk'`` per query.
+        verbose: print the feedback.
+
+    Returns:
+        The :class:`CheckResult`.
+    """
+    name = "revisited protocols"
+    gnd = revisited_example_gnd()
+    for setting in ("easy", "medium", "hard"):
+        try:
+            out = gnd_fn([dict(g) for g in gnd], setting)
+        except NotImplementedError:
+            return report(not_implemented(name, "Build 'ok' and 'junk' from 'easy', 'hard' and 'junk' for the setting."), verbose)
+        except Exception as err:
+            msg = f"✗ {name}: gnd_fn(gnd, {setting!r}) raised {type(err).__name__}: {err}"
+            return report(CheckResult(name, False, msg, failures=("error",)), verbose)
+        expected = revisited_gnd(gnd, setting)
+        try:
+            got = [(_as_index_set(g["ok"]), _as_index_set(g.get("junk", []))) for g in out]
+        except (TypeError, KeyError):
+            msg = f"✗ {name} ({setting}): return one dict with 'ok' and 'junk' per query."
+            return report(CheckResult(name, False, msg, failures=("format",)), verbose)
+        if len(got) != len(expected):
+            msg = f"✗ {name} ({setting}): expected {len(expected)} queries, got {len(got)}."
+            return report(CheckResult(name, False, msg, failures=("format",)), verbose)
+        for q, ((ok, junk), e) in enumerate(zip(got, expected)):
+            if ok == set(e["ok"]) and junk == set(e["junk"]):
+                continue
+            g = gnd[q]
+            easy, hard = set(g["easy"]), set(g["hard"])
+            if setting == "easy" and ok == easy and not hard <= junk:
+                key, why = "hard_not_junk", ("in Easy the hard positives must be junk: otherwise a method that finds them "
+                                             "is punished for it, as if they were wrong.")
+            elif setting == "hard" and ok == hard and not easy <= junk:
+                key, why = "easy_not_junk", ("in Hard the easy positives must be junk: they are neither the goal nor wrong, "
+                                             "so they are removed from the ranking.")
+            elif setting == "medium" and ok == easy:
+                key, why = "medium_without_hard", "in Medium both easy and hard images are positives."
+            elif setting == "medium" and (easy | hard) & junk:
+                key, why = "medium_positives_junk", "in Medium no positive is junk: junk is only the original 'junk' list."
+            elif setting != "medium" and ok == easy | hard:
+                key, why = "all_positives", f"in {setting.capitalize()} only the {setting} images are positives."
+            else:
+                key, why = "wrong", f"query {q}: expected ok={e['ok']}, junk={e['junk']}; got ok={sorted(ok)}, junk={sorted(junk)}."
+            return report(CheckResult(name, False, f"✗ {name} ({setting}): {why}", failures=(key,)), verbose)
+    message = f"✓ {name}: Easy, Medium and Hard are right. They match cbir_lab.evaluation.revisited_gnd."
+    return report(CheckResult(name, True, message), verbose)

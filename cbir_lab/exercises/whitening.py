@@ -1,0 +1,126 @@
+"""Self-check for lesson 3 (PCA-whitening): whiten with numpy.
+
+:func:`check_whitening` compares a student's ``whiten_fn(train, x, d)`` with
+:class:`cbir_lab.whitening.PCAWhitening` on synthetic data. Eigenvectors are
+only defined up to sign, so it compares what retrieval uses, the inner products
+between the whitened vectors, and it recognises the usual slips: no final L2,
+plain PCA, dividing by λ instead of √λ, no centring, no first L2, the smallest
+eigenvectors (``np.linalg.eigh`` sorts ascending), or learning on ``x``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from cbir_lab.exercises._feedback import CheckResult, not_implemented, report
+from cbir_lab.whitening import PCAWhitening, l2n
+
+__all__ = ["check_whitening", "whitening_test_data"]
+
+
+def whitening_test_data(seed: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
+    """Synthetic descriptors with a few dominant directions, like pooled CNN features.
+
+    Returns:
+        (train (80, 12), x (9, 12), d = 5): non-negative, unnormalised, float64.
+    """
+    rng = np.random.default_rng(seed)
+    scales = np.geomspace(4.0, 0.2, 12)
+    basis, _ = np.linalg.qr(rng.normal(size=(12, 12)))
+    train = np.abs(rng.normal(size=(80, 12)) * scales @ basis.T + 3.0)
+    x = np.abs(rng.normal(size=(9, 12)) * scales @ basis.T + 3.0)
+    return train, x, 5
+
+
+def _eig(train: np.ndarray, l2_first: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, eigenvalues (descending) and eigenvectors (columns) of the training covariance."""
+    data = l2n(train) if l2_first else train
+    mean = data.mean(axis=0)
+    values, vectors = np.linalg.eigh(np.cov(data - mean, rowvar=False))
+    order = np.argsort(values)[::-1]
+    return mean, values[order], vectors[:, order]
+
+
+def _variant(train, x, d, *, power=0.5, center=True, l2_first=True, l2_last=True, smallest=False) -> np.ndarray:
+    mean, values, vectors = _eig(train, l2_first)
+    keep = slice(len(values) - d, None) if smallest else slice(0, d)
+    data = l2n(x) if l2_first else x
+    projected = (data - (mean if center else 0.0)) @ vectors[:, keep] / values[keep] ** power
+    return l2n(projected) if l2_last else projected
+
+
+def _gram(v: np.ndarray) -> np.ndarray:
+    return v @ v.T
+
+
+def check_whitening(whiten_fn: Callable[[np.ndarray, np.ndarray, int], np.ndarray], verbose: bool = True) -> CheckResult:
+    r"""Check ``whiten_fn(train, x, d) -> (len(x), d)``: L2 → centre → PCA-whiten to d dims → L2, learned on ``train``.
+
+    .. math:: x \mapsto \operatorname{L2}\big(\operatorname{diag}(\lambda_{1..d})^{-1/2} U_{:,1..d}^\top(\operatorname{L2}(x) - m)\big)
+
+    Args:
+        whiten_fn: the student's function; ``train`` (n, D) and ``x`` (m, D) are
+            unnormalised float64 arrays.
+        verbose: print the feedback.
+
+    Returns:
+        The :class:`CheckResult`.
+    """
+    name = "PCA-whitening"
+    train, x, d = whitening_test_data()
+    try:
+        out = whiten_fn(train.copy(), x.copy(), d)
+    except NotImplementedError:
+        return report(not_implemented(name, "Learn the mean and eigenvectors on `train`, then whiten `x` to d dimensions."), verbose)
+    except Exception as err:
+        msg = f"✗ {name}: whiten_fn(train {train.shape}, x {x.shape}, d={d}) raised {type(err).__name__}: {err}"
+        return report(CheckResult(name, False, msg, failures=("error",)), verbose)
+    out = np.asarray(out, dtype=np.float64)
+    expected = PCAWhitening(n_components=d).fit(train).transform(x).astype(np.float64)
+    if out.shape != expected.shape:
+        hint = ""
+        if out.shape == (x.shape[0], x.shape[1]):
+            hint = " You kept every dimension: keep only the d eigenvectors with the largest eigenvalues."
+        elif out.shape == expected.shape[::-1]:
+            hint = " It is transposed: one row per vector of x."
+        msg = f"✗ {name}: expected shape {expected.shape} (one row of d = {d} numbers per vector of x), got {out.shape}.{hint}"
+        return report(CheckResult(name, False, msg, failures=("shape",)), verbose)
+    if not np.isfinite(out).all():
+        msg = f"✗ {name}: your result has NaN or inf. Did you divide by a zero eigenvalue, or normalise a zero vector?"
+        return report(CheckResult(name, False, msg, failures=("nan",)), verbose)
+
+    def same(candidate: np.ndarray) -> bool:
+        return bool(np.allclose(_gram(out), _gram(candidate), atol=1e-6))
+
+    if same(expected):
+        message = (f"✓ {name}: your vectors give the same similarities as PCAWhitening(n_components={d}) "
+                   "(eigenvector signs are arbitrary, so we compare inner products).")
+        return report(CheckResult(name, True, message), verbose)
+    norms = np.linalg.norm(out, axis=1)
+    diagnoses = [
+        ("no_l2_last", not np.allclose(norms, 1.0, atol=1e-6) and same(l2n(out)),
+         "right directions, but the rows are not unit length: L2-normalise after whitening."),
+        ("pca_only", same(_variant(train, x, d, power=0.0)),
+         "this is plain PCA (a rotation): divide each coordinate by √λ of its component to whiten."),
+        ("power_one", same(_variant(train, x, d, power=1.0)),
+         "you divided by λ; whitening divides by √λ (the standard deviation), i.e. λ ** 0.5."),
+        ("smallest", same(_variant(train, x, d, smallest=True)),
+         "you kept the d *smallest* eigenvalues. np.linalg.eigh sorts them ascending: reverse the order first."),
+        ("no_center", same(_variant(train, x, d, center=False)),
+         "subtract the training mean m before projecting."),
+        ("no_l2_first", same(_variant(train, x, d, l2_first=False)),
+         "L2-normalise the vectors (train and x) *before* learning and applying the whitening."),
+        ("fit_on_x", same(PCAWhitening(n_components=d).fit(x).transform(x)),
+         "you learned the whitening on x itself. Learn it on `train` (a separate set) and apply it to x."),
+    ]
+    for key, hit, why in diagnoses:
+        if hit:
+            return report(CheckResult(name, False, f"✗ {name}: {why}", failures=(key,)), verbose)
+    if not np.allclose(norms, 1.0, atol=1e-6):
+        msg = f"✗ {name}: the rows should have unit length after the final L2; yours have norms {norms[:3].round(3)}…"
+        return report(CheckResult(name, False, msg, failures=("no_l2_last",)), verbose)
+    msg = (f"✗ {name}: the similarities between your whitened vectors differ from PCAWhitening's "
+           f"(e.g. first pair: expected {_gram(expected)[0, 1]:.4f}, got {_gram(out)[0, 1]:.4f}).")
+    return report(CheckResult(name, False, msg, failures=("wrong",)), verbose)

@@ -1,0 +1,268 @@
+"""Figures for lesson 1 (feature maps): what a conv feature map is and how big it is.
+
+* :func:`network_input` gives the resized image the network sees, and
+  :func:`layer_feature_maps` the maps of every selectable layer of a backbone in
+  one forward pass (forward hooks), so a widget can switch layers for free.
+* :func:`measure_map_sizes` runs the backbone on blank inputs of several sizes,
+  to compare the measured map size with ⌈H / stride⌉.
+* :func:`plot_map_sizes`, :func:`plot_cell_grid`, :func:`plot_channels` and
+  :func:`plot_channel` draw the figures; each returns a
+  :class:`matplotlib.figure.Figure` and never shows it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from PIL import Image
+
+from cbir_lab.backbones import Backbone
+from cbir_lab.features import ImageItem, load_image, prepare_image, resized_size
+
+__all__ = [
+    "network_input",
+    "layer_feature_maps",
+    "measure_map_sizes",
+    "strongest_channels",
+    "plot_map_sizes",
+    "plot_cell_grid",
+    "plot_channels",
+    "plot_channel",
+]
+
+
+def network_input(item: ImageItem, max_side: int = 384, stride: int = 32) -> np.ndarray:
+    """The image as the network sees it: resized to ``max_side``, aspect kept (no normalisation).
+
+    Args:
+        item: a path, PIL image or (path, bbox) (see :func:`cbir_lab.features.load_image`).
+        max_side: the long side in pixels.
+        stride: the smallest allowed short side.
+
+    Returns:
+        uint8 array (H, W, 3).
+    """
+    image = load_image(item)
+    size = resized_size(*image.size, max_side=max_side, min_side=stride)
+    if size != image.size:
+        image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=None)
+    return np.asarray(image)
+
+
+def _layer_modules(backbone: Backbone) -> dict[str, torch.nn.Module]:
+    """The module whose output is each selectable layer's map, for the layers this backbone computes."""
+    body = backbone.body
+    modules: dict[str, torch.nn.Module] = {}
+    if backbone.name.startswith("efficientnet"):
+        for k, block in enumerate(body.blocks):
+            modules[f"blocks.{k}"] = block
+    elif backbone.name == "vgg16":
+        relu_index = {"conv1_2": 3, "conv2_2": 8, "conv3_3": 15, "conv4_3": 22, "conv5_3": 29}
+        modules = {name: body[i] for name, i in relu_index.items() if i < len(body)}
+    elif backbone.name.startswith("resnet"):
+        modules = {f"layer{k}": body[3 + k] for k in range(1, 5) if 3 + k < len(body)}
+    modules[backbone.layer] = body
+    return modules
+
+
+def layer_feature_maps(backbone: Backbone, item: ImageItem, max_side: int = 384) -> dict[str, np.ndarray]:
+    """Every layer's feature map of one image, from one forward pass.
+
+    Args:
+        backbone: from :func:`cbir_lab.backbones.load_backbone` (the deepest layer
+            you want; shallower layers come with it).
+        item: the image.
+        max_side: the long side fed to the network.
+
+    Returns:
+        layer name → float32 array (C, H', W'), shallow to deep. EfficientNet's
+        ``blocks.k`` maps are linear projections and can be negative;
+        ``conv_head`` is post-activation.
+    """
+    tensor = prepare_image(load_image(item), backbone, max_side).unsqueeze(0).to(backbone.device)
+    outputs: dict[str, torch.Tensor] = {}
+    hooks = []
+    for name, module in _layer_modules(backbone).items():
+        hooks.append(module.register_forward_hook(lambda _m, _i, out, name=name: outputs.__setitem__(name, out)))
+    try:
+        with torch.inference_mode():
+            backbone(tensor)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    order = list(_layer_modules(backbone))
+    return {name: outputs[name][0].float().cpu().numpy() for name in order if name in outputs}
+
+
+def measure_map_sizes(backbone: Backbone, sides: Sequence[int], width: int = 64) -> list[tuple[int, int]]:
+    """The (H', W') the backbone outputs for blank inputs of height ``side`` and a fixed width.
+
+    Args:
+        backbone: any backbone.
+        sides: input heights in pixels.
+        width: the input width (kept small: only the height varies).
+
+    Returns:
+        The measured map sizes, one per side.
+    """
+    sizes = []
+    with torch.inference_mode():
+        for side in sides:
+            x = torch.zeros(1, 3, int(side), int(width), device=backbone.device)
+            sizes.append(tuple(backbone(x).shape[-2:]))
+    return sizes
+
+
+def strongest_channels(fmap: np.ndarray, k: int = 8) -> list[int]:
+    """The k channels with the largest maximum activation, strongest first.
+
+    Ties (common: ReLU6 caps many channels at exactly 6) go to the channel with
+    the larger mean activation, then to the smaller index.
+
+    Args:
+        fmap: (C, H, W).
+        k: how many.
+
+    Returns:
+        Channel indices.
+    """
+    flat = np.asarray(fmap, dtype=np.float64).reshape(fmap.shape[0], -1)
+    order = np.lexsort((np.arange(flat.shape[0]), -flat.mean(axis=1), -flat.max(axis=1)))
+    return [int(c) for c in order[:k]]
+
+
+def plot_map_sizes(sides: Sequence[int], measured: Sequence[tuple[int, int]], stride: int) -> Figure:
+    """Measured map height against input height, with ⌈H/s⌉ and ⌊H/s⌋ drawn for comparison.
+
+    Args:
+        sides: input heights.
+        measured: (H', W') per input, from :func:`measure_map_sizes`.
+        stride: the layer's total stride s.
+
+    Returns:
+        The figure.
+    """
+    sides = np.asarray(sides)
+    fig = Figure(figsize=(6.4, 3.2), layout="constrained")
+    ax = fig.subplots()
+    fine = np.arange(sides.min(), sides.max() + 1)
+    ax.step(fine, np.ceil(fine / stride), where="post", color="#2ca02c", label=f"⌈H / {stride}⌉")
+    ax.step(fine, np.floor(fine / stride), where="post", color="#d62728", ls="--", label=f"⌊H / {stride}⌋")
+    ax.plot(sides, [h for h, _ in measured], "o", color="k", ms=4, label="measured H'")
+    ax.set_xlabel("input height H (pixels)")
+    ax.set_ylabel("feature-map height H' (cells)")
+    ax.set_title(f"Map size follows the stride: each cell covers {stride}×{stride} input pixels")
+    ax.legend(loc="upper left")
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def _draw_cells(ax, map_hw: tuple[int, int], stride: float, color: str = "white") -> None:
+    h, w = map_hw
+    for y in range(h + 1):
+        ax.axhline(y * stride - 0.5, color=color, lw=0.6, alpha=0.8)
+    for x in range(w + 1):
+        ax.axvline(x * stride - 0.5, color=color, lw=0.6, alpha=0.8)
+
+
+def plot_cell_grid(image: np.ndarray, maps: dict[str, np.ndarray]) -> Figure:
+    """The network's input with each layer's grid of map cells drawn over it.
+
+    Args:
+        image: the network input (H, W, 3), from :func:`network_input`.
+        maps: layer name → its map (C, H', W'), e.g. two layers of different stride.
+
+    Returns:
+        The figure, one panel per layer, titled with C × H' × W' and the stride.
+    """
+    fig = Figure(figsize=(3.6 * len(maps), 3.6), layout="constrained")
+    axes = fig.subplots(1, len(maps), squeeze=False)[0]
+    height, width = image.shape[:2]
+    for ax, (name, fmap) in zip(axes, maps.items()):
+        c, h, w = fmap.shape
+        stride = math.ceil(height / h) if h > 1 else height
+        ax.imshow(image)
+        _draw_cells(ax, (h, w), height / h if height % h == 0 else stride)
+        ax.set_xlim(-0.5, width - 0.5)
+        ax.set_ylim(height - 0.5, -0.5)
+        ax.set_title(f"{name}: {c} × {h} × {w}\n≈ {height / h:.0f} px per cell", fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"input {height} × {width} px", fontsize=10)
+    return fig
+
+
+def _overlay(ax, image: np.ndarray, channel_map: np.ndarray, vmax: float | None = None, grid: bool = False) -> None:
+    """Draw a channel over the image: each cell covers (image size / map size) pixels."""
+    height, width = image.shape[:2]
+    h, w = channel_map.shape
+    ax.imshow(image, alpha=0.55)
+    ax.imshow(channel_map, cmap="inferno", alpha=0.6, extent=(-0.5, width - 0.5, height - 0.5, -0.5),
+              interpolation="nearest", vmin=min(0.0, float(channel_map.min())), vmax=vmax)
+    if grid:
+        _draw_cells(ax, (h, w), height / h, color="white")
+    ax.set_xlim(-0.5, width - 0.5)
+    ax.set_ylim(height - 0.5, -0.5)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_channels(image: np.ndarray, fmap: np.ndarray, channels: Sequence[int] | None = None, ncols: int = 4) -> Figure:
+    """Several channels of one map, each drawn over the image.
+
+    Args:
+        image: the network input (H, W, 3).
+        fmap: its feature map (C, H', W').
+        channels: which channels; default the 8 strongest (:func:`strongest_channels`).
+        ncols: panels per row.
+
+    Returns:
+        The figure, one panel per channel, titled with the channel and its maximum.
+    """
+    channels = strongest_channels(fmap, 8) if channels is None else list(channels)
+    nrows = math.ceil(len(channels) / ncols)
+    aspect = image.shape[0] / image.shape[1]
+    fig = Figure(figsize=(2.4 * ncols, 2.4 * nrows * aspect + 0.4), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, c in zip(axes, channels):
+        _overlay(ax, image, fmap[c])
+        ax.set_title(f"channel {c}  (max {fmap[c].max():.1f})", fontsize=9)
+    for ax in axes[len(channels):]:
+        ax.set_axis_off()
+    return fig
+
+
+def plot_channel(image: np.ndarray, fmap: np.ndarray, channel: int, layer: str = "") -> Figure:
+    """One channel: over the image (with its cell grid) and as the raw H'×W' grid of numbers.
+
+    Args:
+        image: the network input (H, W, 3).
+        fmap: the layer's map (C, H', W').
+        channel: which channel.
+        layer: the layer's name, for the title.
+
+    Returns:
+        The figure (two panels).
+    """
+    c, h, w = fmap.shape
+    if not 0 <= channel < c:
+        raise ValueError(f"channel must be in 0..{c - 1} for a map with {c} channels, got {channel}")
+    values = fmap[channel]
+    height, width = image.shape[:2]
+    fig = Figure(figsize=(8.0, 3.6), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    _overlay(left, image, values, grid=max(h, w) <= 48)
+    left.set_title(f"{layer} channel {channel} over the {height}×{width} input", fontsize=10)
+    shown = right.imshow(values, cmap="inferno", interpolation="nearest")
+    fig.colorbar(shown, ax=right, shrink=0.8)
+    y, x = np.unravel_index(int(np.argmax(values)), values.shape)
+    right.plot([x], [y], marker="*", color="cyan", ms=12, mec="k")
+    right.set_title(f"the map itself: {h} × {w} cells (of {c} channels)\nmax {values.max():.2f} at (y={y}, x={x}), "
+                    f"{(values > 0).mean():.0%} of cells > 0", fontsize=10)
+    right.set_xlabel("x (cell)")
+    right.set_ylabel("y (cell)")
+    return fig

@@ -1,0 +1,360 @@
+"""Figures for lesson 2 (pooling): where each pooling takes its value from.
+
+* :func:`pooled_descriptor` pools one (C, H, W) map with the lesson's settings
+  (method, R-MAC levels, centre prior, GeM's p) and L2-normalises it;
+  :func:`pair_similarities` gives the cosine similarities of an anchor image to
+  others under every method.
+* :func:`plot_pooling_channel` shows, for one channel, where MAC's maximum falls,
+  what SPoC sums, the centre-prior weights and the weighted sum;
+  :func:`plot_rmac_grid` draws the R-MAC regions on the image with each region's
+  maximum; :func:`plot_pair_similarities` compares two views of one scene with
+  two different scenes; :func:`plot_method_channel` is the widget's view of one
+  method.
+
+Every plot returns a :class:`matplotlib.figure.Figure` and never shows it.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
+
+from cbir_lab.pooling import center_prior, gem, mac, rmac, rmac_regions, spoc
+from cbir_lab.whitening import l2n
+
+__all__ = [
+    "POOLING_METHODS",
+    "pooled_descriptor",
+    "pair_similarities",
+    "mac_location",
+    "region_maxima",
+    "plot_pooling_channel",
+    "plot_rmac_grid",
+    "plot_method_channel",
+    "plot_pair_similarities",
+    "similarity_gaps",
+]
+
+#: The methods the lesson compares, in display order.
+POOLING_METHODS: tuple[str, ...] = ("SPoC", "MAC", "R-MAC", "GeM")
+
+_LEVEL_COLORS = ("#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
+_REGION_COLORS = ("#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf", "#e377c2", "#bcbd22", "#d62728")
+
+
+def pooled_descriptor(fmap, method: str, levels: int = 3, center: bool = False, p: float = 3.0) -> np.ndarray:
+    """One image's L2-normalised global descriptor under the lesson's settings.
+
+    Args:
+        fmap: feature map (C, H, W), a numpy array or tensor.
+        method: ``"SPoC"``, ``"MAC"``, ``"R-MAC"`` or ``"GeM"``.
+        levels: R-MAC's number of scales.
+        center: SPoC's Gaussian centre prior.
+        p: GeM's power.
+
+    Returns:
+        float32 (C,), unit norm (or zero).
+    """
+    x = torch.as_tensor(np.asarray(fmap, dtype=np.float32)).unsqueeze(0)
+    if method == "SPoC":
+        vec = spoc(x, center_prior=center)
+    elif method == "MAC":
+        vec = mac(x)
+    elif method == "R-MAC":
+        vec = rmac(x, levels=levels)
+    elif method == "GeM":
+        vec = gem(x, p=p)
+    else:
+        raise ValueError(f"unknown method {method!r}; choose one of {POOLING_METHODS}")
+    return l2n(vec[0].numpy()).astype(np.float32)
+
+
+def pair_similarities(maps: Sequence, methods: Sequence[str] = POOLING_METHODS, **settings) -> dict[str, np.ndarray]:
+    """Cosine similarity of the first map's descriptor to each other map's, per method.
+
+    Args:
+        maps: feature maps (C, H, W); ``maps[0]`` is the anchor.
+        methods: which methods.
+        **settings: ``levels``, ``center``, ``p`` for :func:`pooled_descriptor`.
+
+    Returns:
+        method → similarities, shape (len(maps) - 1,).
+    """
+    result = {}
+    for method in methods:
+        vecs = np.stack([pooled_descriptor(m, method, **settings) for m in maps])
+        result[method] = vecs[1:] @ vecs[0]
+    return result
+
+
+def mac_location(channel_map: np.ndarray) -> tuple[int, int]:
+    """(y, x) of the channel's maximum: the single cell MAC keeps (the first one on ties)."""
+    channel_map = np.asarray(channel_map)
+    y, x = np.unravel_index(int(np.argmax(channel_map)), channel_map.shape)
+    return int(y), int(x)
+
+
+def region_maxima(channel_map: np.ndarray, levels: int = 3) -> list[tuple[tuple[int, int, int, int], float, tuple[int, int]]]:
+    """Each R-MAC region of one channel with its maximum and where it falls.
+
+    Args:
+        channel_map: (H, W).
+        levels: R-MAC's number of scales.
+
+    Returns:
+        ``(region, value, (y, x))`` per region of :func:`cbir_lab.pooling.rmac_regions`,
+        with region ``(top, left, height, width)`` and (y, x) in map cells.
+    """
+    channel_map = np.asarray(channel_map)
+    result = []
+    for top, left, rh, rw in rmac_regions(*channel_map.shape, levels=levels):
+        window = channel_map[top : top + rh, left : left + rw]
+        y, x = mac_location(window)
+        result.append(((top, left, rh, rw), float(window[y, x]), (top + y, left + x)))
+    return result
+
+
+def _cell_size(image: np.ndarray, channel_map: np.ndarray) -> tuple[float, float]:
+    return image.shape[0] / channel_map.shape[0], image.shape[1] / channel_map.shape[1]
+
+
+def _to_pixels(image, channel_map, y, x) -> tuple[float, float]:
+    sy, sx = _cell_size(image, channel_map)
+    return (x + 0.5) * sx - 0.5, (y + 0.5) * sy - 0.5
+
+
+def _show_map(ax, image: np.ndarray | None, values: np.ndarray, cmap: str = "inferno", vmin=None, vmax=None):
+    """The map over the image (if given), each cell stretched over its pixels."""
+    if image is None:
+        shown = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+    else:
+        height, width = image.shape[:2]
+        ax.imshow(image, alpha=0.5)
+        shown = ax.imshow(values, cmap=cmap, alpha=0.65, vmin=vmin, vmax=vmax, interpolation="nearest",
+                          extent=(-0.5, width - 0.5, height - 0.5, -0.5))
+        ax.set_xlim(-0.5, width - 0.5)
+        ax.set_ylim(height - 0.5, -0.5)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return shown
+
+
+def plot_pooling_channel(image: np.ndarray, fmap: np.ndarray, channel: int) -> Figure:
+    """One channel through MAC, SPoC and SPoC with the centre prior, side by side.
+
+    Panels: MAC's maximum (a star); SPoC's sum of all cells; the centre-prior
+    weights α(y, x); the prior-weighted map and its sum.
+
+    Args:
+        image: the network input (H, W, 3).
+        fmap: its feature map (C, H', W').
+        channel: which channel.
+
+    Returns:
+        The figure.
+    """
+    values = np.asarray(fmap[channel], dtype=np.float64)
+    h, w = values.shape
+    prior = center_prior(h, w, dtype=torch.float64).numpy()
+    fig = Figure(figsize=(13.0, 3.3), layout="constrained")
+    axes = fig.subplots(1, 4)
+    vmax = max(float(values.max()), 1e-6)
+    _show_map(axes[0], image, values, vmin=0, vmax=vmax)
+    y, x = mac_location(values)
+    axes[0].plot(*_to_pixels(image, values, y, x), marker="*", ms=18, color="cyan", mec="k")
+    axes[0].set_title(f"MAC: max = {values.max():.2f}\nat cell (y={y}, x={x}); the rest is ignored", fontsize=10)
+    _show_map(axes[1], image, values, vmin=0, vmax=vmax)
+    axes[1].set_title(f"SPoC: sum of all {h * w} cells = {values.sum():.1f}\n({(values > 0).sum()} cells > 0)", fontsize=10)
+    shown = _show_map(axes[2], None, prior, cmap="viridis", vmin=0, vmax=1)
+    fig.colorbar(shown, ax=axes[2], shrink=0.8)
+    axes[2].set_title(f"centre prior α(y, x)\nσ = min(H, W)/6 = {min(h, w) / 6:.2f} cells", fontsize=10)
+    _show_map(axes[3], image, values * prior, vmin=0, vmax=vmax)
+    axes[3].set_title(f"SPoC with centre prior:\nΣ α·x = {(values * prior).sum():.1f}", fontsize=10)
+    fig.suptitle(f"channel {channel} of a {fmap.shape[0]} × {h} × {w} map", fontsize=11)
+    return fig
+
+
+def _draw_regions(ax, image, values, levels: int, annotate: bool = True) -> None:
+    sy, sx = _cell_size(image, values)
+    regions = region_maxima(values, levels)
+    sides = sorted({r[2] for r, _, _ in regions}, reverse=True)
+    for (top, left, rh, rw), value, (y, x) in regions:
+        color = _LEVEL_COLORS[sides.index(rh) % len(_LEVEL_COLORS)]
+        ax.add_patch(Rectangle((left * sx - 0.5, top * sy - 0.5), rw * sx, rh * sy, fill=False, ec=color, lw=1.6, alpha=0.9))
+        px, py = _to_pixels(image, values, y, x)
+        ax.plot(px, py, "o", color=color, ms=7, mec="k")
+        if annotate:
+            ax.annotate(f"{value:.1f}", (px, py), xytext=(3, 3), textcoords="offset points", fontsize=7, color="w",
+                        bbox={"boxstyle": "round,pad=0.1", "fc": color, "alpha": 0.7, "lw": 0})
+
+
+def plot_rmac_grid(image: np.ndarray, fmap: np.ndarray, channel: int, levels: int = 3) -> Figure:
+    """The R-MAC regions, one panel per level, drawn on the image with each region's maximum of one channel.
+
+    Args:
+        image: the network input (H, W, 3).
+        fmap: its feature map (C, H', W').
+        channel: which channel's maxima to mark.
+        levels: R-MAC's number of scales.
+
+    Returns:
+        The figure.
+    """
+    values = np.asarray(fmap[channel], dtype=np.float64)
+    h, w = values.shape
+    all_regions = rmac_regions(h, w, levels)
+    sides = sorted({r[2] for r in all_regions}, reverse=True)
+    fig = Figure(figsize=(3.6 * len(sides), 3.4), layout="constrained")
+    axes = fig.subplots(1, len(sides), squeeze=False)[0]
+    for ax, side in zip(axes, sides):
+        _show_map(ax, image, values, vmin=0, vmax=max(float(values.max()), 1e-6))
+        sy, sx = _cell_size(image, values)
+        regions = [r for r in region_maxima(values, levels) if r[0][2] == side]
+        for k, ((top, left, rh, rw), value, (y, x)) in enumerate(regions):
+            # one colour per region, slightly inset, so that overlapping regions stay apart
+            color = _REGION_COLORS[k % len(_REGION_COLORS)]
+            inset = 1.5 * (k % 4)
+            ax.add_patch(Rectangle((left * sx - 0.5 + inset, top * sy - 0.5 + inset), rw * sx - 2 * inset,
+                                   rh * sy - 2 * inset, fill=False, ec=color, lw=1.8))
+            px, py = _to_pixels(image, values, y, x)
+            ax.plot(px, py, "o", color=color, ms=8, mec="k")
+            ax.annotate(f"{value:.1f}", (px, py), xytext=(4, 4), textcoords="offset points", fontsize=8, color="w",
+                        bbox={"boxstyle": "round,pad=0.1", "fc": color, "alpha": 0.8, "lw": 0})
+        ax.set_title(f"{len(regions)} region(s) of {side}×{side} cells", fontsize=10)
+    fig.suptitle(f"R-MAC grid on a {h}×{w} map, L = {levels}: {len(all_regions)} regions; "
+                 f"dots: channel {channel}'s maximum in each region", fontsize=11)
+    return fig
+
+
+def plot_method_channel(image: np.ndarray, fmap: np.ndarray, method: str, channel: int, levels: int = 3,
+                        center: bool = False, p: float = 3.0) -> Figure:
+    """What one method does with one channel (the pooling widget's picture).
+
+    MAC: the maximum's cell; SPoC: the (optionally prior-weighted) map it sums;
+    R-MAC: the region grid with each region's maximum; GeM: the map raised to p,
+    which it averages (large p leaves only the peaks, like MAC).
+
+    Args:
+        image: the network input (H, W, 3).
+        fmap: its map (C, H', W').
+        method: one of :data:`POOLING_METHODS`.
+        channel: which channel.
+        levels, center, p: the method's settings.
+
+    Returns:
+        The figure (one panel).
+    """
+    if method not in POOLING_METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {POOLING_METHODS}")
+    if not 0 <= channel < fmap.shape[0]:
+        raise ValueError(f"channel must be in 0..{fmap.shape[0] - 1}, got {channel}")
+    values = np.asarray(fmap[channel], dtype=np.float64)
+    h, w = values.shape
+    fig = Figure(figsize=(4.6, 3.8), layout="constrained")
+    ax = fig.subplots()
+    vmax = max(float(values.max()), 1e-6)
+    if method == "MAC":
+        _show_map(ax, image, values, vmin=0, vmax=vmax)
+        y, x = mac_location(values)
+        ax.plot(*_to_pixels(image, values, y, x), marker="*", ms=18, color="cyan", mec="k")
+        title = f"MAC keeps one cell: max = {values.max():.2f} at (y={y}, x={x})"
+    elif method == "SPoC":
+        weights = center_prior(h, w, dtype=torch.float64).numpy() if center else np.ones_like(values)
+        _show_map(ax, image, values * weights, vmin=0, vmax=vmax)
+        if center:
+            ax.contour(np.linspace(-0.5, image.shape[1] - 0.5, w), np.linspace(-0.5, image.shape[0] - 0.5, h), weights,
+                       levels=[0.25, 0.5, 0.75], colors="cyan", linewidths=1)
+        title = f"SPoC{' × centre prior' if center else ''}: sums all cells = {(values * weights).sum():.1f}"
+    elif method == "R-MAC":
+        _show_map(ax, image, values, vmin=0, vmax=vmax)
+        _draw_regions(ax, image, values, levels, annotate=len(rmac_regions(h, w, levels)) <= 30)
+        title = f"R-MAC, L = {levels}: {len(rmac_regions(h, w, levels))} regions, one max each"
+    else:
+        powered = np.maximum(values, 1e-6) ** p
+        _show_map(ax, image, powered, vmin=0, vmax=float(powered.max()))
+        title = f"GeM, p = {p:g}: mean of x^p, then ^(1/p) = {powered.mean() ** (1 / p):.2f}"
+    ax.set_title(f"{title}\nchannel {channel}", fontsize=9)
+    return fig
+
+
+def plot_pair_similarities(images: Sequence[np.ndarray], names: Sequence[str], similarities: dict[str, np.ndarray]) -> Figure:
+    """An anchor image, the images compared with it, and their cosine similarity under each method.
+
+    Args:
+        images: the anchor first, then the others (each (H, W, 3)).
+        names: a label per image.
+        similarities: method → similarity of each other image to the anchor
+            (from :func:`pair_similarities`).
+
+    Returns:
+        The figure: thumbnails on the left, grouped bars on the right.
+    """
+    n_other = len(images) - 1
+    fig = Figure(figsize=(3.0 * len(images) + 4.5, 3.2), layout="constrained")
+    grid = fig.add_gridspec(1, len(images) + 2)
+    colors = ["#2ca02c", "#d62728", "#7f7f7f", "#9467bd"]
+    for i, (image, name) in enumerate(zip(images, names)):
+        ax = fig.add_subplot(grid[0, i])
+        ax.imshow(image)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(name, fontsize=9)
+        if i > 0:
+            for spine in ax.spines.values():
+                spine.set_edgecolor(colors[(i - 1) % len(colors)])
+                spine.set_linewidth(4)
+    ax = fig.add_subplot(grid[0, len(images):])
+    methods = list(similarities)
+    width = 0.8 / n_other
+    for j in range(n_other):
+        xs = np.arange(len(methods)) + (j - (n_other - 1) / 2) * width
+        vals = [float(similarities[m][j]) for m in methods]
+        bars = ax.bar(xs, vals, width, color=colors[j % len(colors)], label=f"anchor vs {names[j + 1]}")
+        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    ax.set_xticks(np.arange(len(methods)), methods)
+    ax.set_ylabel("cosine similarity")
+    lows = min(float(v.min()) for v in similarities.values())
+    ax.set_ylim(max(0.0, lows - 0.1), 1.25)  # head room for the legend
+    ax.legend(fontsize=8, loc="upper center", ncols=2)
+    ax.set_title("higher = more alike; we want green ≫ red", fontsize=10)
+    return fig
+
+
+def similarity_gaps(query_vecs: np.ndarray, db_vecs: np.ndarray, gnd: Sequence[dict], groups: Sequence[str],
+                    source_of=lambda group: group.split("-")[0]) -> dict[str, float]:
+    """How far apart a method puts matching and non-matching images, averaged over queries.
+
+    Args:
+        query_vecs, db_vecs: L2-normalised descriptors (n_q, D), (n_db, D).
+        gnd: per query, ``{"ok": [...], ...}`` (the standard protocol).
+        groups: per database image, its scene label.
+        source_of: maps a scene label to its source photo; scenes cut from one photo
+            are the *hard* negatives (embedded set: ``"astronaut-r0c1"`` → ``"astronaut"``).
+
+    Returns:
+        ``positive`` (mean cosine to the query's own scene), ``negative`` (to every
+        other scene), ``hard negative`` (to other scenes of the same photo, over the
+        queries that have them) and the gaps ``positive - negative``, ``positive - hard``.
+    """
+    sims = np.asarray(query_vecs) @ np.asarray(db_vecs).T
+    pos, neg, hard = [], [], []
+    for q, entry in enumerate(gnd):
+        ok = np.asarray(entry["ok"], dtype=int)
+        if ok.size == 0:
+            continue
+        own = groups[ok[0]]
+        others = np.array([g != own for g in groups])
+        same_photo = np.array([g != own and source_of(g) == source_of(own) for g in groups])
+        pos.append(sims[q, ok].mean())
+        neg.append(sims[q, others].mean())
+        if same_photo.any():
+            hard.append(sims[q, same_photo].mean())
+    result = {"positive": float(np.mean(pos)), "negative": float(np.mean(neg))}
+    result["hard negative"] = float(np.mean(hard)) if hard else float("nan")
+    result["gap"] = result["positive"] - result["negative"]
+    result["hard gap"] = result["positive"] - result["hard negative"]
+    return result

@@ -1,0 +1,140 @@
+"""Figures for lesson 3 (PCA-whitening): the eigen-spectrum, the covariance before and after, mAP against d.
+
+* :func:`covariance` is the covariance of a set of vectors (rows), the matrix
+  whitening turns into the identity on its training set.
+* :func:`plot_spectrum` draws eigenvalues on a log scale;
+  :func:`plot_covariances` shows covariance matrices side by side;
+  :func:`plot_map_curves` plots mAP against the number of dimensions, with the
+  no-PCA baselines (the whitening widget's picture, and the overfit figure).
+
+Every plot returns a :class:`matplotlib.figure.Figure` and never shows it.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+__all__ = ["covariance", "plot_spectrum", "plot_covariances", "plot_map_curves"]
+
+_COLORS = {"SPoC": "#1f77b4", "MAC": "#d62728", "R-MAC": "#2ca02c", "GeM": "#9467bd"}
+
+
+def covariance(vectors: np.ndarray) -> np.ndarray:
+    r"""The covariance of row vectors: :math:`\frac{1}{n-1}(X - \bar X)^\top (X - \bar X)`.
+
+    Args:
+        vectors: (n, D), n ≥ 2.
+
+    Returns:
+        (D, D).
+    """
+    vectors = np.asarray(vectors, dtype=np.float64)
+    if vectors.ndim != 2 or vectors.shape[0] < 2:
+        raise ValueError(f"covariance needs an (n, D) array with n >= 2, got shape {vectors.shape}")
+    centred = vectors - vectors.mean(axis=0)
+    return centred.T @ centred / (vectors.shape[0] - 1)
+
+
+def plot_spectrum(eigenvalues: dict[str, np.ndarray], title: str = "eigen-spectrum of the training vectors") -> Figure:
+    """Eigenvalues, largest first, on a log scale, and the share of variance they explain.
+
+    Args:
+        eigenvalues: label → eigenvalues (decreasing).
+        title: the figure's title.
+
+    Returns:
+        The figure (two panels).
+    """
+    fig = Figure(figsize=(10.0, 3.4), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    for label, values in eigenvalues.items():
+        values = np.asarray(values, dtype=np.float64)
+        values = values[values > values[0] * 1e-12]
+        color = _COLORS.get(label.split()[0])
+        ranks = np.arange(1, values.size + 1)
+        left.semilogy(ranks, values, label=label, color=color)
+        right.plot(ranks, np.cumsum(values) / values.sum(), label=label, color=color)
+    left.set_xlabel("component k")
+    left.set_ylabel("eigenvalue λ_k (log)")
+    left.set_title("a few directions hold most of the variance", fontsize=10)
+    right.set_xlabel("number of components d")
+    right.set_ylabel("share of variance kept")
+    right.set_ylim(0, 1.02)
+    right.set_title("variance kept by the first d components", fontsize=10)
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def plot_covariances(matrices: dict[str, np.ndarray], size: int = 48) -> Figure:
+    """Covariance matrices side by side (their top-left ``size`` × ``size`` block), on one colour scale each.
+
+    Args:
+        matrices: panel title → (D, D) covariance.
+        size: how many dimensions to show.
+
+    Returns:
+        The figure.
+    """
+    fig = Figure(figsize=(3.7 * len(matrices), 3.5), layout="constrained")
+    axes = fig.subplots(1, len(matrices), squeeze=False)[0]
+    for ax, (title, matrix) in zip(axes, matrices.items()):
+        block = np.asarray(matrix)[:size, :size]
+        limit = float(np.abs(block).max()) or 1.0
+        shown = ax.imshow(block, cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest")
+        fig.colorbar(shown, ax=ax, shrink=0.8)
+        diag = np.diag(block)
+        off = block[~np.eye(block.shape[0], dtype=bool)]
+        ax.set_title(f"{title}\ndiag {diag.min():.2g}…{diag.max():.2g}, |off-diag| mean {np.abs(off).mean():.2g}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return fig
+
+
+def plot_map_curves(
+    dims: Sequence[int],
+    curves: dict[str, np.ndarray],
+    baselines: dict[str, float] | None = None,
+    marker: int | None = None,
+    current: dict[str, float] | None = None,
+    title: str = "",
+    styles: dict[str, str] | None = None,
+) -> Figure:
+    """mAP against the number of dimensions d, one line per curve.
+
+    Args:
+        dims: the x values (one list for all curves), or use ``curves[label] = (dims, values)``.
+        curves: label → mAP at each of ``dims`` (or (dims, values) pairs).
+        baselines: method → mAP without PCA, drawn dashed in the method's colour.
+        marker: a chosen d to mark with a vertical line.
+        current: label → mAP at ``marker``, drawn as dots.
+        title: the figure's title.
+        styles: label → matplotlib line style (e.g. ``"--"`` for the test-set curves).
+
+    Returns:
+        The figure.
+    """
+    fig = Figure(figsize=(9.6, 3.6), layout="constrained")
+    ax = fig.subplots()
+    styles = styles or {}
+    for label, values in curves.items():
+        xs, ys = values if isinstance(values, tuple) else (dims, values)
+        color = _COLORS.get(label.split()[0])
+        ax.plot(xs, ys, styles.get(label, "-"), marker=".", color=color, label=f"{label} + PCA-whitening")
+    for label, value in (baselines or {}).items():
+        ax.axhline(value, color=_COLORS.get(label.split()[0]), ls=":", lw=1.5, label=f"{label}, L2 only")
+    if marker is not None:
+        ax.axvline(marker, color="k", lw=0.8, alpha=0.6)
+    for label, value in (current or {}).items():
+        ax.plot([marker], [value], "o", color=_COLORS.get(label.split()[0]), ms=8, mec="k")
+    ax.set_xlabel("dimensions d")
+    ax.set_ylabel("mAP")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))  # outside: never hides a curve
+    ax.set_title(title, fontsize=10)
+    return fig

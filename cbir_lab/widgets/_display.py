@@ -1,0 +1,74 @@
+"""Drawing a figure into an ``Output`` widget, the same way in every front end.
+
+Figures are rendered to PNG here (Agg, no pyplot state), and the Output's
+``outputs`` are replaced in one assignment (a PNG, then a caption), instead of
+capturing with ``with out: clear_output(wait=True); display(...)``. The widget
+state travels by the ordinary comm sync, so it works in JupyterLab, Notebook 7,
+VS Code and Colab with no extension; it also avoids the output-capture path in
+which headless executors (nbclient, hence nbconvert and nbval) can deadlock
+(jupyter/nbclient#312, jupyter/nbconvert#2029), and tests can read
+``out.outputs`` without a kernel. Errors raised while updating are shown in the
+Output, where the student sees them.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import traceback
+
+import ipywidgets as widgets
+from matplotlib.figure import Figure
+
+__all__ = ["figure_png", "show_in", "show_png", "clear", "run_showing_errors"]
+
+
+def figure_png(fig: Figure, dpi: int = 80) -> bytes:
+    """The figure as PNG bytes (rendered with Agg)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def show_in(out: widgets.Output, fig: Figure | None = None, text: str | None = None, error: BaseException | None = None) -> None:
+    """Replace what ``out`` shows by a figure and/or a line of text, or by an error message.
+
+    Args:
+        out: the Output widget.
+        fig: the figure to draw.
+        text: a caption shown under the figure.
+        error: an exception to show instead (its message and traceback, as stderr).
+    """
+    outputs: list[dict] = []
+    if error is not None:
+        trace = "".join(traceback.format_exception(error))
+        outputs.append({"output_type": "stream", "name": "stderr", "text": f"⚠ {type(error).__name__}: {error}\n\n{trace}"})
+    else:
+        if fig is not None:
+            png = base64.b64encode(figure_png(fig)).decode("ascii")
+            outputs.append({"output_type": "display_data", "metadata": {},
+                            "data": {"image/png": png, "text/plain": "<figure>"}})
+        if text:
+            outputs.append({"output_type": "stream", "name": "stdout", "text": text + "\n"})
+    out.outputs = tuple(outputs)
+
+
+def show_png(out: widgets.Output, png: bytes) -> None:
+    """Replace what ``out`` shows by an already rendered PNG (e.g. a memoised figure)."""
+    out.outputs = ({"output_type": "display_data", "metadata": {},
+                    "data": {"image/png": base64.b64encode(png).decode("ascii"), "text/plain": "<figure>"}},)
+
+
+def clear(out: widgets.Output) -> None:
+    """Empty ``out`` without entering its capture context."""
+    out.outputs = ()
+
+
+def run_showing_errors(errors: widgets.Output, action, *args) -> None:
+    """Call ``action(*args)``; show any exception in ``errors`` (the student sees it), else clear it."""
+    try:
+        action(*args)
+    except Exception as err:  # noqa: BLE001 - a callback must never fail silently
+        show_in(errors, error=err)
+    else:
+        clear(errors)

@@ -1,0 +1,126 @@
+"""The feature-map explorer of lesson 1: pick an image, a layer and a channel.
+
+:class:`FeatureMapExplorer` runs the backbone once per image (all layers in one
+pass, memoised), so changing layer or channel only redraws. The picture comes
+from the pure :func:`feature_map_view`, which tests call directly.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import ipywidgets as widgets
+import numpy as np
+from matplotlib.figure import Figure
+
+from cbir_lab.backbones import Backbone
+from cbir_lab.features import ImageItem
+from cbir_lab.viz.feature_maps import layer_feature_maps, network_input, plot_channel, strongest_channels
+from cbir_lab.widgets._display import show_in
+
+__all__ = ["feature_map_view", "FeatureMapExplorer"]
+
+
+def feature_map_view(image: np.ndarray, maps: dict[str, np.ndarray], layer: str, channel: int) -> tuple[Figure, str]:
+    """The explorer's picture and caption for one (image, layer, channel).
+
+    Args:
+        image: the network input (H, W, 3).
+        maps: layer → map (C, H', W'), from :func:`cbir_lab.viz.feature_maps.layer_feature_maps`.
+        layer: which layer.
+        channel: which channel of it.
+
+    Returns:
+        (figure, caption); the caption states the map's shape and the stride it implies.
+    """
+    if layer not in maps:
+        raise ValueError(f"unknown layer {layer!r}; choose one of {list(maps)}")
+    fmap = maps[layer]
+    c, h, w = fmap.shape
+    height, width = image.shape[:2]
+    caption = (f"{layer}: {c} channels × {h} × {w} cells for a {height} × {width} input "
+               f"→ stride ≈ {height / h:.0f} (⌈{height}/{height / h:.0f}⌉ = {h}); channel {channel}: "
+               f"min {fmap[channel].min():.2f}, max {fmap[channel].max():.2f}")
+    return plot_channel(image, fmap, channel, layer), caption
+
+
+class FeatureMapExplorer:
+    """Image, layer and channel controls over :func:`feature_map_view`.
+
+    Args:
+        images: the images to choose from (paths, PIL images or (path, bbox)).
+        backbone: a loaded backbone; its shallower layers come for free.
+        names: a label per image (default: ``image 0``, ``image 1``, …).
+        max_side: the long side fed to the network.
+
+    Attributes:
+        image, layer, channel: the controls (``Dropdown``, ``Dropdown``, ``IntSlider``).
+        out: the ``Output`` the figure (or an error) is drawn in.
+        error: the exception of the last update, or ``None``.
+        figure, caption: what the last update drew (for tests and reuse).
+        widget: the whole panel (displayed when the explorer is the cell's result).
+    """
+
+    def __init__(self, images: Sequence[ImageItem], backbone: Backbone, names: Sequence[str] | None = None,
+                 max_side: int = 384) -> None:
+        if len(images) == 0:
+            raise ValueError("FeatureMapExplorer needs at least one image")
+        names = [f"image {i}" for i in range(len(images))] if names is None else list(names)
+        if len(names) != len(images):
+            raise ValueError(f"got {len(names)} names for {len(images)} images")
+        self.images = list(images)
+        self.backbone = backbone
+        self.max_side = max_side
+        self._cache: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
+        self._updating = False
+        first_maps = self.maps(0)[1]
+        self.image = widgets.Dropdown(options=[(n, i) for i, n in enumerate(names)], value=0, description="image")
+        self.layer = widgets.Dropdown(options=list(first_maps), value=backbone.layer, description="layer")
+        top = first_maps[backbone.layer]
+        self.channel = widgets.IntSlider(value=strongest_channels(top, 1)[0], min=0, max=top.shape[0] - 1,
+                                         description="channel", continuous_update=False)
+        self.out = widgets.Output()
+        self.figure: Figure | None = None
+        self.caption = ""
+        self.error: Exception | None = None
+        for control in (self.image, self.layer, self.channel):
+            control.observe(self.update, names="value")
+        self.widget = widgets.VBox([widgets.HBox([self.image, self.layer]), self.channel, self.out])
+        self.update()
+
+    def maps(self, index: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """(network input, layer → map) of image ``index``, computed once."""
+        if index not in self._cache:
+            item = self.images[index]
+            self._cache[index] = (network_input(item, self.max_side, self.backbone.stride),
+                                  layer_feature_maps(self.backbone, item, self.max_side))
+        return self._cache[index]
+
+    def update(self, change=None) -> None:
+        """Redraw for the controls' current values (the channel range follows the layer)."""
+        if self._updating:
+            return
+        try:
+            image, maps = self.maps(self.image.value)
+            n_channels = maps[self.layer.value].shape[0]
+            if self.channel.max != n_channels - 1:
+                self._updating = True  # the slider's own change event must not redraw twice
+                try:
+                    self.channel.value = min(self.channel.value, n_channels - 1)
+                    self.channel.max = n_channels - 1
+                finally:
+                    self._updating = False
+            self.figure, self.caption = feature_map_view(image, maps, self.layer.value, self.channel.value)
+            show_in(self.out, self.figure, self.caption)
+            self.error = None
+        except Exception as err:  # shown in the Output, where the student sees it
+            self.error = err
+            show_in(self.out, error=err)
+
+    def __repr__(self) -> str:
+        return f"FeatureMapExplorer(image={self.image.label!r}, layer={self.layer.value!r}, channel={self.channel.value})"
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        bundle["text/plain"] = repr(self)
+        return bundle

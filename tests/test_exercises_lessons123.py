@@ -1,0 +1,194 @@
+"""Self-checks of lessons 1-3: right answers pass, typical wrong answers get the matching feedback."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from cbir_lab.exercises import (
+    CheckResult,
+    check_feature_map_size,
+    check_gem,
+    check_spoc_center_prior,
+    check_whitening,
+    reference_feature_map_size,
+)
+from cbir_lab.whitening import l2n
+
+
+def stub(*args):
+    raise NotImplementedError
+
+
+# ----- lesson 1: feature-map size -----------------------------------------------------------------
+
+def test_reference_size_rounds_up():
+    assert reference_feature_map_size(384, 288, 32) == (12, 9)
+    assert reference_feature_map_size(385, 33, 32) == (13, 2)  # one pixel past a multiple adds a cell
+
+
+def test_feature_map_size_right_answer_passes(capsys):
+    result = check_feature_map_size(lambda h, w, s: (math.ceil(h / s), math.ceil(w / s)))
+    assert result.passed and bool(result)
+    assert "✓" in capsys.readouterr().out
+
+
+def test_feature_map_size_accepts_numpy_integers():
+    assert check_feature_map_size(lambda h, w, s: (np.int64(-(-h // s)), np.int64(-(-w // s))), verbose=False).passed
+
+
+@pytest.mark.parametrize(
+    "answer, key, phrase",
+    [
+        (lambda h, w, s: (h // s, w // s), "floor", "ceil"),
+        (lambda h, w, s: (math.ceil(w / s), math.ceil(h / s)), "swapped", "(height, width)"),
+        (lambda h, w, s: (h / s, w / s), "not_rounded", "whole number"),
+        (lambda h, w, s: float(h), "not_pair", "pair"),
+    ],
+)
+def test_feature_map_size_wrong_answers_explained(answer, key, phrase):
+    result = check_feature_map_size(answer, verbose=False)
+    assert not result.passed
+    assert key in result.failures
+    assert phrase in result.message
+    assert "384×288" in result.message or "300×500" in result.message  # names a failing case
+
+
+def test_feature_map_size_stub_is_reported_not_raised():
+    result = check_feature_map_size(stub, verbose=False)
+    assert not result.passed and not result.implemented
+    assert "not implemented" in result.message
+
+
+def test_check_result_repr_is_short_and_stable():
+    result = CheckResult("x", True, "long message")
+    assert repr(result) == "<CheckResult x: passed>"
+    assert str(result) == "long message"
+
+
+# ----- lesson 2: GeM and SPoC with the centre prior ----------------------------------------------
+
+def good_gem(x, p):
+    return x.clamp(min=1e-6).pow(p).mean(dim=(-2, -1)).pow(1 / p)
+
+
+def test_gem_right_answer_passes():
+    assert check_gem(good_gem, verbose=False).passed
+
+
+@pytest.mark.parametrize(
+    "answer, key, phrase",
+    [
+        (lambda x, p: x.amax(dim=(-2, -1)), "mac", "matches MAC"),
+        (lambda x, p: x.clamp(min=1e-6).pow(p).mean(dim=(-2, -1)), "no_root", "1/p"),
+        (lambda x, p: x.clamp(min=1e-6).pow(p).sum(dim=(-2, -1)).pow(1 / p), "sum", "mean"),
+        (lambda x, p: x.mean(dim=(-2, -1)), "ignores_p", "p is not used"),
+        (lambda x, p: x.pow(p).mean(dim=(-3, -1)).pow(1 / p), "shape", "dim=(-2, -1)"),
+        (lambda x, p: x.mean(dim=(-2, -1)).pow(p), "power_order", "before"),
+    ],
+)
+def test_gem_wrong_answers_explained(answer, key, phrase):
+    result = check_gem(answer, verbose=False)
+    assert not result.passed
+    assert result.failures == (key,)
+    assert phrase in result.message
+
+
+def test_gem_student_error_is_shown():
+    result = check_gem(lambda x, p: x.nonexistent(), verbose=False)
+    assert result.failures == ("error",) and "AttributeError" in result.message
+
+
+def good_spoc(x):
+    h, w = x.shape[-2:]
+    ys = torch.arange(h, dtype=x.dtype) - (h - 1) / 2
+    xs = torch.arange(w, dtype=x.dtype) - (w - 1) / 2
+    weights = torch.exp(-(ys[:, None] ** 2 + xs[None, :] ** 2) / (2 * (min(h, w) / 6) ** 2))
+    return (x * weights).sum(dim=(-2, -1))
+
+
+def spoc_with(sigma_of, centre_of):
+    def fn(x):
+        h, w = x.shape[-2:]
+        cy, cx = centre_of(h, w)
+        ys = torch.arange(h, dtype=x.dtype) - cy
+        xs = torch.arange(w, dtype=x.dtype) - cx
+        weights = torch.exp(-(ys[:, None] ** 2 + xs[None, :] ** 2) / (2 * sigma_of(h, w) ** 2))
+        return (x * weights).sum(dim=(-2, -1))
+    return fn
+
+
+def test_spoc_center_right_answer_passes():
+    assert check_spoc_center_prior(good_spoc, verbose=False).passed
+
+
+def test_spoc_center_scaled_answer_passes_with_a_note():
+    result = check_spoc_center_prior(lambda x: 2.5 * good_spoc(x), verbose=False)
+    assert result.passed and "2.5" in result.message
+
+
+@pytest.mark.parametrize(
+    "answer, key",
+    [
+        (lambda x: x.sum(dim=(-2, -1)), "no_prior"),
+        (spoc_with(lambda h, w: max(h, w) / 6, lambda h, w: ((h - 1) / 2, (w - 1) / 2)), "sigma_max"),
+        (spoc_with(lambda h, w: min(h, w) / 3, lambda h, w: ((h - 1) / 2, (w - 1) / 2)), "sigma"),
+        (spoc_with(lambda h, w: min(h, w) / 6, lambda h, w: (h / 2, w / 2)), "centre"),
+        (spoc_with(lambda h, w: min(h, w) / 6, lambda h, w: ((w - 1) / 2, (h - 1) / 2)), "swapped"),
+    ],
+)
+def test_spoc_center_wrong_answers_explained(answer, key):
+    result = check_spoc_center_prior(answer, verbose=False)
+    assert not result.passed
+    assert result.failures == (key,)
+
+
+def test_pooling_stubs_are_reported():
+    assert not check_gem(stub, verbose=False).implemented
+    assert not check_spoc_center_prior(stub, verbose=False).implemented
+
+
+# ----- lesson 3: whitening -----------------------------------------------------------------------
+
+def make_whiten(power=0.5, center=True, ascending=False, last_l2=True):
+    def whiten(train, x, d):
+        train = l2n(train)
+        mean = train.mean(axis=0) if center else 0.0
+        values, vectors = np.linalg.eigh(np.cov(train - train.mean(axis=0), rowvar=False))
+        order = np.argsort(values)
+        top = order[:d] if ascending else order[::-1][:d]
+        out = (l2n(x) - mean) @ vectors[:, top] / values[top] ** power
+        return l2n(out) if last_l2 else out
+    return whiten
+
+
+def test_whitening_right_answer_passes_whatever_the_signs():
+    flipped = lambda t, x, d: -make_whiten()(t, x, d)
+    assert check_whitening(make_whiten(), verbose=False).passed
+    assert check_whitening(flipped, verbose=False).passed
+
+
+@pytest.mark.parametrize(
+    "answer, key, phrase",
+    [
+        (make_whiten(power=0.0), "pca_only", "√λ"),
+        (make_whiten(power=1.0), "power_one", "divided by λ"),
+        (make_whiten(ascending=True), "smallest", "ascending"),
+        (make_whiten(center=False), "no_center", "mean"),
+        (make_whiten(last_l2=False), "no_l2_last", "unit length"),
+        (lambda t, x, d: make_whiten()(x, x, d), "fit_on_x", "train"),
+        (lambda t, x, d: l2n(x), "shape", "d = 5"),
+    ],
+)
+def test_whitening_wrong_answers_explained(answer, key, phrase):
+    result = check_whitening(answer, verbose=False)
+    assert not result.passed
+    assert result.failures == (key,)
+    assert phrase in result.message
+
+
+def test_whitening_stub_is_reported():
+    assert not check_whitening(stub, verbose=False).implemented

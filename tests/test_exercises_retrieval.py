@@ -1,0 +1,168 @@
+"""Tests for cbir_lab.exercises.retrieval: the checks pass right answers and name typical slips."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cbir_lab.evaluation import average_precision, positive_positions, revisited_gnd
+from cbir_lab.exercises.retrieval import (
+    AP_CASES,
+    check_average_precision,
+    check_holidays_gnd,
+    check_query_expansion,
+    check_revisited_gnd,
+)
+
+# ---------------------------------------------------------------- average precision
+
+
+def _ap(ranking, positives, junk, remove_junk=True, by_found=False, textbook=False, one_based=False, scale=1.0):
+    """A from-scratch AP with switchable slips (independent of the module under test)."""
+    kept = [i for i in ranking if not (remove_junk and i in set(junk))]
+    hits, total = 0, 0.0
+    for r, index in enumerate(kept):
+        if index in set(positives):
+            rr = r + 1 if one_based else r
+            before = 1.0 if rr == 0 else hits / rr
+            hits += 1
+            at = hits / (rr + 1)
+            total += at if textbook else (before + at) / 2
+    return scale * total / (max(hits, 1) if by_found else len(positives))
+
+
+def test_ap_cases_agree_with_the_reference_code():
+    for _, ranking, positives, junk, expected in AP_CASES:
+        pos = positive_positions(np.array(ranking), positives, junk)
+        assert average_precision(pos, len(positives)) == pytest.approx(expected)
+        assert _ap(ranking, positives, junk) == pytest.approx(expected)
+
+
+def test_right_ap_passes(capsys):
+    result = check_average_precision(_ap)
+    assert result.passed and bool(result)
+    assert "✓" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "slip,key,words",
+    [
+        ({"remove_junk": False}, "junk_kept", "junk"),
+        ({"by_found": True}, "by_found", "all positives"),
+        ({"textbook": True}, "textbook", "trapezoid"),
+        ({"one_based": True}, "one_based", "1-based"),
+        ({"scale": 100.0}, "percent", "percentage"),
+    ],
+)
+def test_ap_slips_are_named(slip, key, words):
+    result = check_average_precision(lambda r, p, j: _ap(r, p, j, **slip), verbose=False)
+    assert not result.passed
+    assert result.failures == (key,)
+    assert words in result.message
+
+
+def test_ap_stub_and_crash_get_feedback_not_errors():
+    def stub(ranking, positives, junk):
+        raise NotImplementedError
+
+    result = check_average_precision(stub, verbose=False)
+    assert not result.implemented and "not implemented" in result.message
+    crash = check_average_precision(lambda r, p, j: 1 / 0, verbose=False)
+    assert crash.failures == ("error",) and "ZeroDivisionError" in crash.message
+
+
+# ---------------------------------------------------------------- query expansion
+
+
+def _l2(x):
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def _aqe(q, db, k, include_query=True, normalise=True, reverse=False, k_shift=0):
+    order = np.argsort(-(q @ db.T), axis=1, kind="stable")
+    if reverse:
+        order = order[:, ::-1]
+    top = order[:, : k + k_shift]
+    out = db[top].sum(axis=1) + (q if include_query else 0)
+    return _l2(out) if normalise else out
+
+
+def test_right_query_expansion_passes():
+    assert check_query_expansion(_aqe, verbose=False).passed
+
+
+@pytest.mark.parametrize(
+    "slip,key",
+    [
+        ({"normalise": False}, "no_l2"),
+        ({"include_query": False}, "no_query"),
+        ({"reverse": True}, "least_similar"),
+        ({"k_shift": 1}, "k_off"),
+    ],
+)
+def test_query_expansion_slips_are_named(slip, key):
+    result = check_query_expansion(lambda q, db, k: _aqe(q, db, k, **slip), verbose=False)
+    assert result.failures == (key,)
+
+
+def test_query_expansion_shape_and_unchanged():
+    assert check_query_expansion(lambda q, db, k: _aqe(q, db, k)[0], verbose=False).failures == ("shape",)
+    assert check_query_expansion(lambda q, db, k: q, verbose=False).failures == ("unchanged",)
+
+
+# ---------------------------------------------------------------- Holidays
+
+
+def _holidays(names, query_positive=False, junk=True, all_queries=False):
+    groups = {}
+    for i, n in enumerate(names):
+        groups.setdefault(n[:4], []).append(i)
+    queries = list(range(len(names))) if all_queries else [m[0] for m in groups.values()]
+    gnd = []
+    for q in queries:
+        ok = [i for i in groups[names[q][:4]] if query_positive or i != q]
+        gnd.append({"ok": ok, "junk": [q] if junk and not query_positive else []})
+    return queries, gnd
+
+
+def test_right_holidays_gnd_passes():
+    assert check_holidays_gnd(_holidays, verbose=False).passed
+
+
+@pytest.mark.parametrize(
+    "slip,key",
+    [({"query_positive": True}, "query_positive"), ({"junk": False}, "no_junk"), ({"all_queries": True}, "all_queries")],
+)
+def test_holidays_slips_are_named(slip, key):
+    result = check_holidays_gnd(lambda names: _holidays(names, **slip), verbose=False)
+    assert result.failures == (key,)
+
+
+# ---------------------------------------------------------------- revisited
+
+
+def _revisited(gnd, setting, hard_junk=True, easy_junk=True, medium_hard=True):
+    out = []
+    for g in gnd:
+        if setting == "easy":
+            out.append({"ok": g["easy"], "junk": g["junk"] + (g["hard"] if hard_junk else [])})
+        elif setting == "medium":
+            out.append({"ok": g["easy"] + (g["hard"] if medium_hard else []), "junk": g["junk"]})
+        else:
+            out.append({"ok": g["hard"], "junk": g["junk"] + (g["easy"] if easy_junk else [])})
+    return out
+
+
+def test_right_revisited_gnd_passes():
+    assert check_revisited_gnd(_revisited, verbose=False).passed
+    assert check_revisited_gnd(revisited_gnd, verbose=False).passed
+
+
+@pytest.mark.parametrize(
+    "slip,key",
+    [({"hard_junk": False}, "hard_not_junk"), ({"easy_junk": False}, "easy_not_junk"), ({"medium_hard": False}, "medium_without_hard")],
+)
+def test_revisited_slips_are_named(slip, key):
+    result = check_revisited_gnd(lambda gnd, s: _revisited(gnd, s, **slip), verbose=False)
+    assert result.failures == (key,)
+    assert not result.passed

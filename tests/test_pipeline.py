@@ -1,0 +1,109 @@
+"""The composed pipeline on hand-made feature maps, and the demo end to end on a small folder."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cbir_lab.cli import main
+from cbir_lab.datasets.base import RetrievalDataset
+from cbir_lab.pipeline import DatasetFeatures, evaluate_methods, format_scores, global_descriptors
+
+
+def one_hot_map(channel: int, c: int = 4, size: int = 3, value: float = 1.0) -> torch.Tensor:
+    m = torch.zeros(c, size, size)
+    m[channel, 1, 1] = value
+    return m
+
+
+@pytest.fixture
+def features():
+    # queries fire on channels 0 and 1; db images 0, 1 fire on 0, images 2, 3 on 1
+    ds = RetrievalDataset(
+        name="toy",
+        db_images=tuple(Path(f"db{i}.png") for i in range(4)),
+        query_images=(Path("q0.png"), Path("q1.png")),
+        gnd=({"ok": [0, 1], "junk": []}, {"ok": [2, 3], "junk": []}),
+        train_images=tuple(Path(f"t{i}.png") for i in range(8)),
+    )
+    rng = torch.Generator().manual_seed(0)
+    train = [torch.rand(4, 3, 3, generator=rng) for _ in range(8)]
+    db = [one_hot_map(0), one_hot_map(0, value=2.0), one_hot_map(1), one_hot_map(1, value=3.0)]
+    return DatasetFeatures(ds, "toy", 96, [one_hot_map(0), one_hot_map(1)], db, train)
+
+
+def test_descriptors_are_unit_vectors(features):
+    for method in ("SPoC", "MAC", "R-MAC", "GeM"):
+        q, db = global_descriptors(features, method)
+        assert q.shape == (2, 4) and db.shape == (4, 4)
+        np.testing.assert_allclose(np.linalg.norm(db, axis=1), 1.0, rtol=1e-6)
+
+
+def test_an_all_zero_feature_map_gives_a_zero_vector_not_nan(features):
+    features.db_maps[0] = torch.zeros(4, 3, 3)
+    for method in ("SPoC", "MAC", "R-MAC", "GeM"):
+        _, db = global_descriptors(features, method)
+        assert np.isfinite(db).all()
+    _, db = global_descriptors(features, "MAC")
+    assert db[0].tolist() == [0, 0, 0, 0]
+
+
+def test_whitened_descriptors_have_the_requested_dimension(features):
+    q, db = global_descriptors(features, "SPoC", whiten=True, n_components=3)
+    assert q.shape == (2, 3) and np.isfinite(db).all()
+    q, db = global_descriptors(features, "R-MAC", whiten=True, n_components=3)
+    assert db.shape == (4, 3)
+
+
+def test_evaluate_methods_scores_a_separable_toy_set_perfectly(features):
+    rows = evaluate_methods(features, methods=("SPoC", "MAC"), whitening=(False,), query_expansion_k=1)
+    assert [(r.method, r.query_expansion) for r in rows] == [("SPoC", False), ("SPoC", True), ("MAC", False), ("MAC", True)]
+    assert all(r.scores["mAP"] == 1.0 for r in rows)
+    table = format_scores(rows)
+    assert "SPoC" in table and "1.000" in table and "α-QE" in table
+
+
+def test_whitening_without_a_training_split_is_a_clear_error(features):
+    features.train_maps = []
+    with pytest.raises(ValueError, match="no training split"):
+        global_descriptors(features, "SPoC", whiten=True)
+
+
+def make_folder(root: Path) -> Path:
+    rng = np.random.default_rng(0)
+    for group in ("red", "blue"):
+        (root / group).mkdir(parents=True)
+        base = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+        base[..., 0 if group == "red" else 2] = 255
+        for i in range(3):
+            noisy = np.clip(base.astype(int) + rng.integers(-20, 20, base.shape), 0, 255).astype(np.uint8)
+            Image.fromarray(noisy).save(root / group / f"{group}_{i}.png")
+    return root
+
+
+def test_demo_runs_on_a_users_folder_and_never_overwrites_a_figure(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CBIR_LAB_CACHE", str(tmp_path / "cache"))
+    folder = make_folder(tmp_path / "my photos")
+    figure = tmp_path / "demo.png"
+    figure.write_bytes(b"the user's own file")
+    assert main(["demo", "--dataset", str(folder), "--figure", str(figure), "--max-side", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "SPoC" in out and "R-MAC" in out and "GeM" in out and "mAP" in out
+    assert figure.read_bytes() == b"the user's own file"
+    assert (tmp_path / "demo-1.png").stat().st_size > 1000
+
+
+def test_demo_reports_a_missing_folder_clearly(tmp_path, capsys):
+    assert main(["demo", "--dataset", str(tmp_path / "nowhere")]) == 1
+    assert "nowhere" in capsys.readouterr().err
+
+
+def test_rmac_whitening_equals_whitening_each_image_regions_separately(features):
+    from cbir_lab.whitening import PCAWhitening
+
+    _, db = global_descriptors(features, "R-MAC", whiten=True, n_components=3)
+    w = PCAWhitening(n_components=3).fit(np.concatenate(features.regional("train")))
+    expected = np.stack([w.transform_regions(r[None])[0] for r in features.regional("db")])
+    np.testing.assert_allclose(db, expected, rtol=1e-5, atol=1e-6)

@@ -1,0 +1,82 @@
+"""The lesson-1 explorer, driven by setting its controls (random-weight backbone, tiny images)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cbir_lab.backbones import load_backbone
+from cbir_lab.widgets.feature_maps import FeatureMapExplorer, feature_map_view
+
+
+@pytest.fixture(scope="module")
+def explorer():
+    torch.manual_seed(0)
+    backbone = load_backbone("efficientnet_lite0", weights=None, device="cpu")
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 255, size, dtype=np.uint8)) for size in ((40, 80, 3), (80, 80, 3))]
+    return FeatureMapExplorer(images, backbone, names=["wide", "square"], max_side=64)
+
+
+def test_pure_view_states_shape_and_stride():
+    image = np.zeros((64, 96, 3), np.uint8)
+    maps = {"conv_head": np.arange(2 * 2 * 3, dtype=np.float32).reshape(2, 2, 3)}
+    fig, caption = feature_map_view(image, maps, "conv_head", 1)
+    assert "2 channels × 2 × 3 cells for a 64 × 96 input" in caption
+    assert "stride ≈ 32" in caption
+    assert "max 11.00" in caption
+    with pytest.raises(ValueError, match="unknown layer"):
+        feature_map_view(image, maps, "nope", 0)
+
+
+def test_initial_state(explorer):
+    assert explorer.layer.value == "conv_head"
+    assert explorer.channel.max == 1279
+    assert "conv_head: 1280 channels × 1 × 2 cells for a 32 × 64 input" in explorer.caption
+    assert repr(explorer).startswith("FeatureMapExplorer(image='wide', layer='conv_head'")
+
+
+def test_layer_change_resizes_the_channel_slider_and_redraws(explorer):
+    explorer.channel.value = 1000
+    explorer.layer.value = "blocks.2"
+    assert explorer.channel.max == 39
+    assert explorer.channel.value == 39  # clamped
+    assert "blocks.2: 40 channels × 4 × 8 cells" in explorer.caption
+    explorer.layer.value = "conv_head"
+    assert explorer.channel.max == 1279
+
+
+def test_channel_and_image_change_redraw(explorer):
+    explorer.channel.value = 3
+    first = explorer.figure
+    assert "channel 3" in explorer.caption
+    explorer.image.value = 1
+    assert explorer.figure is not first
+    assert "for a 64 × 64 input" in explorer.caption
+    explorer.image.value = 0
+
+
+def test_errors_are_shown_not_raised(explorer):
+    explorer._cache[0] = (explorer._cache[0][0], {})  # break the maps: the update must not raise
+    explorer.channel.value = 4
+    assert isinstance(explorer.error, KeyError)
+    (shown,) = explorer.out.outputs  # the student sees the error in the Output
+    assert shown["name"] == "stderr" and "KeyError" in shown["text"]
+    explorer._cache.pop(0)
+    explorer.channel.value = 5
+    assert explorer.error is None
+
+
+def test_output_shows_the_figure_and_caption(explorer):
+    explorer.channel.value = 6
+    image, caption = explorer.out.outputs
+    assert "image/png" in image["data"]
+    assert caption["text"].startswith("conv_head: 1280 channels") and "channel 6" in caption["text"]
+
+
+def test_mimebundle_text_is_the_stable_repr(explorer):
+    bundle = explorer._repr_mimebundle_()
+    assert bundle["text/plain"] == repr(explorer)
+    assert "application/vnd.jupyter.widget-view+json" in bundle
