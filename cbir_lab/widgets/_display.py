@@ -20,7 +20,7 @@ import traceback
 import ipywidgets as widgets
 from matplotlib.figure import Figure
 
-__all__ = ["figure_png", "show_in", "show_png", "clear", "run_showing_errors"]
+__all__ = ["figure_png", "show_in", "show_png", "clear", "run_showing_errors", "PanelRepr"]
 
 
 def figure_png(fig: Figure, dpi: int = 80) -> bytes:
@@ -72,3 +72,17 @@ def run_showing_errors(errors: widgets.Output, action, *args) -> None:
         show_in(errors, error=err)
     else:
         clear(errors)
+
+
+class PanelRepr:
+    """Mixin for lesson widgets: displayed as their ``widget`` panel, with their short ``repr`` as text/plain.
+
+    nbval compares text/plain; a stable one-line repr keeps widget cells comparable.
+    """
+
+    widget: widgets.Widget
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        bundle["text/plain"] = repr(self)
+        return bundle

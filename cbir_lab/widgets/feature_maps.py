@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from cbir_lab.backbones import Backbone
 from cbir_lab.features import ImageItem
 from cbir_lab.viz.feature_maps import layer_feature_maps, network_input, plot_channel, strongest_channels
-from cbir_lab.widgets._display import show_in
+from cbir_lab.widgets._display import PanelRepr, show_in
 
 __all__ = ["feature_map_view", "FeatureMapExplorer"]
 
@@ -44,7 +44,7 @@ def feature_map_view(image: np.ndarray, maps: dict[str, np.ndarray], layer: str,
     return plot_channel(image, fmap, channel, layer), caption
 
 
-class FeatureMapExplorer:
+class FeatureMapExplorer(PanelRepr):
     """Image, layer and channel controls over :func:`feature_map_view`.
 
     Args:
@@ -119,8 +119,3 @@ class FeatureMapExplorer:
 
     def __repr__(self) -> str:
         return f"FeatureMapExplorer(image={self.image.label!r}, layer={self.layer.value!r}, channel={self.channel.value})"
-
-    def _repr_mimebundle_(self, **kwargs):
-        bundle = self.widget._repr_mimebundle_(**kwargs)
-        bundle["text/plain"] = repr(self)
-        return bundle

@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 
 from cbir_lab.viz.feature_maps import strongest_channels
 from cbir_lab.viz.pooling import POOLING_METHODS, plot_method_channel, pooled_descriptor
-from cbir_lab.widgets._display import show_in
+from cbir_lab.widgets._display import PanelRepr, show_in
 
 __all__ = ["pooling_view", "PoolingExplorer"]
 
@@ -61,7 +61,7 @@ def pooling_view(
     return fig, " | ".join(parts), sims
 
 
-class PoolingExplorer:
+class PoolingExplorer(PanelRepr):
     """Method, levels, centre prior, p and channel controls over :func:`pooling_view`.
 
     Args:
@@ -133,8 +133,3 @@ class PoolingExplorer:
     def __repr__(self) -> str:
         return (f"PoolingExplorer(method={self.method.value!r}, levels={self.levels.value}, "
                 f"center={self.center.value}, p={self.p.value:g}, channel={self.channel.value})")
-
-    def _repr_mimebundle_(self, **kwargs):
-        bundle = self.widget._repr_mimebundle_(**kwargs)
-        bundle["text/plain"] = repr(self)
-        return bundle

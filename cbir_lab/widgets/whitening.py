@@ -28,7 +28,7 @@ from cbir_lab.pipeline import DatasetFeatures
 from cbir_lab.search import rank
 from cbir_lab.whitening import PCAWhitening, l2n
 from cbir_lab.viz.whitening import plot_map_curves
-from cbir_lab.widgets._display import show_in
+from cbir_lab.widgets._display import PanelRepr, show_in
 
 __all__ = [
     "WHITENING_POWERS",
@@ -157,7 +157,7 @@ def whitening_view(
     return fig, caption
 
 
-class WhiteningLab:
+class WhiteningLab(PanelRepr):
     """Dimension, whitening and training-set controls; SPoC and MAC mAP update live.
 
     Args:
@@ -268,8 +268,3 @@ class WhiteningLab:
     def __repr__(self) -> str:
         return (f"WhiteningLab(learn_on={self.training.value!r}, power={self.whitening.value}, "
                 f"dimensions={self.dim.value})")
-
-    def _repr_mimebundle_(self, **kwargs):
-        bundle = self.widget._repr_mimebundle_(**kwargs)
-        bundle["text/plain"] = repr(self)
-        return bundle
