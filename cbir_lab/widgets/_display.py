@@ -78,9 +78,21 @@ class PanelRepr:
     """Mixin for lesson widgets: displayed as their ``widget`` panel, with their short ``repr`` as text/plain.
 
     nbval compares text/plain; a stable one-line repr keeps widget cells comparable.
+    :meth:`_redraw` runs an update and shows any error in the widget's ``out``.
     """
 
     widget: widgets.Widget
+    out: widgets.Output
+    error: Exception | None
+
+    def _redraw(self, draw) -> None:
+        """Call ``draw()``; on an exception keep it in ``self.error`` and show it in ``self.out``."""
+        try:
+            draw()
+            self.error = None
+        except Exception as err:  # shown in the Output, where the student sees it
+            self.error = err
+            show_in(self.out, error=err)
 
     def _repr_mimebundle_(self, **kwargs):
         bundle = self.widget._repr_mimebundle_(**kwargs)

@@ -100,7 +100,7 @@ class FeatureMapExplorer(PanelRepr):
         """Redraw for the controls' current values (the channel range follows the layer)."""
         if self._updating:
             return
-        try:
+        def draw() -> None:
             image, maps = self.maps(self.image.value)
             n_channels = maps[self.layer.value].shape[0]
             if self.channel.max != n_channels - 1:
@@ -112,10 +112,8 @@ class FeatureMapExplorer(PanelRepr):
                     self._updating = False
             self.figure, self.caption = feature_map_view(image, maps, self.layer.value, self.channel.value)
             show_in(self.out, self.figure, self.caption)
-            self.error = None
-        except Exception as err:  # shown in the Output, where the student sees it
-            self.error = err
-            show_in(self.out, error=err)
+
+        self._redraw(draw)
 
     def __repr__(self) -> str:
         return f"FeatureMapExplorer(image={self.image.label!r}, layer={self.layer.value!r}, channel={self.channel.value})"

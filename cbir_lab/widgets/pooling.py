@@ -115,7 +115,7 @@ class PoolingExplorer(PanelRepr):
 
     def update(self, change=None) -> None:
         """Recompute and redraw for the controls' current values."""
-        try:
+        def draw() -> None:
             setting = dict(levels=self.levels.value, center=self.center.value, p=self.p.value)
             self.levels.disabled = self.method.value != "R-MAC"
             self.center.disabled = self.method.value != "SPoC"
@@ -125,10 +125,8 @@ class PoolingExplorer(PanelRepr):
                 self.images, self.maps, self.names, self.method.value, self.channel.value, descriptors=descriptors, **setting
             )
             show_in(self.out, self.figure, self.caption)
-            self.error = None
-        except Exception as err:  # shown in the Output, where the student sees it
-            self.error = err
-            show_in(self.out, error=err)
+
+        self._redraw(draw)
 
     def __repr__(self) -> str:
         return (f"PoolingExplorer(method={self.method.value!r}, levels={self.levels.value}, "

@@ -238,7 +238,7 @@ class WhiteningLab(PanelRepr):
         """Recompute and redraw for the controls' current values."""
         if self._updating:
             return
-        try:
+        def draw() -> None:
             part, power = self.training.value, self.whitening.value
             top = self.max_dim(part)
             if self.dim.max != top:
@@ -260,10 +260,8 @@ class WhiteningLab(PanelRepr):
             title = f"whitening {self.whitening.label}, learned on the {self.training.label}"
             self.figure, self.caption = whitening_view(curves, dims, self.baselines, d, self.scores, title)
             show_in(self.out, self.figure, self.caption)
-            self.error = None
-        except Exception as err:  # shown in the Output, where the student sees it
-            self.error = err
-            show_in(self.out, error=err)
+
+        self._redraw(draw)
 
     def __repr__(self) -> str:
         return (f"WhiteningLab(learn_on={self.training.value!r}, power={self.whitening.value}, "
