@@ -56,6 +56,23 @@ def _as_matrix(x, name: str, n_features: int | None = None) -> np.ndarray:
     return x.astype(np.float64)
 
 
+def _covariance_eigen(centred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (decreasing) and eigenvectors (rows) of the covariance of centred rows (n, D).
+
+    Few, long vectors (n ≤ D, a training set of a few hundred images): the SVD of
+    the data costs O(n²D) and never forms a D×D matrix. Many vectors (n > D, a
+    database of 10⁴): the eigendecomposition of the D×D covariance costs O(nD² + D³),
+    several times less than the SVD's O(nD²) with its larger constant.
+    """
+    n, dim = centred.shape
+    if n <= dim:
+        _, singular, vt = np.linalg.svd(centred, full_matrices=False)
+        return singular**2 / (n - 1), vt
+    values, vectors = np.linalg.eigh(centred.T @ centred / (n - 1))
+    values, vectors = values[::-1], vectors[:, ::-1].T
+    return np.clip(values, 0.0, None), np.ascontiguousarray(vectors)
+
+
 class PCAWhitening(TransformerMixin, BaseEstimator):
     r"""L2 → PCA-whitening → L2, learned on a separate training set.
 
@@ -99,9 +116,7 @@ class PCAWhitening(TransformerMixin, BaseEstimator):
             raise ValueError(f"power must be in [0, 1] (0.5 is full whitening), got {self.power!r}")
         X = l2n(X)
         self.mean_ = X.mean(axis=0)
-        # SVD of the centred data gives the covariance eigenvectors without forming a D×D matrix.
-        _, singular, vt = np.linalg.svd(X - self.mean_, full_matrices=False)
-        eigenvalues = singular**2 / (n - 1)
+        eigenvalues, vt = _covariance_eigen(X - self.mean_)
         useful = int((eigenvalues > self.rtol * max(eigenvalues[0], np.finfo(float).tiny)).sum())
         useful = min(useful, n - 1, dim)
         limit = min(n - 1, dim)

@@ -35,6 +35,16 @@ def test_similarities_match_sklearn_pca_whiten_then_l2(train_test, d):
     np.testing.assert_allclose(ours @ ours.T, theirs @ theirs.T, atol=1e-5)
 
 
+def test_few_long_vectors_match_sklearn_too():
+    # n < D takes the SVD branch of the fit (the fixture above, n > D, the covariance's eigh)
+    rng = np.random.default_rng(3)
+    mixing = rng.random((40, 40))
+    train, test = rng.random((15, 40)) @ mixing, rng.random((6, 40)) @ mixing
+    ours = PCAWhitening(n_components=10).fit(train).transform(test)
+    theirs = make_pipeline(Normalizer(), PCA(n_components=10, whiten=True), Normalizer()).fit(train).transform(test)
+    np.testing.assert_allclose(ours @ ours.T, theirs @ theirs.T, atol=1e-5)
+
+
 def test_whitened_training_set_has_identity_covariance(train_test):
     train, _ = train_test
     w = PCAWhitening(n_components=8).fit(train)

@@ -26,7 +26,7 @@ def test_pure_view_states_shape_and_stride():
     fig, caption = feature_map_view(image, maps, "conv_head", 1)
     assert "2 channels × 2 × 3 cells for a 64 × 96 input" in caption
     assert "stride ≈ 32" in caption
-    assert "max 11.00" in caption
+    assert "max 11.00 at (y=1, x=2)" in caption  # channel 1 holds 6 … 11, the last cell largest
     with pytest.raises(ValueError, match="unknown layer"):
         feature_map_view(image, maps, "nope", 0)
 
@@ -50,10 +50,13 @@ def test_layer_change_resizes_the_channel_slider_and_redraws(explorer):
 
 def test_channel_and_image_change_redraw(explorer):
     explorer.channel.value = 3
-    first = explorer.figure
-    assert "channel 3" in explorer.caption
+    first, first_png = explorer.figure, explorer.out.outputs[0]["data"]["image/png"]
+    assert "Channel 3" in explorer.caption
     explorer.image.value = 1
-    assert explorer.figure is not first
+    assert explorer.figure is first  # redrawn in place, not rebuilt
+    background, channel = explorer.figure.axes[0].get_images()
+    assert background.get_array().shape == (64, 64, 3) and channel.get_array().shape == (2, 2)
+    assert explorer.out.outputs[0]["data"]["image/png"] != first_png
     assert "for a 64 × 64 input" in explorer.caption
     explorer.image.value = 0
 
@@ -73,7 +76,7 @@ def test_output_shows_the_figure_and_caption(explorer):
     explorer.channel.value = 6
     image, caption = explorer.out.outputs
     assert "image/png" in image["data"]
-    assert caption["text"].startswith("conv_head: 1280 channels") and "channel 6" in caption["text"]
+    assert caption["text"].startswith("conv_head: 1280 channels") and "Channel 6" in caption["text"]
 
 
 def test_mimebundle_text_is_the_stable_repr(explorer):

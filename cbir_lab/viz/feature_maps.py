@@ -7,7 +7,8 @@
   to compare the measured map size with ⌈H / stride⌉.
 * :func:`plot_map_sizes`, :func:`plot_cell_grid`, :func:`plot_channels` and
   :func:`plot_channel` draw the figures; each returns a
-  :class:`matplotlib.figure.Figure` and never shows it.
+  :class:`matplotlib.figure.Figure` and never shows it. :class:`ChannelFigure`
+  is the explorer's figure, redrawn in place for each channel.
 """
 
 from __future__ import annotations
@@ -17,11 +18,15 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
+from matplotlib.ticker import MaxNLocator
 from PIL import Image
 
 from cbir_lab.backbones import Backbone
 from cbir_lab.features import ImageItem, load_image, prepare_image, resized_size
+from cbir_lab.viz._live import LiveFigure, hide_axes
 
 __all__ = [
     "network_input",
@@ -32,6 +37,7 @@ __all__ = [
     "plot_cell_grid",
     "plot_channels",
     "plot_channel",
+    "ChannelFigure",
 ]
 
 
@@ -161,12 +167,19 @@ def plot_map_sizes(sides: Sequence[int], measured: Sequence[tuple[int, int]], st
     return fig
 
 
-def _draw_cells(ax, map_hw: tuple[int, int], stride: float, color: str = "white") -> None:
-    h, w = map_hw
-    for y in range(h + 1):
-        ax.axhline(y * stride - 0.5, color=color, lw=0.6, alpha=0.8)
-    for x in range(w + 1):
-        ax.axvline(x * stride - 0.5, color=color, lw=0.6, alpha=0.8)
+def _cell_lines(map_hw: tuple[int, int], image_hw: tuple[int, int], cell_hw: tuple[float, float]) -> list:
+    """Segments along the borders of the map's cells, in image pixels (cells of ``cell_hw`` pixels)."""
+    (h, w), (height, width), (cell_h, cell_w) = map_hw, image_hw, cell_hw
+    rows = [[(-0.5, y * cell_h - 0.5), (width - 0.5, y * cell_h - 0.5)] for y in range(h + 1)]
+    cols = [[(x * cell_w - 0.5, -0.5), (x * cell_w - 0.5, height - 0.5)] for x in range(w + 1)]
+    return rows + cols
+
+
+def _draw_cells(ax, segments: list) -> LineCollection:
+    # one collection renders much faster than a line per border
+    cells = LineCollection(segments, colors="white", linewidths=0.6, alpha=0.8)
+    ax.add_collection(cells, autolim=False)
+    return cells
 
 
 def plot_cell_grid(image: np.ndarray, maps: dict[str, np.ndarray]) -> Figure:
@@ -186,7 +199,8 @@ def plot_cell_grid(image: np.ndarray, maps: dict[str, np.ndarray]) -> Figure:
         c, h, w = fmap.shape
         stride = math.ceil(height / h) if h > 1 else height
         ax.imshow(image)
-        _draw_cells(ax, (h, w), height / h if height % h == 0 else stride)
+        cell = height / h if height % h == 0 else stride
+        _draw_cells(ax, _cell_lines((h, w), (height, width), (cell, cell)))
         ax.set_xlim(-0.5, width - 0.5)
         ax.set_ylim(height - 0.5, -0.5)
         ax.set_title(f"{name}: {c} × {h} × {w}\n≈ {height / h:.0f} px per cell", fontsize=10)
@@ -196,19 +210,35 @@ def plot_cell_grid(image: np.ndarray, maps: dict[str, np.ndarray]) -> Figure:
     return fig
 
 
-def _overlay(ax, image: np.ndarray, channel_map: np.ndarray, vmax: float | None = None, grid: bool = False) -> None:
-    """Draw a channel over the image: each cell covers (image size / map size) pixels."""
+def _overlay(ax, image: np.ndarray, channel_map: np.ndarray, cmap: str = "inferno", vmin: float | None = None,
+             vmax: float | None = None) -> tuple[AxesImage, AxesImage]:
+    """Draw a channel over the image, each cell stretched over (image size / map size) pixels.
+
+    Returns the (image, channel) artists, for :func:`_set_overlay`.
+    """
+    artists = ax.imshow(image, alpha=0.5), ax.imshow(channel_map, cmap=cmap, alpha=0.65, interpolation="nearest")
+    hide_axes(ax)
+    _set_overlay(ax, artists, image, channel_map, vmin, vmax)
+    return artists
+
+
+def _set_overlay(ax, artists: tuple[AxesImage, AxesImage], image: np.ndarray, channel_map: np.ndarray,
+                 vmin: float | None = None, vmax: float | None = None) -> None:
+    """Show another image and/or channel in artists made by :func:`_overlay`.
+
+    The colour range defaults to [min(0, min), max] of the channel.
+    """
     height, width = image.shape[:2]
-    h, w = channel_map.shape
-    ax.imshow(image, alpha=0.55)
-    ax.imshow(channel_map, cmap="inferno", alpha=0.6, extent=(-0.5, width - 0.5, height - 0.5, -0.5),
-              interpolation="nearest", vmin=min(0.0, float(channel_map.min())), vmax=vmax)
-    if grid:
-        _draw_cells(ax, (h, w), height / h, color="white")
+    background, channel = artists
+    extent = (-0.5, width - 0.5, height - 0.5, -0.5)
+    background.set_data(image)
+    background.set_extent(extent)
+    channel.set_data(channel_map)
+    channel.set_extent(extent)
+    channel.set_clim(min(0.0, float(channel_map.min())) if vmin is None else vmin,
+                     float(channel_map.max()) if vmax is None else vmax)
     ax.set_xlim(-0.5, width - 0.5)
     ax.set_ylim(height - 0.5, -0.5)
-    ax.set_xticks([])
-    ax.set_yticks([])
 
 
 def plot_channels(image: np.ndarray, fmap: np.ndarray, channels: Sequence[int] | None = None, ncols: int = 4) -> Figure:
@@ -236,8 +266,72 @@ def plot_channels(image: np.ndarray, fmap: np.ndarray, channels: Sequence[int] |
     return fig
 
 
-def plot_channel(image: np.ndarray, fmap: np.ndarray, channel: int, layer: str = "") -> Figure:
+class ChannelFigure(LiveFigure):
     """One channel: over the image (with its cell grid) and as the raw H'×W' grid of numbers.
+
+    A :class:`~cbir_lab.viz._live.LiveFigure`: the feature-map explorer keeps one
+    and redraws it for each image, layer and channel. It has no titles: text is
+    the slowest thing matplotlib draws (two titles cost a quarter of a frame), so
+    the explorer states the layer, channel and maximum in its caption instead.
+
+    Call :meth:`draw` with:
+        image: the network input (H, W, 3).
+        fmap: the layer's map (C, H', W').
+        channel: which channel.
+        layer: the layer's name, for the title.
+    """
+
+    #: the cell grid is drawn on maps up to this many cells a side (finer grids hide the image)
+    max_grid_cells = 48
+
+    def __init__(self) -> None:
+        super().__init__(figsize=(8.0, 3.6))
+
+    def _build(self, image: np.ndarray, fmap: np.ndarray, channel: int, layer: str = "") -> None:
+        self.left, self.right, self.bar = self.figure.subplots(1, 3, width_ratios=[1, 1, 0.05])
+        placeholder = np.zeros((1, 1), np.float32)  # _update sets the data (and checks the channel)
+        self.overlay = _overlay(self.left, image, placeholder)
+        self.cells = _draw_cells(self.left, [])
+        self.values = self.right.imshow(placeholder, cmap="inferno", interpolation="nearest")
+        (self.peak,) = self.right.plot([0], [0], marker="*", color="cyan", ms=12, mec="k")
+        for axis in (self.right.xaxis, self.right.yaxis):
+            axis.set_major_locator(MaxNLocator(5, integer=True))
+        self.right.set_xlabel("x (cell)")
+        self.right.set_ylabel("y (cell)")
+        # A colour bar drawn as a plain image: fig.colorbar rebuilds a mesh at every change of range.
+        self.bar_image = self.bar.imshow(np.linspace(0.0, 1.0, 256)[:, None], cmap="inferno", aspect="auto",
+                                         origin="lower", extent=(0, 1, 0, 1))
+        self.bar.xaxis.set_visible(False)
+        self.bar.yaxis.tick_right()
+        self.bar.yaxis.set_major_locator(MaxNLocator(5))
+
+    def _update(self, image: np.ndarray, fmap: np.ndarray, channel: int, layer: str = "") -> None:
+        c, h, w = fmap.shape
+        if not 0 <= channel < c:
+            raise ValueError(f"channel must be in 0..{c - 1} for a map with {c} channels, got {channel}")
+        values = fmap[channel]
+        height, width = image.shape[:2]
+        _set_overlay(self.left, self.overlay, image, values)
+        grid = max(h, w) <= self.max_grid_cells
+        self.cells.set_segments(_cell_lines((h, w), (height, width), (height / h, width / w)) if grid else [])
+        self.values.set_data(values)
+        self.values.set_extent((-0.5, w - 0.5, h - 0.5, -0.5))
+        low, high = float(values.min()), float(values.max())
+        high = high if high > low else low + 1e-6  # a constant channel still gets a valid range
+        self.values.set_clim(low, high)
+        self.bar_image.set_extent((0, 1, low, high))
+        self.bar.set_ylim(low, high)
+        y, x = np.unravel_index(int(np.argmax(values)), values.shape)
+        self.peak.set_data([x], [y])
+
+    def _reserve(self) -> None:
+        # room for the widest tick labels later maps need (3-digit cells, 4-character values)
+        self.values.set_extent((-0.5, 199.5, 199.5, -0.5))
+        self.bar.set_ylim(-888.0, 888.0)
+
+
+def plot_channel(image: np.ndarray, fmap: np.ndarray, channel: int, layer: str = "") -> Figure:
+    """One channel over the image and as its raw map: :class:`ChannelFigure`, drawn once.
 
     Args:
         image: the network input (H, W, 3).
@@ -248,21 +342,4 @@ def plot_channel(image: np.ndarray, fmap: np.ndarray, channel: int, layer: str =
     Returns:
         The figure (two panels).
     """
-    c, h, w = fmap.shape
-    if not 0 <= channel < c:
-        raise ValueError(f"channel must be in 0..{c - 1} for a map with {c} channels, got {channel}")
-    values = fmap[channel]
-    height, width = image.shape[:2]
-    fig = Figure(figsize=(8.0, 3.6), layout="constrained")
-    left, right = fig.subplots(1, 2)
-    _overlay(left, image, values, grid=max(h, w) <= 48)
-    left.set_title(f"{layer} channel {channel} over the {height}×{width} input", fontsize=10)
-    shown = right.imshow(values, cmap="inferno", interpolation="nearest")
-    fig.colorbar(shown, ax=right, shrink=0.8)
-    y, x = np.unravel_index(int(np.argmax(values)), values.shape)
-    right.plot([x], [y], marker="*", color="cyan", ms=12, mec="k")
-    right.set_title(f"the map itself: {h} × {w} cells (of {c} channels)\nmax {values.max():.2f} at (y={y}, x={x}), "
-                    f"{(values > 0).mean():.0%} of cells > 0", fontsize=10)
-    right.set_xlabel("x (cell)")
-    right.set_ylabel("y (cell)")
-    return fig
+    return ChannelFigure().draw(image, fmap, channel, layer)

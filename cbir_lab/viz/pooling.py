@@ -9,7 +9,7 @@
   :func:`plot_rmac_grid` draws the R-MAC regions on the image with each region's
   maximum; :func:`plot_pair_similarities` compares two views of one scene with
   two different scenes; :func:`plot_method_channel` is the widget's view of one
-  method.
+  method (:class:`MethodChannelFigure`, which the widget redraws in place).
 
 Every plot returns a :class:`matplotlib.figure.Figure` and never shows it.
 """
@@ -20,11 +20,14 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from matplotlib.artist import Artist
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from cbir_lab.pooling import center_prior, gem, mac, rmac, rmac_regions, spoc
 from cbir_lab.whitening import l2n
+from cbir_lab.viz._live import LiveFigure, hide_axes
+from cbir_lab.viz.feature_maps import _overlay, _set_overlay
 
 __all__ = [
     "POOLING_METHODS",
@@ -35,6 +38,7 @@ __all__ = [
     "plot_pooling_channel",
     "plot_rmac_grid",
     "plot_method_channel",
+    "MethodChannelFigure",
     "plot_pair_similarities",
     "similarity_gaps",
 ]
@@ -129,17 +133,10 @@ def _to_pixels(image, channel_map, y, x) -> tuple[float, float]:
 
 def _show_map(ax, image: np.ndarray | None, values: np.ndarray, cmap: str = "inferno", vmin=None, vmax=None):
     """The map over the image (if given), each cell stretched over its pixels."""
-    if image is None:
-        shown = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
-    else:
-        height, width = image.shape[:2]
-        ax.imshow(image, alpha=0.5)
-        shown = ax.imshow(values, cmap=cmap, alpha=0.65, vmin=vmin, vmax=vmax, interpolation="nearest",
-                          extent=(-0.5, width - 0.5, height - 0.5, -0.5))
-        ax.set_xlim(-0.5, width - 0.5)
-        ax.set_ylim(height - 0.5, -0.5)
-    ax.set_xticks([])
-    ax.set_yticks([])
+    if image is not None:
+        return _overlay(ax, image, values, cmap, vmin, vmax)[1]
+    shown = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+    hide_axes(ax)
     return shown
 
 
@@ -178,18 +175,22 @@ def plot_pooling_channel(image: np.ndarray, fmap: np.ndarray, channel: int) -> F
     return fig
 
 
-def _draw_regions(ax, image, values, levels: int, annotate: bool = True) -> None:
+def _draw_regions(ax, image, values, levels: int, annotate: bool = True) -> list[Artist]:
+    """Each R-MAC region (coloured by level) with a dot, and its value, at its maximum; returns the artists."""
     sy, sx = _cell_size(image, values)
     regions = region_maxima(values, levels)
     sides = sorted({r[2] for r, _, _ in regions}, reverse=True)
+    artists: list[Artist] = []
     for (top, left, rh, rw), value, (y, x) in regions:
         color = _LEVEL_COLORS[sides.index(rh) % len(_LEVEL_COLORS)]
-        ax.add_patch(Rectangle((left * sx - 0.5, top * sy - 0.5), rw * sx, rh * sy, fill=False, ec=color, lw=1.6, alpha=0.9))
+        artists.append(ax.add_patch(Rectangle((left * sx - 0.5, top * sy - 0.5), rw * sx, rh * sy, fill=False, ec=color,
+                                              lw=1.6, alpha=0.9)))
         px, py = _to_pixels(image, values, y, x)
-        ax.plot(px, py, "o", color=color, ms=7, mec="k")
+        artists += ax.plot(px, py, "o", color=color, ms=7, mec="k")
         if annotate:
-            ax.annotate(f"{value:.1f}", (px, py), xytext=(3, 3), textcoords="offset points", fontsize=7, color="w",
-                        bbox={"boxstyle": "round,pad=0.1", "fc": color, "alpha": 0.7, "lw": 0})
+            artists.append(ax.annotate(f"{value:.1f}", (px, py), xytext=(3, 3), textcoords="offset points", fontsize=7,
+                                       color="w", bbox={"boxstyle": "round,pad=0.1", "fc": color, "alpha": 0.7, "lw": 0}))
+    return artists
 
 
 def plot_rmac_grid(image: np.ndarray, fmap: np.ndarray, channel: int, levels: int = 3) -> Figure:
@@ -230,13 +231,68 @@ def plot_rmac_grid(image: np.ndarray, fmap: np.ndarray, channel: int, levels: in
     return fig
 
 
-def plot_method_channel(image: np.ndarray, fmap: np.ndarray, method: str, channel: int, levels: int = 3,
-                        center: bool = False, p: float = 3.0) -> Figure:
-    """What one method does with one channel (the pooling widget's picture).
+class MethodChannelFigure(LiveFigure):
+    """What one method does with one channel: the pooling widget's picture, redrawn in place.
 
     MAC: the maximum's cell; SPoC: the (optionally prior-weighted) map it sums;
     R-MAC: the region grid with each region's maximum; GeM: the map raised to p,
     which it averages (large p leaves only the peaks, like MAC).
+
+    Call :meth:`draw` with:
+        image: the network input (H, W, 3).
+        fmap: its map (C, H', W').
+        method: one of :data:`POOLING_METHODS`.
+        channel: which channel.
+        levels, center, p: the method's settings.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(figsize=(4.6, 3.8))
+        self._marks: list[Artist] = []
+
+    def _build(self, image, fmap, method, channel, levels=3, center=False, p=3.0) -> None:
+        self.ax = self.figure.subplots()
+        self.overlay = _overlay(self.ax, image, np.zeros((1, 1)))  # _update sets the data
+
+    def _update(self, image: np.ndarray, fmap: np.ndarray, method: str, channel: int, levels: int = 3,
+                center: bool = False, p: float = 3.0) -> None:
+        if method not in POOLING_METHODS:
+            raise ValueError(f"unknown method {method!r}; choose one of {POOLING_METHODS}")
+        if not 0 <= channel < fmap.shape[0]:
+            raise ValueError(f"channel must be in 0..{fmap.shape[0] - 1}, got {channel}")
+        for mark in self._marks:
+            mark.remove()
+        ax, marks = self.ax, []
+        values = np.asarray(fmap[channel], dtype=np.float64)
+        h, w = values.shape
+        shown, vmax = values, max(float(values.max()), 1e-6)
+        if method == "MAC":
+            y, x = mac_location(values)
+            marks += ax.plot(*_to_pixels(image, values, y, x), marker="*", ms=18, color="cyan", mec="k")
+            title = f"MAC keeps one cell: max = {values.max():.2f} at (y={y}, x={x})"
+        elif method == "SPoC":
+            weights = center_prior(h, w, dtype=torch.float64).numpy() if center else np.ones_like(values)
+            shown = values * weights
+            if center:
+                marks.append(ax.contour(np.linspace(-0.5, image.shape[1] - 0.5, w), np.linspace(-0.5, image.shape[0] - 0.5, h),
+                                        weights, levels=[0.25, 0.5, 0.75], colors="cyan", linewidths=1))
+            title = f"SPoC{' × centre prior' if center else ''}: sums all cells = {shown.sum():.1f}"
+        elif method == "R-MAC":
+            n_regions = len(rmac_regions(h, w, levels))
+            marks += _draw_regions(ax, image, values, levels, annotate=n_regions <= 30)
+            title = f"R-MAC, L = {levels}: {n_regions} regions, one max each"
+        else:
+            shown = np.maximum(values, 1e-6) ** p
+            vmax = float(shown.max())
+            title = f"GeM, p = {p:g}: mean of x^p, then ^(1/p) = {shown.mean() ** (1 / p):.2f}"
+        _set_overlay(ax, self.overlay, image, shown, vmin=0, vmax=vmax)
+        ax.set_title(f"{title}\nchannel {channel}", fontsize=9)
+        self._marks = marks
+
+
+def plot_method_channel(image: np.ndarray, fmap: np.ndarray, method: str, channel: int, levels: int = 3,
+                        center: bool = False, p: float = 3.0) -> Figure:
+    """What one method does with one channel: :class:`MethodChannelFigure`, drawn once.
 
     Args:
         image: the network input (H, W, 3).
@@ -248,37 +304,7 @@ def plot_method_channel(image: np.ndarray, fmap: np.ndarray, method: str, channe
     Returns:
         The figure (one panel).
     """
-    if method not in POOLING_METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {POOLING_METHODS}")
-    if not 0 <= channel < fmap.shape[0]:
-        raise ValueError(f"channel must be in 0..{fmap.shape[0] - 1}, got {channel}")
-    values = np.asarray(fmap[channel], dtype=np.float64)
-    h, w = values.shape
-    fig = Figure(figsize=(4.6, 3.8), layout="constrained")
-    ax = fig.subplots()
-    vmax = max(float(values.max()), 1e-6)
-    if method == "MAC":
-        _show_map(ax, image, values, vmin=0, vmax=vmax)
-        y, x = mac_location(values)
-        ax.plot(*_to_pixels(image, values, y, x), marker="*", ms=18, color="cyan", mec="k")
-        title = f"MAC keeps one cell: max = {values.max():.2f} at (y={y}, x={x})"
-    elif method == "SPoC":
-        weights = center_prior(h, w, dtype=torch.float64).numpy() if center else np.ones_like(values)
-        _show_map(ax, image, values * weights, vmin=0, vmax=vmax)
-        if center:
-            ax.contour(np.linspace(-0.5, image.shape[1] - 0.5, w), np.linspace(-0.5, image.shape[0] - 0.5, h), weights,
-                       levels=[0.25, 0.5, 0.75], colors="cyan", linewidths=1)
-        title = f"SPoC{' × centre prior' if center else ''}: sums all cells = {(values * weights).sum():.1f}"
-    elif method == "R-MAC":
-        _show_map(ax, image, values, vmin=0, vmax=vmax)
-        _draw_regions(ax, image, values, levels, annotate=len(rmac_regions(h, w, levels)) <= 30)
-        title = f"R-MAC, L = {levels}: {len(rmac_regions(h, w, levels))} regions, one max each"
-    else:
-        powered = np.maximum(values, 1e-6) ** p
-        _show_map(ax, image, powered, vmin=0, vmax=float(powered.max()))
-        title = f"GeM, p = {p:g}: mean of x^p, then ^(1/p) = {powered.mean() ** (1 / p):.2f}"
-    ax.set_title(f"{title}\nchannel {channel}", fontsize=9)
-    return fig
+    return MethodChannelFigure().draw(image, fmap, method, channel, levels=levels, center=center, p=p)
 
 
 def plot_pair_similarities(images: Sequence[np.ndarray], names: Sequence[str], similarities: dict[str, np.ndarray]) -> Figure:

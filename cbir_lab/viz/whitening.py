@@ -5,7 +5,8 @@
 * :func:`plot_spectrum` draws eigenvalues on a log scale;
   :func:`plot_covariances` shows covariance matrices side by side;
   :func:`plot_map_curves` plots mAP against the number of dimensions, with the
-  no-PCA baselines (the whitening widget's picture, and the overfit figure).
+  no-PCA baselines (the overfit figure; :class:`MapCurveFigure`, the whitening
+  widget's picture, redrawn in place).
 
 Every plot returns a :class:`matplotlib.figure.Figure` and never shows it.
 """
@@ -17,7 +18,9 @@ from typing import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["covariance", "plot_spectrum", "plot_covariances", "plot_map_curves"]
+from cbir_lab.viz._live import LiveFigure
+
+__all__ = ["covariance", "plot_spectrum", "plot_covariances", "plot_map_curves", "MapCurveFigure"]
 
 _COLORS = {"SPoC": "#1f77b4", "MAC": "#d62728", "R-MAC": "#2ca02c", "GeM": "#9467bd"}
 
@@ -96,6 +99,59 @@ def plot_covariances(matrices: dict[str, np.ndarray], size: int = 48) -> Figure:
     return fig
 
 
+class MapCurveFigure(LiveFigure):
+    """mAP against the number of dimensions d, one line per curve; the whitening lab redraws it in place.
+
+    Call :meth:`draw` with:
+        dims: the x values (one list for all curves), or use ``curves[label] = (dims, values)``.
+        curves: label → mAP at each of ``dims`` (or (dims, values) pairs).
+        baselines: method → mAP without PCA, drawn dotted in the method's colour.
+        marker: a chosen d to mark with a vertical line.
+        current: label → mAP at ``marker``, drawn as dots.
+        title: the figure's title.
+        styles: label → matplotlib line style (e.g. ``"--"`` for the test-set curves).
+
+    The same labels (and styles) redraw in place; other labels rebuild the figure.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(figsize=(9.6, 3.6))
+
+    @staticmethod
+    def _structure(dims, curves, baselines=None, marker=None, current=None, title="", styles=None):
+        return (tuple(curves), tuple(baselines or ()), tuple(current or ()), marker is None,
+                tuple(sorted((styles or {}).items())))
+
+    def _build(self, dims, curves, baselines=None, marker=None, current=None, title="", styles=None) -> None:
+        ax = self.ax = self.figure.subplots()
+        styles = styles or {}
+        self.curves = {label: ax.plot([], [], styles.get(label, "-"), marker=".", color=_COLORS.get(label.split()[0]),
+                                      label=f"{label} + PCA-whitening")[0] for label in curves}
+        self.baselines = {label: ax.axhline(0, color=_COLORS.get(label.split()[0]), ls=":", lw=1.5,
+                                            label=f"{label}, L2 only") for label in baselines or {}}
+        self.marker = None if marker is None else ax.axvline(marker, color="k", lw=0.8, alpha=0.6)
+        self.current = {label: ax.plot([], [], "o", color=_COLORS.get(label.split()[0]), ms=8, mec="k")[0]
+                        for label in current or {}}
+        ax.set_xlabel("dimensions d")
+        ax.set_ylabel("mAP")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))  # outside: never hides a curve
+
+    def _update(self, dims, curves, baselines=None, marker=None, current=None, title="", styles=None) -> None:
+        for label, values in curves.items():
+            xs, ys = values if isinstance(values, tuple) else (dims, values)
+            self.curves[label].set_data(np.asarray(xs, dtype=float), np.asarray(ys, dtype=float))
+        for label, value in (baselines or {}).items():
+            self.baselines[label].set_ydata([value, value])
+        if marker is not None:
+            self.marker.set_xdata([marker, marker])
+        for label, value in (current or {}).items():
+            self.current[label].set_data([marker], [value])
+        self.ax.relim()
+        self.ax.autoscale_view()
+        self.ax.set_title(title, fontsize=10)
+
+
 def plot_map_curves(
     dims: Sequence[int],
     curves: dict[str, np.ndarray],
@@ -105,12 +161,12 @@ def plot_map_curves(
     title: str = "",
     styles: dict[str, str] | None = None,
 ) -> Figure:
-    """mAP against the number of dimensions d, one line per curve.
+    """mAP against the number of dimensions d: :class:`MapCurveFigure`, drawn once.
 
     Args:
         dims: the x values (one list for all curves), or use ``curves[label] = (dims, values)``.
         curves: label → mAP at each of ``dims`` (or (dims, values) pairs).
-        baselines: method → mAP without PCA, drawn dashed in the method's colour.
+        baselines: method → mAP without PCA, drawn dotted in the method's colour.
         marker: a chosen d to mark with a vertical line.
         current: label → mAP at ``marker``, drawn as dots.
         title: the figure's title.
@@ -119,22 +175,4 @@ def plot_map_curves(
     Returns:
         The figure.
     """
-    fig = Figure(figsize=(9.6, 3.6), layout="constrained")
-    ax = fig.subplots()
-    styles = styles or {}
-    for label, values in curves.items():
-        xs, ys = values if isinstance(values, tuple) else (dims, values)
-        color = _COLORS.get(label.split()[0])
-        ax.plot(xs, ys, styles.get(label, "-"), marker=".", color=color, label=f"{label} + PCA-whitening")
-    for label, value in (baselines or {}).items():
-        ax.axhline(value, color=_COLORS.get(label.split()[0]), ls=":", lw=1.5, label=f"{label}, L2 only")
-    if marker is not None:
-        ax.axvline(marker, color="k", lw=0.8, alpha=0.6)
-    for label, value in (current or {}).items():
-        ax.plot([marker], [value], "o", color=_COLORS.get(label.split()[0]), ms=8, mec="k")
-    ax.set_xlabel("dimensions d")
-    ax.set_ylabel("mAP")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))  # outside: never hides a curve
-    ax.set_title(title, fontsize=10)
-    return fig
+    return MapCurveFigure().draw(dims, curves, baselines, marker, current, title, styles)

@@ -18,15 +18,34 @@ import io
 import traceback
 
 import ipywidgets as widgets
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from PIL import Image
 
 __all__ = ["figure_png", "show_in", "show_png", "clear", "run_showing_errors", "PanelRepr"]
 
 
-def figure_png(fig: Figure, dpi: int = 80) -> bytes:
-    """The figure as PNG bytes (rendered with Agg)."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi)
+def figure_png(fig: Figure, dpi: float = 80, compress_level: int = 1) -> bytes:
+    """The figure as PNG bytes, rendered with Agg at ``dpi``.
+
+    Rendered directly rather than through ``savefig``, which runs a second,
+    layout-only draw pass whenever the figure has a layout engine (our live
+    figures keep a frozen one). zlib level 1 encodes about 3× faster than the
+    default 6 for a ~20 % larger PNG: the right trade for a frame that lives
+    until the next slider step.
+    """
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+    original_dpi = fig.dpi
+    if original_dpi != dpi:
+        fig.set_dpi(dpi)
+    try:
+        canvas.draw()
+        rgba = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba(), "raw", "RGBA", 0, 1)
+        buffer = io.BytesIO()
+        rgba.save(buffer, format="png", compress_level=compress_level)
+    finally:
+        if original_dpi != dpi:
+            fig.set_dpi(original_dpi)
     return buffer.getvalue()
 
 

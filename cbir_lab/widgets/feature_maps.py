@@ -15,13 +15,14 @@ from matplotlib.figure import Figure
 
 from cbir_lab.backbones import Backbone
 from cbir_lab.features import ImageItem
-from cbir_lab.viz.feature_maps import layer_feature_maps, network_input, plot_channel, strongest_channels
+from cbir_lab.viz.feature_maps import ChannelFigure, layer_feature_maps, network_input, strongest_channels
 from cbir_lab.widgets._display import PanelRepr, show_in
 
 __all__ = ["feature_map_view", "FeatureMapExplorer"]
 
 
-def feature_map_view(image: np.ndarray, maps: dict[str, np.ndarray], layer: str, channel: int) -> tuple[Figure, str]:
+def feature_map_view(image: np.ndarray, maps: dict[str, np.ndarray], layer: str, channel: int,
+                     figure: ChannelFigure | None = None) -> tuple[Figure, str]:
     """The explorer's picture and caption for one (image, layer, channel).
 
     Args:
@@ -29,19 +30,25 @@ def feature_map_view(image: np.ndarray, maps: dict[str, np.ndarray], layer: str,
         maps: layer → map (C, H', W'), from :func:`cbir_lab.viz.feature_maps.layer_feature_maps`.
         layer: which layer.
         channel: which channel of it.
+        figure: a :class:`~cbir_lab.viz.feature_maps.ChannelFigure` to redraw (default: a new one).
 
     Returns:
-        (figure, caption); the caption states the map's shape and the stride it implies.
+        (figure, caption); the caption states the map's shape, the stride it
+        implies and the channel's range.
     """
     if layer not in maps:
         raise ValueError(f"unknown layer {layer!r}; choose one of {list(maps)}")
     fmap = maps[layer]
+    fig = (figure or ChannelFigure()).draw(image, fmap, channel, layer)  # checks the channel
     c, h, w = fmap.shape
     height, width = image.shape[:2]
+    values = fmap[channel]
+    y, x = np.unravel_index(int(np.argmax(values)), values.shape)
     caption = (f"{layer}: {c} channels × {h} × {w} cells for a {height} × {width} input "
-               f"→ stride ≈ {height / h:.0f} (⌈{height}/{height / h:.0f}⌉ = {h}); channel {channel}: "
-               f"min {fmap[channel].min():.2f}, max {fmap[channel].max():.2f}")
-    return plot_channel(image, fmap, channel, layer), caption
+               f"→ stride ≈ {height / h:.0f} (⌈{height}/{height / h:.0f}⌉ = {h}).\n"
+               f"Channel {channel}, left over the image, right as its {h} × {w} cells: min {values.min():.2f}, "
+               f"max {values.max():.2f} at (y={y}, x={x}) (★), {(values > 0).mean():.0%} of cells > 0.")
+    return fig, caption
 
 
 class FeatureMapExplorer(PanelRepr):
@@ -57,7 +64,7 @@ class FeatureMapExplorer(PanelRepr):
         image, layer, channel: the controls (``Dropdown``, ``Dropdown``, ``IntSlider``).
         out: the ``Output`` the figure (or an error) is drawn in.
         error: the exception of the last update, or ``None``.
-        figure, caption: what the last update drew (for tests and reuse).
+        figure, caption: what the last update drew (one figure, redrawn in place).
         widget: the whole panel (displayed when the explorer is the cell's result).
     """
 
@@ -80,6 +87,7 @@ class FeatureMapExplorer(PanelRepr):
         self.channel = widgets.IntSlider(value=strongest_channels(top, 1)[0], min=0, max=top.shape[0] - 1,
                                          description="channel", continuous_update=False)
         self.out = widgets.Output()
+        self._channel_figure = ChannelFigure()
         self.figure: Figure | None = None
         self.caption = ""
         self.error: Exception | None = None
@@ -110,7 +118,8 @@ class FeatureMapExplorer(PanelRepr):
                     self.channel.max = n_channels - 1
                 finally:
                     self._updating = False
-            self.figure, self.caption = feature_map_view(image, maps, self.layer.value, self.channel.value)
+            self.figure, self.caption = feature_map_view(image, maps, self.layer.value, self.channel.value,
+                                                            self._channel_figure)
             show_in(self.out, self.figure, self.caption)
 
         self._redraw(draw)

@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from cbir_lab.viz.feature_maps import strongest_channels
-from cbir_lab.viz.pooling import POOLING_METHODS, plot_method_channel, pooled_descriptor
+from cbir_lab.viz.pooling import POOLING_METHODS, MethodChannelFigure, pooled_descriptor
 from cbir_lab.widgets._display import PanelRepr, show_in
 
 __all__ = ["pooling_view", "PoolingExplorer"]
@@ -33,6 +33,7 @@ def pooling_view(
     center: bool = False,
     p: float = 3.0,
     descriptors: Sequence[np.ndarray] | None = None,
+    figure: MethodChannelFigure | None = None,
 ) -> tuple[Figure, str, np.ndarray]:
     """The explorer's picture, caption and similarities for one setting.
 
@@ -44,6 +45,7 @@ def pooling_view(
         channel: the anchor's channel to draw.
         levels, center, p: R-MAC's scales, SPoC's centre prior, GeM's power.
         descriptors: the images' descriptors for this setting, if already computed.
+        figure: a :class:`~cbir_lab.viz.pooling.MethodChannelFigure` to redraw (default: a new one).
 
     Returns:
         (figure, caption, similarities of the anchor to each other image).
@@ -52,7 +54,7 @@ def pooling_view(
         descriptors = [pooled_descriptor(m, method, levels=levels, center=center, p=p) for m in maps]
     vecs = np.stack(descriptors)
     sims = vecs[1:] @ vecs[0]
-    fig = plot_method_channel(images[0], maps[0], method, channel, levels=levels, center=center, p=p)
+    fig = (figure or MethodChannelFigure()).draw(images[0], maps[0], method, channel, levels=levels, center=center, p=p)
     settings = {"SPoC": f"centre prior {'on' if center else 'off'}", "R-MAC": f"L = {levels}", "GeM": f"p = {p:g}"}.get(method, "")
     parts = [f"{method}{' (' + settings + ')' if settings else ''}: descriptor[{channel}] = {vecs[0][channel]:.3f}"]
     parts += [f"cos({names[0]}, {name}) = {s:.3f}" for name, s in zip(names[1:], sims)]
@@ -96,6 +98,7 @@ class PoolingExplorer(PanelRepr):
         self.channel = widgets.IntSlider(value=channel, min=0, max=n_channels - 1, description="channel",
                                          continuous_update=False)
         self.out = widgets.Output()
+        self._method_figure = MethodChannelFigure()
         self.figure: Figure | None = None
         self.caption = ""
         self.error: Exception | None = None
@@ -122,7 +125,8 @@ class PoolingExplorer(PanelRepr):
             self.p.disabled = self.method.value != "GeM"
             descriptors = self.descriptors(self.method.value, **setting)
             self.figure, self.caption, self.similarities = pooling_view(
-                self.images, self.maps, self.names, self.method.value, self.channel.value, descriptors=descriptors, **setting
+                self.images, self.maps, self.names, self.method.value, self.channel.value, descriptors=descriptors,
+                figure=self._method_figure, **setting
             )
             show_in(self.out, self.figure, self.caption)
 
