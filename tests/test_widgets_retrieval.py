@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 from PIL import Image
 
 from cbir_lab.datasets.base import RetrievalDataset
-from cbir_lab.evaluation import compute_map
+from cbir_lab.evaluation import compute_map, precision_recall
 from cbir_lab.pipeline import DatasetFeatures, evaluate_methods, global_descriptors
 from cbir_lab.search import rank
 from cbir_lab.widgets.retrieval import (
@@ -18,6 +19,7 @@ from cbir_lab.widgets.retrieval import (
     RetrievalIndex,
     comparison_table,
     explain_match,
+    precision_recall_by_method,
     query_label,
     retrieve,
     thumbnail_jpeg,
@@ -95,6 +97,22 @@ def test_retrieve_returns_the_top_k_with_statuses(features):
         retrieve(index, 3)
     with pytest.raises(ValueError, match="unknown method"):
         retrieve(index, 0, "VLAD")
+
+
+def test_precision_recall_by_method(features):
+    index = RetrievalIndex(features)
+    curves, aps = precision_recall_by_method(index, 2, ("SPoC", "MAC"), whiten=True)
+    assert list(curves) == list(aps) == ["SPoC", "MAC"]
+    for method in ("SPoC", "MAC"):
+        ranks = index.setting(method, whiten=True)["ranks"]
+        recall, precision = precision_recall(ranks[:, 2], [6, 7], [8])
+        np.testing.assert_array_equal(curves[method][0], recall)
+        np.testing.assert_array_equal(curves[method][1], precision)
+        assert aps[method] == pytest.approx(compute_map(ranks, features.dataset.gnd).aps[2])
+    no_positives = dataclasses.replace(features.dataset, gnd=features.dataset.gnd[:2] + ({"ok": [], "junk": []},))
+    lonely = RetrievalIndex(DatasetFeatures(no_positives, "toy", 64, features.query_maps, features.db_maps, features.train_maps))
+    with pytest.raises(ValueError, match="query 2 has no positives"):
+        precision_recall_by_method(lonely, 2)
 
 
 def test_query_expansion_changes_the_query_vector(features):

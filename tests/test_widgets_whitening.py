@@ -10,14 +10,19 @@ import torch
 
 from cbir_lab.datasets.base import RetrievalDataset
 from cbir_lab.pipeline import DatasetFeatures
-from cbir_lab.whitening import PCAWhitening
+from cbir_lab.whitening import PCAWhitening, l2n
 from cbir_lab.widgets.whitening import (
+    WhiteningGain,
     WhiteningLab,
     dimension_grid,
     fit_basis,
+    format_curves_at,
+    format_whitening_gains,
     map_curve,
     score_vectors,
+    train_vs_test_curves,
     whitened_vectors,
+    whitening_gains,
 )
 
 
@@ -48,6 +53,11 @@ def test_dimension_grid():
     assert dimension_grid(40) == [16, 32, 40]
     assert dimension_grid(32) == [16, 32]
     assert dimension_grid(10) == [10]
+    assert dimension_grid(256) == list(range(16, 257, 16))  # 16 points: the plain grid
+    # beyond 16 points the step grows by whole multiples of 16: 1280 / (16 · 16) → 5 · 16 = 80
+    assert dimension_grid(1280) == list(range(16, 1281, 80)) + [1280]
+    with pytest.raises(ValueError, match="max_dim"):
+        dimension_grid(0)
 
 
 def test_whitened_vectors_equal_pca_whitening(features):
@@ -80,6 +90,47 @@ def test_score_vectors_perfect_ranking():
     assert score_vectors(q, db, [{"ok": [0, 1], "junk": []}, {"ok": [2, 3], "junk": []}], "standard") == 1.0
 
 
+def _score_with_pca(features, method, part, d, power):
+    """The mAP of ``PCAWhitening`` learned on ``part``: the independent reference of the sweeps."""
+    pca = PCAWhitening(n_components=d, power=power).fit(features.pooled(part, method))
+    ds = features.dataset
+    return score_vectors(pca.transform(features.pooled("query", method)), pca.transform(features.pooled("db", method)),
+                         ds.gnd, ds.protocol)
+
+
+def test_train_vs_test_curves(features):
+    curves, baselines = train_vs_test_curves(features, ("MAC",))
+    assert list(curves) == ["MAC (learned on the training set)", "MAC (learned on the test set)"]
+    train_dims, train_values = curves["MAC (learned on the training set)"]
+    test_dims, test_values = curves["MAC (learned on the test set)"]
+    assert train_dims == [16, 24] and test_dims == [11]  # 12 database vectors give at most 11 components
+    assert train_values[0] == pytest.approx(_score_with_pca(features, "MAC", "train", 16, 0.5))
+    assert test_values[0] == pytest.approx(_score_with_pca(features, "MAC", "db", 11, 0.5))
+    ds = features.dataset
+    assert baselines == {"MAC": pytest.approx(score_vectors(l2n(features.pooled("query", "MAC")),
+                                                           l2n(features.pooled("db", "MAC")), ds.gnd, ds.protocol))}
+
+
+def test_whitening_gains(features):
+    (gain,) = whitening_gains(features, ("SPoC",))
+    assert gain.method == "SPoC"
+    assert gain.full == pytest.approx(_score_with_pca(features, "SPoC", "train", 24, 0.5))
+    assert gain.partial == pytest.approx(_score_with_pca(features, "SPoC", "train", 24, 0.25))
+    assert gain.best >= gain.full and gain.best_dim in (16, 24)
+    assert gain.best == pytest.approx(_score_with_pca(features, "SPoC", "train", gain.best_dim, 0.5))
+
+
+def test_text_tables():
+    curves = {"A": ([16, 32, 48], np.array([0.5, 0.6, 0.7])), "longer label": ([16], np.array([0.25]))}
+    assert format_curves_at(curves, dims=(16, 32)).splitlines() == [
+        "whitening      d=16   d=32    all",
+        "A              0.50   0.60   0.70",
+        "longer label   0.25      —   0.25",
+    ]
+    table = format_whitening_gains([WhiteningGain("MAC", 0.5, 0.625, 0.25, 0.75, 32)]).splitlines()
+    assert table[1] == "MAC       0.500  0.625 +0.125    0.250 -0.250    0.750 @32  "
+
+
 @pytest.fixture
 def lab(features):
     return WhiteningLab(features)
@@ -101,6 +152,21 @@ def test_lab_dimension_and_power_update_scores(lab, features):
     assert lab.scores["SPoC"] == pytest.approx(expected)
     assert "d = 16" in lab.caption
     assert "off (PCA only)" in lab.figure.axes[0].get_title()
+
+
+def test_lab_announces_slow_work_on_large_databases(lab):
+    shown = []
+    lab.out.observe(lambda change: shown.append(change["new"]), names="outputs")
+    lab.whitening.value = 0.25  # a new setting, on 12 database vectors: no note
+    assert all(output["output_type"] != "stream" or "learning" not in output["text"] for out in shown for output in out)
+    lab.slow_database_size = 10  # now 12 vectors count as large
+    shown.clear()
+    lab.whitening.value = 0.0
+    assert "learning the PCA and scoring every dimension on 12 database vectors" in shown[0][0]["text"]
+    assert "image/png" in shown[-1][0]["data"]  # then the figure replaces the note
+    shown.clear()
+    lab.whitening.value = 0.25  # memoised: no note
+    assert len(shown) == 1 and "image/png" in shown[0][0]["data"]
 
 
 def test_lab_learning_on_the_test_set_caps_the_dimension(lab):

@@ -335,7 +335,7 @@ def plot_precision_recall(
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="best", framealpha=0.9)  # PR curves fill any corner; let matplotlib find the emptiest
     if title:
         ax.set_title(title, fontsize=10)
     return fig

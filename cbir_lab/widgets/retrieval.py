@@ -9,7 +9,8 @@ Pure parts (tests, and the talk-mode widget, call them directly):
 * :func:`comparison_table`: the methods' scores (as
   :func:`cbir_lab.pipeline.evaluate_methods`) from the same memoised settings.
 * :func:`retrieve`: one query's top-k under one setting, as a :class:`QueryResult`
-  (indices, scores, correct/junk/wrong, AP, precision-recall points).
+  (indices, scores, correct/junk/wrong, AP, precision-recall points);
+  :func:`precision_recall_by_method` compares one query's curves across methods.
 * :func:`explain_match`: the "why did this match?" contribution maps of a
   query and one of its results (:func:`cbir_lab.viz.retrieval.contribution_map`).
 * :func:`thumbnail_jpeg`: a memoised JPEG thumbnail of an image item.
@@ -29,6 +30,7 @@ import html
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import ipywidgets as widgets
 import numpy as np
@@ -48,6 +50,7 @@ __all__ = [
     "QueryResult",
     "comparison_table",
     "retrieve",
+    "precision_recall_by_method",
     "explain_match",
     "thumbnail_jpeg",
     "query_label",
@@ -272,6 +275,32 @@ def retrieve(index: RetrievalIndex, query: int, method: str = "SPoC", whiten: bo
             recall, precision = precision_recall(ranking, gnd["ok"], gnd["junk"])
     return QueryResult(query, method, bool(whiten), bool(query_expansion), top.copy(),
                        entry["similarities"][query, top].copy(), statuses, ap, mean_ap, recall, precision, n_positives)
+
+
+def precision_recall_by_method(
+    index: RetrievalIndex, query: int, methods: Sequence[str] = ("SPoC", "MAC", "R-MAC", "GeM"),
+    whiten: bool = False, query_expansion: bool = False,
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, float]]:
+    """One query's precision-recall curve and AP under several methods, for one plot.
+
+    Args:
+        index: the :class:`RetrievalIndex`.
+        query: 0-based query index (it must have positives).
+        methods: keys of :data:`cbir_lab.pipeline.METHODS`.
+        whiten, query_expansion: the setting, the same for every method.
+
+    Returns:
+        (curves, aps): method → (recall, precision), and method → AP, as
+        :func:`cbir_lab.viz.retrieval.plot_precision_recall` takes them.
+    """
+    curves, aps = {}, {}
+    for method in methods:
+        result = retrieve(index, query, method, whiten, query_expansion)
+        if result.recall is None:
+            raise ValueError(f"query {query} has no positives (or the dataset no ground truth): no precision-recall curve")
+        curves[method] = (result.recall, result.precision)
+        aps[method] = result.ap
+    return curves, aps
 
 
 def explain_match(index: RetrievalIndex, query: int, db_index: int, method: str = "SPoC", whiten: bool = False,

@@ -6,7 +6,10 @@ The pure functions do the work, fast enough for live updates:
   set and projects queries and database on every useful component once;
 * :func:`whitened_vectors` then only slices the first d coordinates, divides by
   λ^power and L2-normalises, so any (d, power) costs a few matrix slices;
-* :func:`map_curve` scores a list of dimensions.
+* :func:`map_curve` scores a list of dimensions;
+* :func:`train_vs_test_curves` and :func:`whitening_gains` are the lesson's
+  comparisons (learning on the test set; the gain of each method), with
+  :func:`format_curves_at` and :func:`format_whitening_gains` as text tables.
 
 :class:`WhiteningLab` has controls for the dimension (16 up to the maximum the
 training set allows), whitening off / partial / on, and the training set (the
@@ -16,6 +19,7 @@ and MAC's mAP update live, with the curve of mAP against dimensions.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -27,7 +31,7 @@ from cbir_lab.evaluation import evaluate
 from cbir_lab.pipeline import DatasetFeatures
 from cbir_lab.search import rank
 from cbir_lab.whitening import PCAWhitening, l2n
-from cbir_lab.viz.whitening import plot_map_curves
+from cbir_lab.viz.whitening import MapCurveFigure
 from cbir_lab.widgets._display import PanelRepr, show_in
 
 __all__ = [
@@ -40,6 +44,11 @@ __all__ = [
     "score_vectors",
     "map_curve",
     "dimension_grid",
+    "train_vs_test_curves",
+    "format_curves_at",
+    "WhiteningGain",
+    "whitening_gains",
+    "format_whitening_gains",
     "whitening_view",
     "WhiteningLab",
 ]
@@ -116,8 +125,16 @@ def score_vectors(query: np.ndarray, db: np.ndarray, gnd, protocol: str) -> floa
     return headline_score(evaluate(rank(query, db), gnd, protocol))
 
 
-def dimension_grid(max_dim: int, start: int = 16, step: int = 16) -> list[int]:
-    """16, 32, … up to ``max_dim``, with ``max_dim`` itself last."""
+def dimension_grid(max_dim: int, start: int = 16, step: int = 16, max_points: int = 16) -> list[int]:
+    """start, start + step, … up to ``max_dim``, with ``max_dim`` itself last.
+
+    The step grows in multiples of ``step`` so that the grid has about
+    ``max_points`` points: each point costs one ranking and one evaluation, and
+    a 1,280-d descriptor would otherwise need 80.
+    """
+    if max_dim < 1:
+        raise ValueError(f"max_dim must be at least 1, got {max_dim}")
+    step *= max(1, math.ceil(max_dim / (step * max_points)))
     dims = list(range(start, max_dim + 1, step))
     if not dims or dims[-1] != max_dim:
         dims.append(max_dim)
@@ -129,6 +146,113 @@ def map_curve(basis: WhiteningBasis, dims: Sequence[int], power: float, gnd, pro
     return np.array([score_vectors(*whitened_vectors(basis, d, power), gnd, protocol) for d in dims])
 
 
+def train_vs_test_curves(
+    features: DatasetFeatures, methods: Sequence[str] = ("SPoC", "MAC"), power: float = 0.5
+) -> tuple[dict[str, tuple[list[int], np.ndarray]], dict[str, float]]:
+    """mAP against d with the whitening learned on the training split, and on the test database itself.
+
+    Learning on the test database is the overfit lesson 3 shows: its curves
+    are what a paper that did so would report.
+
+    Args:
+        features: the extracted dataset (needs a training split).
+        methods: pooling methods (keys of :data:`cbir_lab.pipeline.METHODS`).
+        power: 0.5 full whitening, 0.25 partial, 0 PCA only.
+
+    Returns:
+        (curves, baselines): ``"<method> (learned on the training set)"`` and
+        ``"<method> (learned on the test set)"`` → (dims, mAP at each), and
+        method → mAP with L2 only.
+    """
+    ds = features.dataset
+    curves: dict[str, tuple[list[int], np.ndarray]] = {}
+    baselines: dict[str, float] = {}
+    for method in methods:
+        query, db = features.pooled("query", method), features.pooled("db", method)
+        baselines[method] = score_vectors(l2n(query), l2n(db), ds.gnd, ds.protocol)
+        for part, label in (("train", "training set"), ("db", "test set")):
+            basis = fit_basis(features.pooled(part, method), query, db)
+            dims = dimension_grid(basis.max_dim)
+            curves[f"{method} (learned on the {label})"] = (dims, map_curve(basis, dims, power, ds.gnd, ds.protocol))
+    return curves, baselines
+
+
+def format_curves_at(curves: dict[str, tuple[Sequence[int], np.ndarray]], dims: Sequence[int] = (32, 64, 128)) -> str:
+    """A text table of each curve's mAP at a few dimensions and at its last (largest) one.
+
+    Args:
+        curves: label → (dims, values), e.g. from :func:`train_vs_test_curves`.
+        dims: the columns; a curve without a column's d shows "—".
+
+    Returns:
+        The table, one line per curve.
+    """
+    width = max([len("whitening")] + [len(label) for label in curves])
+    lines = [f"{'whitening':<{width}} " + " ".join(f"{f'd={d}':>6}" for d in dims) + f" {'all':>6}"]
+    for label, (xs, values) in curves.items():
+        at = dict(zip(xs, values))
+        cells = [f"{at[d]:>6.2f}" if d in at else f"{'—':>6}" for d in dims]
+        lines.append(f"{label:<{width}} " + " ".join(cells) + f" {values[-1]:>6.2f}")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class WhiteningGain:
+    """What PCA-whitening learned on the training split does to one method.
+
+    Attributes:
+        method: the pooling method.
+        l2_only: mAP without PCA.
+        full, partial: mAP with every useful component, whitened by λ^-1/2 and λ^-1/4.
+        best, best_dim: the best full-whitening mAP over the dimension grid, and its d.
+    """
+
+    method: str
+    l2_only: float
+    full: float
+    partial: float
+    best: float
+    best_dim: int
+
+
+def whitening_gains(features: DatasetFeatures, methods: Sequence[str] = ("SPoC", "MAC", "GeM")) -> list[WhiteningGain]:
+    """Each method's mAP without PCA, with full and partial whitening, and at its best d (learned on the training split).
+
+    Args:
+        features: the extracted dataset (needs a training split).
+        methods: pooling methods.
+
+    Returns:
+        One :class:`WhiteningGain` per method.
+    """
+    ds = features.dataset
+    gains = []
+    for method in methods:
+        query, db = features.pooled("query", method), features.pooled("db", method)
+        basis = fit_basis(features.pooled("train", method), query, db)
+        dims = dimension_grid(basis.max_dim)
+        full = map_curve(basis, dims, 0.5, ds.gnd, ds.protocol)
+        best = int(np.argmax(full))
+        gains.append(WhiteningGain(
+            method,
+            l2_only=score_vectors(l2n(query), l2n(db), ds.gnd, ds.protocol),
+            full=float(full[-1]),
+            partial=float(map_curve(basis, [basis.max_dim], 0.25, ds.gnd, ds.protocol)[0]),
+            best=float(full[best]),
+            best_dim=dims[best],
+        ))
+    return gains
+
+
+def format_whitening_gains(gains: Sequence[WhiteningGain]) -> str:
+    """A text table of :func:`whitening_gains`: mAP and gain over L2 only, full and partial, and the best d."""
+    lines = [f"{'method':<6} {'L2 only':>8} {'full':>6} {'gain':>6} {'partial':>8} {'gain':>6} {'best d (full)':>14}"]
+    for g in gains:
+        lines.append(f"{g.method:<6} {g.l2_only:>8.3f} {g.full:>6.3f} {g.full - g.l2_only:>+6.3f} {g.partial:>8.3f} "
+                     f"{g.partial - g.l2_only:>+6.3f} {g.best:>8.3f} @{g.best_dim:<4}")
+    return "\n".join(lines)
+
+
 def whitening_view(
     curves: dict[str, np.ndarray],
     dims: Sequence[int],
@@ -136,6 +260,7 @@ def whitening_view(
     dim: int,
     current: dict[str, float],
     title: str,
+    figure: MapCurveFigure | None = None,
 ) -> tuple[Figure, str]:
     """The lab's picture and caption.
 
@@ -146,11 +271,12 @@ def whitening_view(
         dim: the chosen dimension (marked).
         current: method → mAP at ``dim``.
         title: the figure's title (the setting).
+        figure: a :class:`~cbir_lab.viz.whitening.MapCurveFigure` to redraw (default: a new one).
 
     Returns:
         (figure, caption).
     """
-    fig = plot_map_curves(dims, curves, baselines=baselines, marker=dim, current=current, title=title)
+    fig = (figure or MapCurveFigure()).draw(dims, curves, baselines, dim, current, title)
     caption = f"d = {dim}: " + " | ".join(
         f"{m} {current[m]:.3f} ({current[m] - baselines[m]:+.3f} vs L2 only {baselines[m]:.3f})" for m in current
     )
@@ -172,6 +298,9 @@ class WhiteningLab(PanelRepr):
         widget: the whole panel.
     """
 
+    #: from this many database vectors on, a new setting first shows a "computing…" note
+    slow_database_size = 2000
+
     def __init__(self, features: DatasetFeatures, methods: Sequence[str] = ("SPoC", "MAC")) -> None:
         if not features.train_maps:
             raise ValueError(f"dataset {features.dataset.name!r} has no training split to learn the whitening on")
@@ -191,6 +320,7 @@ class WhiteningLab(PanelRepr):
         self.dim = widgets.IntSlider(value=min(128, top), min=min(16, top), max=top, description="dimensions",
                                      continuous_update=False)
         self.out = widgets.Output()
+        self._curve_figure = MapCurveFigure()
         self.figure: Figure | None = None
         self.caption = ""
         self.error: Exception | None = None
@@ -240,6 +370,11 @@ class WhiteningLab(PanelRepr):
             return
         def draw() -> None:
             part, power = self.training.value, self.whitening.value
+            n_db = self.features.dataset.n_db
+            fresh = any((m, part, power) not in self._curves for m in self.methods)
+            if fresh and n_db >= self.slow_database_size:
+                # seconds of work ahead: say so, rather than leave a frozen figure
+                show_in(self.out, text=f"learning the PCA and scoring every dimension on {n_db:,} database vectors…")
             top = self.max_dim(part)
             if self.dim.max != top:
                 self._updating = True  # clamp the slider without a second redraw
@@ -258,7 +393,8 @@ class WhiteningLab(PanelRepr):
                 dims, curves[m] = self.curve(m, part, power)
             self.scores = {m: self.score(m, part, power, d) for m in self.methods}
             title = f"whitening {self.whitening.label}, learned on the {self.training.label}"
-            self.figure, self.caption = whitening_view(curves, dims, self.baselines, d, self.scores, title)
+            self.figure, self.caption = whitening_view(curves, dims, self.baselines, d, self.scores, title,
+                                                         self._curve_figure)
             show_in(self.out, self.figure, self.caption)
 
         self._redraw(draw)
