@@ -33,14 +33,12 @@ def _unique_path(path: Path) -> Path:
 
 def _typical_query(ds, q, db) -> int:
     """The query whose GeM AP is closest to the median AP: a figure with hits and misses, not a showcase."""
-    from cbir_lab.evaluation import compute_map
+    from cbir_lab.evaluation import compute_map, median_ap_query
     from cbir_lab.search import rank
 
     if not ds.has_ground_truth or ds.protocol == "revisited":
         return 0
-    aps = compute_map(rank(q, db), ds.gnd).aps
-    scored = np.flatnonzero(~np.isnan(aps))
-    return int(scored[np.argmin(np.abs(aps[scored] - np.median(aps[scored])))])
+    return median_ap_query(compute_map(rank(q, db), ds.gnd).aps)
 
 
 def run_demo(

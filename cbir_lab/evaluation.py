@@ -9,6 +9,8 @@ r"""Evaluation: mAP and friends, exactly as the benchmarks' reference code compu
 * :func:`precision_at_k`: the textbook P@k (kept apart from mP@k, which differs).
 * :func:`precision_recall`: a query's precision-recall points, for plots.
 * :func:`evaluate`: dispatch on a dataset's protocol.
+* :func:`median_ap_query`: the query whose AP is the median one (a typical
+  example to show, with hits and misses).
 
 References:
     Radenović, Iscen, Tolias, Avrithis & Chum, "Revisiting Oxford and Paris",
@@ -35,6 +37,7 @@ __all__ = [
     "precision_at_k",
     "precision_recall",
     "evaluate",
+    "median_ap_query",
 ]
 
 
@@ -293,3 +296,25 @@ def evaluate(ranks, gnd: Sequence[dict] | None, protocol: str, kappas: Sequence[
         res = compute_map(ranks, gnd, kappas)
         return {"mAP": res.map, **{f"mP@{k}": float(v) for k, v in zip(res.kappas, res.mpk)}}
     raise ValueError(f"unknown protocol {protocol!r}")
+
+
+def median_ap_query(aps) -> int:
+    """The query whose AP is closest to the median AP (ties: the smaller index).
+
+    A demo that opens on this query shows a typical ranking, with hits and
+    misses, rather than the best or the worst case.
+
+    Args:
+        aps: (n_queries,) APs; NaN for queries that cannot be scored.
+
+    Returns:
+        The query's index.
+
+    Raises:
+        ValueError: no query has an AP.
+    """
+    aps = np.asarray(aps, dtype=np.float64)
+    scored = np.flatnonzero(~np.isnan(aps))
+    if scored.size == 0:
+        raise ValueError("no query has an AP: there is no median query")
+    return int(scored[np.argmin(np.abs(aps[scored] - np.median(aps[scored])))])

@@ -8,6 +8,7 @@ from cbir_lab.evaluation import (
     average_precision,
     compute_map,
     evaluate,
+    median_ap_query,
     ns_score,
     positive_positions,
     precision_at_k,
@@ -159,3 +160,12 @@ def test_compute_map_agrees_with_a_literal_port_of_the_reference_loop():
             continue
         got = compute_map(ranking[:, None], [{"ok": ok, "junk": junk}]).map
         assert got == pytest.approx(reference_ap(ranking, ok, junk))
+
+
+def test_median_ap_query():
+    # the NaN query cannot be scored; the median of {0.2, 0.9, 0.5} is query 3's 0.5
+    assert median_ap_query([0.2, np.nan, 0.9, 0.5]) == 3
+    # an even count: the median 0.5 lies between 0.25 and 0.75, as close to both; the smaller index wins
+    assert median_ap_query([0.75, 0.0, 0.25, 1.0]) == 0
+    with pytest.raises(ValueError, match="no query has an AP"):
+        median_ap_query([np.nan, np.nan])

@@ -27,6 +27,7 @@ from cbir_lab.widgets.talk import (
     talk_ranking,
     talk_results,
     thumbnail_data_uri,
+    typical_query,
 )
 
 # Query (1, 0) against three unit vectors: similarities db0 = 0, db1 = 1, db2 = 0.6.
@@ -226,6 +227,19 @@ def test_talk_widget_disables_whitening_without_a_training_split(features):
     bare = RetrievalDataset(ds.name, ds.db_images, ds.query_images, ds.gnd)
     widget = TalkWidget(DatasetFeatures(bare, "hand-made", 0, features.query_maps, features.db_maps, []))
     assert widget.whitening.disabled
+
+
+def test_typical_query_is_the_median_ap_query(features):
+    # MAC on the hand-made maps: query (1, 0.1) ranks db1, db2, db0; query (0.1, 1) ranks db0, db2, db1
+    ds = features.dataset
+    three = RetrievalDataset(ds.name, ds.db_images, ds.query_images + ds.query_images[:1],
+                             ({"ok": [1], "junk": []},   # db1 first: AP 1
+                              {"ok": [1], "junk": []},   # db1 third: AP (0 + 1/3) / 2 = 1/6
+                              {"ok": [2], "junk": []}))  # db2 second: AP (0 + 1/2) / 2 = 1/4, the median
+    maps = features.query_maps + features.query_maps[:1]
+    assert typical_query(DatasetFeatures(three, "hand-made", 0, maps, features.db_maps, []), "MAC") == 2
+    bare = RetrievalDataset(ds.name, ds.db_images, ds.query_images, None)  # no ground truth: the first query
+    assert typical_query(DatasetFeatures(bare, "hand-made", 0, features.query_maps, features.db_maps, [])) == 0
 
 
 def test_talk_widget_rejects_a_bad_first_query(features):

@@ -92,9 +92,12 @@ class PoolingExplorer(PanelRepr):
         n_channels = self.maps[0].shape[0]
         channel = strongest_channels(self.maps[0], 1)[0] if channel is None else channel
         self.method = widgets.ToggleButtons(options=list(POOLING_METHODS), value=method, description="method")
-        self.levels = widgets.IntSlider(value=3, min=1, max=5, description="R-MAC levels", continuous_update=False)
-        self.center = widgets.Checkbox(value=False, description="SPoC centre prior")
-        self.p = widgets.FloatSlider(value=3.0, min=1.0, max=10.0, step=0.5, description="GeM p", continuous_update=False)
+        wide = {"description_width": "initial"}  # room for the whole label ("R-MAC levels" was cut)
+        self.levels = widgets.IntSlider(value=3, min=1, max=5, description="R-MAC levels", continuous_update=False,
+                                        style=wide)
+        self.center = widgets.Checkbox(value=False, description="SPoC centre prior", style=wide)
+        self.p = widgets.FloatSlider(value=3.0, min=1.0, max=10.0, step=0.5, description="GeM p", continuous_update=False,
+                                     style=wide)
         self.channel = widgets.IntSlider(value=channel, min=0, max=n_channels - 1, description="channel",
                                          continuous_update=False)
         self.out = widgets.Output()

@@ -26,7 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
-from cbir_lab.evaluation import average_precision, positive_positions
+from cbir_lab.evaluation import average_precision, median_ap_query, positive_positions
 from cbir_lab.features import load_image
 from cbir_lab.pipeline import METHODS, DatasetFeatures, extract_dataset, global_descriptors
 from cbir_lab.search import rank
@@ -40,6 +40,7 @@ __all__ = [
     "TalkRanking",
     "talk_ranking",
     "talk_results",
+    "typical_query",
     "method_label",
     "thumbnail_data_uri",
     "render_talk_html",
@@ -198,6 +199,33 @@ def talk_results(features: DatasetFeatures, query: int, method: str = "GeM", whi
     return talk_ranking(q, db, query, ds.gnd if ds.has_ground_truth else None, k, method_label(method, whiten))
 
 
+def typical_query(features: DatasetFeatures, method: str = "GeM", whiten: bool = False) -> int:
+    """The query a talk opens on: the one whose AP is the median AP under ``method``.
+
+    The best query makes every method look perfect and the worst makes none
+    work; the median one shows hits and misses that the method switch changes.
+    Revisited datasets count easy and hard images as positives (Medium).
+
+    Args:
+        features: from :func:`cbir_lab.pipeline.extract_dataset`.
+        method, whiten: the setting the talk opens with.
+
+    Returns:
+        A query index; 0 when the dataset has no ground truth.
+    """
+    ds = features.dataset
+    if not ds.has_ground_truth:
+        return 0
+    q, db = global_descriptors(features, method, whiten)
+    ranks = rank(q, db)
+    aps = np.full(ds.n_queries, np.nan)
+    for i, g in enumerate(ds.gnd):
+        positives, junk = _positives_and_junk(g)
+        if positives:
+            aps[i] = average_precision(positive_positions(ranks[:, i], positives, junk), len(positives))
+    return median_ap_query(aps) if not np.isnan(aps).all() else 0
+
+
 @lru_cache(maxsize=2048)
 def _thumbnail_cached(item, side: int) -> str:
     image = load_image(item)
@@ -293,11 +321,12 @@ class TalkWidget:
         features: from :func:`cbir_lab.pipeline.extract_dataset`.
         k: results shown.
         columns: results per row.
-        query: the query shown first.
+        query: the query shown first (default: :func:`typical_query`).
         method: the method shown first.
     """
 
-    def __init__(self, features: DatasetFeatures, k: int = 12, columns: int = 6, query: int = 0, method: str = "GeM") -> None:
+    def __init__(self, features: DatasetFeatures, k: int = 12, columns: int = 6, query: int | None = None,
+                 method: str = "GeM") -> None:
         import ipywidgets as widgets
 
         self.features = features
@@ -306,6 +335,9 @@ class TalkWidget:
         ds = features.dataset
         if ds.n_queries == 0:
             raise ValueError(f"dataset {ds.name!r} has no queries to show")
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
+        query = typical_query(features, method) if query is None else query
         if not 0 <= query < ds.n_queries:
             raise ValueError(f"query must be in 0..{ds.n_queries - 1}, got {query}")
         self._descriptors: dict[tuple[str, bool], tuple[np.ndarray, np.ndarray]] = {}
