@@ -260,10 +260,10 @@ def test_talk_mode_in_voila(browser, talk_expected, tmp_path):
         external = block_external(context)
         page = context.new_page()
         try:
-            start = time.monotonic()
+            began = time.monotonic()
             page.goto(f"http://127.0.0.1:{port}/", wait_until="commit", timeout=120_000)
             page.wait_for_selector(".cbir-talk-results", timeout=300_000)
-            print(f"talk mode loaded in {time.monotonic() - start:.0f} s")
+            print(f"talk mode loaded in {time.monotonic() - began:.0f} s")
 
             # It loads: title, one thumbnail per query, the method switch, and GeM's ranking of the median-AP query.
             assert page.locator(".cbir-talk-title").inner_text() == "Image retrieval with CNN features"
