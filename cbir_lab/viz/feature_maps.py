@@ -298,6 +298,8 @@ class ChannelFigure(LiveFigure):
             axis.set_major_locator(MaxNLocator(5, integer=True))
         self.right.set_xlabel("x (cell)")
         self.right.set_ylabel("y (cell)")
+        for ax in (self.left, self.right):
+            ax.set_anchor("E")  # narrow (portrait) panels close up towards the colour bar
         # A colour bar drawn as a plain image: fig.colorbar rebuilds a mesh at every change of range.
         self.bar_image = self.bar.imshow(np.linspace(0.0, 1.0, 256)[:, None], cmap="inferno", aspect="auto",
                                          origin="lower", extent=(0, 1, 0, 1))
@@ -317,7 +319,7 @@ class ChannelFigure(LiveFigure):
         self.values.set_data(values)
         self.values.set_extent((-0.5, w - 0.5, h - 0.5, -0.5))
         low, high = float(values.min()), float(values.max())
-        high = high if high > low else low + 1e-6  # a constant channel still gets a valid range
+        high = high if high > low else low + 1.0  # a constant channel (often all zeros) still gets a valid range
         self.values.set_clim(low, high)
         self.bar_image.set_extent((0, 1, low, high))
         self.bar.set_ylim(low, high)
