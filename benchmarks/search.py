@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -227,7 +226,7 @@ def _ivf(quick: bool) -> list[Result]:
     t_ivf1 = time_call(lambda: search_index(index, one, TOP_K), repeat=5 if quick else 9, warmup=1)
     t_exact1 = time_call(lambda: rank(one, db, k=TOP_K), repeat=5 if quick else 9, warmup=1)
     results.append(Result(
-        "search", f"one query alone (latency): IVF nprobe=16 vs exact rank, 100,000 × 512",
+        "search", "one query alone (latency): IVF nprobe=16 vs exact rank, 100,000 × 512",
         f"{format_seconds(t_ivf1.median)} vs {format_seconds(t_exact1.median)}", format_spread(t_ivf1), "", "info"))
     return results
 

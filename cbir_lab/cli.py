@@ -15,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 
 __all__ = ["main", "run_demo"]
 
@@ -52,7 +51,6 @@ def run_demo(
     """Run the demo; returns the score rows and the figure's path."""
     out = sys.stdout if out is None else out
     from cbir_lab.datasets import load_dataset
-    from cbir_lab.evaluation import CannotScoreError
     from cbir_lab.pipeline import evaluate_methods, extract_dataset, format_scores, global_descriptors
     from cbir_lab.search import rank, similarities
     from cbir_lab.viz import plot_ranking

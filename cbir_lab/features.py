@@ -13,13 +13,12 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import tempfile
 import warnings
 from collections import defaultdict
 from pathlib import Path
-from typing import Iterable, Sequence, Union
+from typing import Sequence, Union
 
 import numpy as np
 import torch

@@ -19,8 +19,6 @@ from cbir_lab.talk import DATASET_ENV, NOTEBOOK, _check_dataset, talk_env, voila
 from cbir_lab.widgets.talk import (
     STATUS_MARKS,
     TALK_CSS,
-    TalkRanking,
-    TalkResult,
     TalkWidget,
     method_label,
     render_talk_html,

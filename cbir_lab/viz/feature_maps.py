@@ -274,11 +274,7 @@ class ChannelFigure(LiveFigure):
     the slowest thing matplotlib draws (two titles cost a quarter of a frame), so
     the explorer states the layer, channel and maximum in its caption instead.
 
-    Call :meth:`draw` with:
-        image: the network input (H, W, 3).
-        fmap: the layer's map (C, H', W').
-        channel: which channel.
-        layer: the layer's name, for the title.
+    :meth:`draw` takes the arguments of :func:`plot_channel`.
     """
 
     #: the cell grid is drawn on maps up to this many cells a side (finer grids hide the image)

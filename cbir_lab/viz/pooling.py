@@ -238,12 +238,7 @@ class MethodChannelFigure(LiveFigure):
     R-MAC: the region grid with each region's maximum; GeM: the map raised to p,
     which it averages (large p leaves only the peaks, like MAC).
 
-    Call :meth:`draw` with:
-        image: the network input (H, W, 3).
-        fmap: its map (C, H', W').
-        method: one of :data:`POOLING_METHODS`.
-        channel: which channel.
-        levels, center, p: the method's settings.
+    :meth:`draw` takes the arguments of :func:`plot_method_channel`.
     """
 
     def __init__(self) -> None:

@@ -102,16 +102,8 @@ def plot_covariances(matrices: dict[str, np.ndarray], size: int = 48) -> Figure:
 class MapCurveFigure(LiveFigure):
     """mAP against the number of dimensions d, one line per curve; the whitening lab redraws it in place.
 
-    Call :meth:`draw` with:
-        dims: the x values (one list for all curves), or use ``curves[label] = (dims, values)``.
-        curves: label → mAP at each of ``dims`` (or (dims, values) pairs).
-        baselines: method → mAP without PCA, drawn dotted in the method's colour.
-        marker: a chosen d to mark with a vertical line.
-        current: label → mAP at ``marker``, drawn as dots.
-        title: the figure's title.
-        styles: label → matplotlib line style (e.g. ``"--"`` for the test-set curves).
-
-    The same labels (and styles) redraw in place; other labels rebuild the figure.
+    :meth:`draw` takes the arguments of :func:`plot_map_curves`. The same labels
+    (and styles) redraw in place; other labels rebuild the figure.
     """
 
     def __init__(self) -> None:

@@ -42,6 +42,7 @@ __all__ = [
     "whitened_vectors",
     "headline_score",
     "score_vectors",
+    "l2_only_score",
     "map_curve",
     "dimension_grid",
     "train_vs_test_curves",
@@ -125,6 +126,12 @@ def score_vectors(query: np.ndarray, db: np.ndarray, gnd, protocol: str) -> floa
     return headline_score(evaluate(rank(query, db), gnd, protocol))
 
 
+def l2_only_score(features: DatasetFeatures, method: str) -> float:
+    """The headline mAP of ``method``'s L2-normalised descriptors, without PCA: every curve's baseline."""
+    ds = features.dataset
+    return score_vectors(l2n(features.pooled("query", method)), l2n(features.pooled("db", method)), ds.gnd, ds.protocol)
+
+
 def dimension_grid(max_dim: int, start: int = 16, step: int = 16, max_points: int = 16) -> list[int]:
     """start, start + step, … up to ``max_dim``, with ``max_dim`` itself last.
 
@@ -169,7 +176,7 @@ def train_vs_test_curves(
     baselines: dict[str, float] = {}
     for method in methods:
         query, db = features.pooled("query", method), features.pooled("db", method)
-        baselines[method] = score_vectors(l2n(query), l2n(db), ds.gnd, ds.protocol)
+        baselines[method] = l2_only_score(features, method)
         for part, label in (("train", "training set"), ("db", "test set")):
             basis = fit_basis(features.pooled(part, method), query, db)
             dims = dimension_grid(basis.max_dim)
@@ -235,7 +242,7 @@ def whitening_gains(features: DatasetFeatures, methods: Sequence[str] = ("SPoC",
         best = int(np.argmax(full))
         gains.append(WhiteningGain(
             method,
-            l2_only=score_vectors(l2n(query), l2n(db), ds.gnd, ds.protocol),
+            l2_only=l2_only_score(features, method),
             full=float(full[-1]),
             partial=float(map_curve(basis, [basis.max_dim], 0.25, ds.gnd, ds.protocol)[0]),
             best=float(full[best]),
@@ -309,11 +316,7 @@ class WhiteningLab(PanelRepr):
         self._bases: dict[tuple[str, str], WhiteningBasis] = {}
         self._curves: dict[tuple[str, str, float], tuple[list[int], np.ndarray]] = {}
         self._scores: dict[tuple[str, str, float, int], float] = {}
-        ds = features.dataset
-        self.baselines = {
-            m: score_vectors(l2n(features.pooled("query", m)), l2n(features.pooled("db", m)), ds.gnd, ds.protocol)
-            for m in self.methods
-        }
+        self.baselines = {m: l2_only_score(features, m) for m in self.methods}
         self.training = widgets.Dropdown(options=list(TRAINING_SETS.items()), value="train", description="learn on")
         self.whitening = widgets.ToggleButtons(options=list(WHITENING_POWERS.items()), value=0.5, description="whitening")
         top = self.max_dim("train")
