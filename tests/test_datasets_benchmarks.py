@@ -335,6 +335,7 @@ def test_dataset_status_and_table(tmp_path):
     assert status["ukbench"].bytes_on_disk > len(files["ukbench.zip"])  # archive + unpacked images
     assert status["holidays"].state == "present"
     assert "rotated=False" in status["holidays"].note
+    assert status["holidays"].load_options == {"rotated": False} and status["ukbench"].load_options == {}
     assert status["oxford5k"].state == "partial"
     assert status["roxford5k"].state == "partial"  # shares the Oxford images
     assert status["paris6k"].state == "absent"

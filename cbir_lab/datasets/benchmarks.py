@@ -33,7 +33,7 @@ import pickle
 import re
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -847,6 +847,9 @@ class DatasetStatus:
         licence: licence / attribution note.
         folder: its folder in the data folder.
         note: anything else worth saying (e.g. which Holidays variant is there).
+        load_options: keyword arguments ``load_dataset`` needs for what is
+            there (``{"rotated": False}`` when only the original Holidays
+            archives are).
     """
 
     name: str
@@ -858,6 +861,7 @@ class DatasetStatus:
     licence: str
     folder: Path
     note: str = ""
+    load_options: Mapping[str, object] = field(default_factory=dict)
 
 
 def _tree_size(path: Path) -> int:
@@ -914,7 +918,7 @@ def dataset_status(
     rows = []
     for spec in BENCHMARKS.values():
         state, size = _files_state(spec.files, data_root, registry)
-        note = ""
+        note, load_options = "", {}
         download = sum(registry[f].size or 0 for f in spec.files) or None
         if spec.name == "holidays":
             alt_state, alt_size = _files_state(required_files("holidays", rotated=False), data_root, registry)
@@ -922,6 +926,7 @@ def dataset_status(
             note = "rotated copy (default)"
             if alt_state == "present" and state != "present":
                 state, note = "present", "original archives only: load with rotated=False"
+                load_options = {"rotated": False}
             elif alt_state != "absent":
                 note += f"; original archives {alt_state}"
         rows.append(
@@ -935,6 +940,7 @@ def dataset_status(
                 licence=spec.licence,
                 folder=data_root / registry[spec.files[0]].folder,
                 note=note,
+                load_options=load_options,
             )
         )
     return rows
