@@ -30,6 +30,8 @@ from cbir_lab.viz.pooling import (
     plot_pooling_channel,
     plot_rmac_grid,
     pooled_descriptor,
+    format_pair_similarities,
+    format_similarity_gaps,
     region_maxima,
     similarity_gaps,
 )
@@ -132,6 +134,17 @@ def test_similarity_gaps_by_hand():
     assert gaps["negative"] == pytest.approx(0.3)
     assert gaps["hard negative"] == pytest.approx(0.6)
     assert gaps["hard gap"] == pytest.approx(-0.1)
+
+
+def test_lesson2_text_tables():
+    table = format_pair_similarities({"SPoC": np.array([0.75, 0.5]), "R-MAC": np.array([0.25, 0.5])})
+    assert table.splitlines() == [
+        "method same scene other scene  margin",
+        "SPoC         0.75        0.50   +0.25",
+        "R-MAC        0.25        0.50   -0.25",
+    ]
+    gaps = {"MAC": {"positive": 0.75, "negative": 0.5, "hard negative": 0.625, "gap": 0.25, "hard gap": 0.125}}
+    assert format_similarity_gaps(gaps, digits=3).splitlines()[1] == "MAC       0.750    0.500    0.625    0.250    0.125"
 
 
 def test_lesson2_figures_are_figures():

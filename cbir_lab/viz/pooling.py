@@ -10,6 +10,9 @@
   maximum; :func:`plot_pair_similarities` compares two views of one scene with
   two different scenes; :func:`plot_method_channel` is the widget's view of one
   method (:class:`MethodChannelFigure`, which the widget redraws in place).
+* :func:`similarity_gaps` measures how far a method puts matches from
+  non-matches over a dataset; :func:`format_pair_similarities` and
+  :func:`format_similarity_gaps` print both as text tables.
 
 Every plot returns a :class:`matplotlib.figure.Figure` and never shows it.
 """
@@ -41,6 +44,8 @@ __all__ = [
     "MethodChannelFigure",
     "plot_pair_similarities",
     "similarity_gaps",
+    "format_pair_similarities",
+    "format_similarity_gaps",
 ]
 
 #: The methods the lesson compares, in display order.
@@ -379,3 +384,39 @@ def similarity_gaps(query_vecs: np.ndarray, db_vecs: np.ndarray, gnd: Sequence[d
     result["gap"] = result["positive"] - result["negative"]
     result["hard gap"] = result["positive"] - result["hard negative"]
     return result
+
+
+def format_pair_similarities(similarities: dict[str, np.ndarray], digits: int = 2) -> str:
+    """A text table of :func:`pair_similarities` for an anchor, a view of the same scene and another scene.
+
+    Args:
+        similarities: method → (same scene, other scene) cosines.
+        digits: decimals shown.
+
+    Returns:
+        One line per method: both cosines and the margin same − other.
+    """
+    width = max([len("method")] + [len(m) for m in similarities])
+    lines = [f"{'method':<{width}} {'same scene':>10} {'other scene':>11} {'margin':>7}"]
+    for method, (same, other) in similarities.items():
+        lines.append(f"{method:<{width}} {same:>10.{digits}f} {other:>11.{digits}f} {same - other:>+7.{digits}f}")
+    return "\n".join(lines)
+
+
+def format_similarity_gaps(gaps: dict[str, dict[str, float]], digits: int = 2) -> str:
+    """A text table of :func:`similarity_gaps`, one line per method.
+
+    Args:
+        gaps: method label → the dict :func:`similarity_gaps` returns.
+        digits: decimals shown.
+
+    Returns:
+        Columns positive, negative, hard negative, gap and hard gap.
+    """
+    columns = ("positive", "negative", "hard negative", "gap", "hard gap")
+    headers = ("positive", "negative", "hard neg", "gap", "hard gap")
+    width = max([len("method")] + [len(label) for label in gaps])
+    lines = [f"{'method':<{width}} " + " ".join(f"{h:>8}" for h in headers)]
+    for label, values in gaps.items():
+        lines.append(f"{label:<{width}} " + " ".join(f"{values[c]:>8.{digits}f}" for c in columns))
+    return "\n".join(lines)
