@@ -13,6 +13,8 @@ from PIL import Image
 from cbir_lab.backbones import load_backbone
 from cbir_lab.pooling import rmac_regions
 from cbir_lab.viz.feature_maps import (
+    format_layers,
+    format_map_sizes,
     layer_feature_maps,
     measure_map_sizes,
     network_input,
@@ -76,6 +78,22 @@ def test_strongest_channels_breaks_ties_by_mean():
     fmap[2] = 6.0  # peak 6, mean 6: wins the tie
     fmap[3, 1, 1] = 2.0
     assert strongest_channels(fmap, 3) == [2, 1, 3]
+
+
+def test_lesson1_text_tables():
+    assert format_layers({"blocks.0": (16, 2), "conv_head": (1280, 32)}).splitlines() == [
+        "layer     channels C  stride s",
+        "blocks.0          16         2",
+        "conv_head       1280        32",
+    ]
+    maps = {"a": np.zeros((3, 2, 3)), "b": np.zeros((5, 1, 1))}
+    layers = {"a": (3, 32), "b": (5, 64)}
+    lines = format_map_sizes((50, 90), maps, layers).splitlines()
+    assert lines[0] == "input: 50 x 90 pixels"
+    assert lines[1] == "a C=3     H'=2    W'=3    formula: (2, 3)"  # ⌈50/32⌉ = 2, ⌈90/32⌉ = 3
+    assert lines[2].endswith("formula: (1, 2)")  # ⌈50/64⌉ = 1, ⌈90/64⌉ = 2
+    floor = format_map_sizes((50, 90), maps, layers, size_fn=lambda h, w, s: (h // s, w // s))
+    assert floor.splitlines()[1].endswith("formula: (1, 2)")  # a student's ⌊⌋ shows up as a mismatch
 
 
 def test_lesson1_figures_are_figures():

@@ -4,7 +4,8 @@
   :func:`layer_feature_maps` the maps of every selectable layer of a backbone in
   one forward pass (forward hooks), so a widget can switch layers for free.
 * :func:`measure_map_sizes` runs the backbone on blank inputs of several sizes,
-  to compare the measured map size with ⌈H / stride⌉.
+  to compare the measured map size with ⌈H / stride⌉; :func:`format_layers` and
+  :func:`format_map_sizes` print a backbone's layers and an image's map sizes.
 * :func:`plot_map_sizes`, :func:`plot_cell_grid`, :func:`plot_channels` and
   :func:`plot_channel` draw the figures; each returns a
   :class:`matplotlib.figure.Figure` and never shows it. :class:`ChannelFigure`
@@ -14,7 +15,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -32,6 +33,8 @@ __all__ = [
     "network_input",
     "layer_feature_maps",
     "measure_map_sizes",
+    "format_layers",
+    "format_map_sizes",
     "strongest_channels",
     "plot_map_sizes",
     "plot_cell_grid",
@@ -139,6 +142,44 @@ def strongest_channels(fmap: np.ndarray, k: int = 8) -> list[int]:
     flat = np.asarray(fmap, dtype=np.float64).reshape(fmap.shape[0], -1)
     order = np.lexsort((np.arange(flat.shape[0]), -flat.mean(axis=1), -flat.max(axis=1)))
     return [int(c) for c in order[:k]]
+
+
+def format_layers(layers: dict[str, tuple[int, int]]) -> str:
+    """A text table of a backbone's selectable layers: channels C and total stride s.
+
+    Args:
+        layers: layer name → (channels, stride), e.g. ``available_backbones()[name].layers``.
+
+    Returns:
+        One line per layer, shallow to deep.
+    """
+    width = max([len("layer")] + [len(name) for name in layers])
+    lines = [f"{'layer':<{width}} {'channels C':>10} {'stride s':>9}"]
+    lines += [f"{name:<{width}} {channels:>10} {stride:>9}" for name, (channels, stride) in layers.items()]
+    return "\n".join(lines)
+
+
+def format_map_sizes(image_hw: tuple[int, int], maps: dict[str, np.ndarray], layers: dict[str, tuple[int, int]],
+                     size_fn: Callable[[int, int, int], tuple[int, int]] | None = None) -> str:
+    """Each layer's measured map shape next to what a size formula predicts from the input size and stride.
+
+    Args:
+        image_hw: the network input's (H, W).
+        maps: layer → map (C, H', W'), e.g. from :func:`layer_feature_maps`.
+        layers: layer → (channels, total stride s), as in :func:`format_layers`.
+        size_fn: ``size_fn(H, W, s) -> (H', W')`` to compare with (a student's
+            exercise answer); default ⌈H/s⌉, ⌈W/s⌉.
+
+    Returns:
+        The input size, then one line per layer.
+    """
+    size_fn = size_fn or (lambda h, w, s: (math.ceil(h / s), math.ceil(w / s)))
+    width = max(len(name) for name in maps)
+    lines = [f"input: {image_hw[0]} x {image_hw[1]} pixels"]
+    for name, fmap in maps.items():
+        c, h, w = fmap.shape
+        lines.append(f"{name:<{width}} C={c:<5} H'={h:<4} W'={w:<4} formula: {size_fn(*image_hw, layers[name][1])}")
+    return "\n".join(lines)
 
 
 def plot_map_sizes(sides: Sequence[int], measured: Sequence[tuple[int, int]], stride: int) -> Figure:
