@@ -68,7 +68,7 @@ class WhiteningBasis:
     Attributes:
         eigenvalues: (k,) the useful eigenvalues, decreasing.
         all_eigenvalues: every eigenvalue of the training covariance.
-        query_proj: (n_q, k) centred, unscaled coordinates of L2(query) on the eigenvectors.
+        query_proj: (n_q, k) float32 centred, unscaled coordinates of L2(query) on the eigenvectors.
         db_proj: (n_db, k) the same for the database.
     """
 
@@ -93,7 +93,9 @@ def fit_basis(train: np.ndarray, query: np.ndarray, db: np.ndarray) -> Whitening
         The :class:`WhiteningBasis` (at most n - 1 components).
     """
     pca = PCAWhitening(n_components=None, power=0.0).fit(train)
-    return WhiteningBasis(pca.eigenvalues_, pca.all_eigenvalues_, pca.project(query), pca.project(db))
+    # float32 coordinates: every sweep step reads them, and rankings do not need float64
+    return WhiteningBasis(pca.eigenvalues_, pca.all_eigenvalues_, pca.project(query).astype(np.float32),
+                          pca.project(db).astype(np.float32))
 
 
 def whitened_vectors(basis: WhiteningBasis, dim: int, power: float) -> tuple[np.ndarray, np.ndarray]:
@@ -111,9 +113,8 @@ def whitened_vectors(basis: WhiteningBasis, dim: int, power: float) -> tuple[np.
     """
     if not 1 <= dim <= basis.max_dim:
         raise ValueError(f"dim must be in 1..{basis.max_dim} for this training set, got {dim}")
-    scale = basis.eigenvalues[:dim] ** power
-    return (l2n(basis.query_proj[:, :dim] / scale).astype(np.float32),
-            l2n(basis.db_proj[:, :dim] / scale).astype(np.float32))
+    inverse_scale = (basis.eigenvalues[:dim] ** -power).astype(np.float32)
+    return l2n(basis.query_proj[:, :dim] * inverse_scale), l2n(basis.db_proj[:, :dim] * inverse_scale)
 
 
 def headline_score(scores: dict[str, float]) -> float:
