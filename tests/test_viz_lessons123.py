@@ -100,7 +100,7 @@ def test_lesson1_figures_are_figures():
     image = np.zeros((64, 96, 3), np.uint8)
     fmap = np.random.default_rng(0).random((5, 2, 3))
     for fig in (plot_map_sizes([32, 64], [(1, 2), (2, 4)], 32), plot_cell_grid(image, {"a": fmap}),
-                plot_channels(image, fmap, [0, 1]), plot_channel(image, fmap, 4, "a")):
+                plot_channels(image, fmap, [0, 1]), plot_channel(image, fmap, 4)):
         assert isinstance(fig, Figure)
     with pytest.raises(ValueError, match="channel must be in 0..4"):
         plot_channel(image, fmap, 5)

@@ -61,18 +61,18 @@ def test_channel_figure_shows_the_requested_channel():
     fmap[1, 1, 2] = 5.0  # channel 1 peaks at (y=1, x=2)
     fmap[2] = -1.0  # channel 2 is constant
     live = ChannelFigure()
-    live.draw(image, fmap, 0, "layer")
-    fig = live.draw(image, fmap, 1, "layer")
+    live.draw(image, fmap, 0)
+    fig = live.draw(image, fmap, 1)
     np.testing.assert_array_equal(live.values.get_array(), fmap[1])
     assert live.values.get_clim() == (0.0, 5.0)
     assert list(live.peak.get_xdata()) == [2] and list(live.peak.get_ydata()) == [1]
     assert len(live.cells.get_segments()) == (2 + 1) + (3 + 1)  # the borders of a 2 × 3 grid
-    live.draw(image, fmap, 2, "layer")
+    live.draw(image, fmap, 2)
     low, high = live.values.get_clim()
     assert low == -1.0 and high > low  # a constant channel still gets a valid colour range
     assert fig.axes[2].get_ylim() == (low, high)  # the colour bar follows
     with pytest.raises(ValueError, match="channel must be in 0..2"):
-        live.draw(image, fmap, 3, "layer")
+        live.draw(image, fmap, 3)
 
 
 def test_method_figure_keeps_no_marks_of_the_previous_method():

@@ -324,7 +324,7 @@ class ChannelFigure(LiveFigure):
     def __init__(self) -> None:
         super().__init__(figsize=(8.0, 3.6))
 
-    def _build(self, image: np.ndarray, fmap: np.ndarray, channel: int, layer: str = "") -> None:
+    def _build(self, image: np.ndarray, fmap: np.ndarray, channel: int) -> None:
         self.left, self.right, self.bar = self.figure.subplots(1, 3, width_ratios=[1, 1, 0.05])
         placeholder = np.zeros((1, 1), np.float32)  # _update sets the data (and checks the channel)
         self.overlay = _overlay(self.left, image, placeholder)
@@ -344,7 +344,7 @@ class ChannelFigure(LiveFigure):
         self.bar.yaxis.tick_right()
         self.bar.yaxis.set_major_locator(MaxNLocator(5))
 
-    def _update(self, image: np.ndarray, fmap: np.ndarray, channel: int, layer: str = "") -> None:
+    def _update(self, image: np.ndarray, fmap: np.ndarray, channel: int) -> None:
         c, h, w = fmap.shape
         if not 0 <= channel < c:
             raise ValueError(f"channel must be in 0..{c - 1} for a map with {c} channels, got {channel}")
@@ -369,16 +369,15 @@ class ChannelFigure(LiveFigure):
         self.bar.set_ylim(-888.0, 888.0)
 
 
-def plot_channel(image: np.ndarray, fmap: np.ndarray, channel: int, layer: str = "") -> Figure:
+def plot_channel(image: np.ndarray, fmap: np.ndarray, channel: int) -> Figure:
     """One channel over the image and as its raw map: :class:`ChannelFigure`, drawn once.
 
     Args:
         image: the network input (H, W, 3).
         fmap: the layer's map (C, H', W').
         channel: which channel.
-        layer: the layer's name, for the title.
 
     Returns:
-        The figure (two panels).
+        The figure: the two panels and the colour bar (no titles; see :class:`ChannelFigure`).
     """
-    return ChannelFigure().draw(image, fmap, channel, layer)
+    return ChannelFigure().draw(image, fmap, channel)

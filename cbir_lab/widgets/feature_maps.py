@@ -39,7 +39,7 @@ def feature_map_view(image: np.ndarray, maps: dict[str, np.ndarray], layer: str,
     if layer not in maps:
         raise ValueError(f"unknown layer {layer!r}; choose one of {list(maps)}")
     fmap = maps[layer]
-    fig = (figure or ChannelFigure()).draw(image, fmap, channel, layer)  # checks the channel
+    fig = (figure or ChannelFigure()).draw(image, fmap, channel)  # checks the channel
     c, h, w = fmap.shape
     height, width = image.shape[:2]
     values = fmap[channel]
