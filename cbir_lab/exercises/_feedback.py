@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["CheckResult", "not_implemented"]
+__all__ = ["CheckResult", "StudentCodeError", "not_implemented", "call_student", "report"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,36 @@ def not_implemented(exercise: str, what: str) -> CheckResult:
         implemented=False,
         failures=("not_implemented",),
     )
+
+
+class StudentCodeError(Exception):
+    """The student's function raised; :attr:`result` is the feedback to report instead of a traceback."""
+
+    def __init__(self, result: CheckResult) -> None:
+        super().__init__(result.message)
+        self.result = result
+
+
+def call_student(exercise: str, hint: str, call: str, fn, *args):
+    """Return ``fn(*args)``, the student's code; a stub or an error becomes feedback.
+
+    Args:
+        exercise: the exercise's name.
+        hint: what to write, shown while ``fn`` still raises ``NotImplementedError``.
+        call: how the call reads in the feedback, e.g. ``"gem_fn(x of shape (2, 3, 4, 4), p=3)"``.
+        fn, args: the function and its arguments.
+
+    Raises:
+        StudentCodeError: ``fn`` raised; its ``result`` says so (``failures``:
+            ``not_implemented`` or ``error``).
+    """
+    try:
+        return fn(*args)
+    except NotImplementedError:
+        raise StudentCodeError(not_implemented(exercise, hint)) from None
+    except Exception as err:  # show the student's own error, not a traceback from the check
+        message = f"✗ {exercise}: {call} raised {type(err).__name__}: {err}"
+        raise StudentCodeError(CheckResult(exercise, False, message, failures=("error",))) from None
 
 
 def report(result: CheckResult, verbose: bool = True) -> CheckResult:

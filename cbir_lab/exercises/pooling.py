@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from cbir_lab.exercises._feedback import CheckResult, not_implemented, report
+from cbir_lab.exercises._feedback import CheckResult, StudentCodeError, call_student, report
 from cbir_lab.pooling import gem, mac, spoc
 
 __all__ = ["check_gem", "check_spoc_center_prior", "pooling_test_maps"]
@@ -79,12 +79,10 @@ def check_gem(gem_fn: Callable[[torch.Tensor, float], torch.Tensor], verbose: bo
     cases = [(x, p) for x in pooling_test_maps() for p in (1.0, 3.0, 6.5)]
     for x, p in cases:
         try:
-            out = _call(gem_fn, x.clone(), p)
-        except NotImplementedError:
-            return report(not_implemented(name, "Compute (mean over y, x of x^p)^(1/p) per channel."), verbose)
-        except Exception as err:
-            msg = f"✗ {name}: gem_fn(x of shape {tuple(x.shape)}, p={p}) raised {type(err).__name__}: {err}"
-            return report(CheckResult(name, False, msg, failures=("error",)), verbose)
+            out = call_student(name, "Compute (mean over y, x of x^p)^(1/p) per channel.",
+                               f"gem_fn(x of shape {tuple(x.shape)}, p={p})", _call, gem_fn, x.clone(), p)
+        except StudentCodeError as failure:
+            return report(failure.result, verbose)
         expected = gem(x, p=p)
         if _close(out, expected):
             continue
@@ -136,12 +134,10 @@ def check_spoc_center_prior(spoc_fn: Callable[[torch.Tensor], torch.Tensor], ver
     maps = pooling_test_maps()
     for x in maps:
         try:
-            out = _call(spoc_fn, x.clone())
-        except NotImplementedError:
-            return report(not_implemented(name, "Weight each cell by the Gaussian α(y, x), then sum over y, x."), verbose)
-        except Exception as err:
-            msg = f"✗ {name}: spoc_fn(x of shape {tuple(x.shape)}) raised {type(err).__name__}: {err}"
-            return report(CheckResult(name, False, msg, failures=("error",)), verbose)
+            out = call_student(name, "Weight each cell by the Gaussian α(y, x), then sum over y, x.",
+                               f"spoc_fn(x of shape {tuple(x.shape)})", _call, spoc_fn, x.clone())
+        except StudentCodeError as failure:
+            return report(failure.result, verbose)
         expected = spoc(x, center_prior=True)
         if _close(out, expected):
             continue

@@ -32,7 +32,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from cbir_lab.evaluation import average_precision, positive_positions, revisited_gnd
-from cbir_lab.exercises._feedback import CheckResult, not_implemented, report
+from cbir_lab.exercises._feedback import CheckResult, StudentCodeError, call_student, report
 from cbir_lab.search import alpha_query_expansion, average_query_expansion, rank
 
 __all__ = [
@@ -122,12 +122,10 @@ def check_average_precision(ap_fn: Callable[[Sequence[int], Sequence[int], Seque
         if expected is None:
             expected = average_precision(positive_positions(np.asarray(ranking), positives, junk), len(positives))
         try:
-            got = ap_fn(list(ranking), list(positives), list(junk))
-        except NotImplementedError:
-            return report(not_implemented(name, "Remove junk, find the positives' positions, apply the trapezoid rule."), verbose)
-        except Exception as err:
-            msg = f"✗ {name}: ap_fn({ranking}, {positives}, {junk}) raised {type(err).__name__}: {err}"
-            return report(CheckResult(name, False, msg, failures=("error",)), verbose)
+            got = call_student(name, "Remove junk, find the positives' positions, apply the trapezoid rule.",
+                               f"ap_fn({ranking}, {positives}, {junk})", ap_fn, list(ranking), list(positives), list(junk))
+        except StudentCodeError as failure:
+            return report(failure.result, verbose)
         try:
             got = float(got)
         except (TypeError, ValueError):
@@ -185,12 +183,11 @@ def check_query_expansion(aqe_fn: Callable[[np.ndarray, np.ndarray, int], np.nda
     queries, db = _qe_data()
     for k in (1, 3):
         try:
-            got = aqe_fn(queries.copy(), db.copy(), k)
-        except NotImplementedError:
-            return report(not_implemented(name, "Rank the database, add the top-k vectors to the query, L2-normalise."), verbose)
-        except Exception as err:
-            msg = f"✗ {name}: aqe_fn(query_vecs of shape {queries.shape}, db_vecs of shape {db.shape}, k={k}) raised {type(err).__name__}: {err}"
-            return report(CheckResult(name, False, msg, failures=("error",)), verbose)
+            got = call_student(name, "Rank the database, add the top-k vectors to the query, L2-normalise.",
+                               f"aqe_fn(query_vecs of shape {queries.shape}, db_vecs of shape {db.shape}, k={k})",
+                               aqe_fn, queries.copy(), db.copy(), k)
+        except StudentCodeError as failure:
+            return report(failure.result, verbose)
         got = np.asarray(got.detach().cpu().numpy() if hasattr(got, "detach") else got, dtype=np.float64)
         expected = average_query_expansion(queries, db, k=k).astype(np.float64)
         if got.shape == expected.shape and np.allclose(got, expected, atol=1e-5):
@@ -266,12 +263,10 @@ def check_holidays_gnd(gnd_fn: Callable[[Sequence[str]], tuple[Sequence[int], Se
     cases = [holidays_example_names(), ["200000.jpg", "200001.jpg", "200100.jpg", "200101.jpg", "200102.jpg", "200103.jpg"]]
     for names in cases:
         try:
-            out = gnd_fn(list(names))
-        except NotImplementedError:
-            return report(not_implemented(name, "Group the names by their first 4 digits; each group's first image is a query."), verbose)
-        except Exception as err:
-            msg = f"✗ {name}: gnd_fn({names[:3]}…) raised {type(err).__name__}: {err}"
-            return report(CheckResult(name, False, msg, failures=("error",)), verbose)
+            out = call_student(name, "Group the names by their first 4 digits; each group's first image is a query.",
+                               f"gnd_fn({names[:3]}…)", gnd_fn, list(names))
+        except StudentCodeError as failure:
+            return report(failure.result, verbose)
         exp_queries, exp_gnd = _holidays_reference(names)
         try:
             queries, gnd = out
@@ -334,12 +329,10 @@ def check_revisited_gnd(gnd_fn: Callable[[Sequence[dict], str], Sequence[dict]],
     gnd = revisited_example_gnd()
     for setting in ("easy", "medium", "hard"):
         try:
-            out = gnd_fn([dict(g) for g in gnd], setting)
-        except NotImplementedError:
-            return report(not_implemented(name, "Build 'ok' and 'junk' from 'easy', 'hard' and 'junk' for the setting."), verbose)
-        except Exception as err:
-            msg = f"✗ {name}: gnd_fn(gnd, {setting!r}) raised {type(err).__name__}: {err}"
-            return report(CheckResult(name, False, msg, failures=("error",)), verbose)
+            out = call_student(name, "Build 'ok' and 'junk' from 'easy', 'hard' and 'junk' for the setting.",
+                               f"gnd_fn(gnd, {setting!r})", gnd_fn, [dict(g) for g in gnd], setting)
+        except StudentCodeError as failure:
+            return report(failure.result, verbose)
         expected = revisited_gnd(gnd, setting)
         try:
             got = [(_as_index_set(g["ok"]), _as_index_set(g.get("junk", []))) for g in out]

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from cbir_lab.exercises._feedback import CheckResult, not_implemented, report
+from cbir_lab.exercises._feedback import CheckResult, StudentCodeError, call_student, report
 from cbir_lab.whitening import PCAWhitening, l2n
 
 __all__ = ["check_whitening", "whitening_test_data"]
@@ -71,12 +71,10 @@ def check_whitening(whiten_fn: Callable[[np.ndarray, np.ndarray, int], np.ndarra
     name = "PCA-whitening"
     train, x, d = whitening_test_data()
     try:
-        out = whiten_fn(train.copy(), x.copy(), d)
-    except NotImplementedError:
-        return report(not_implemented(name, "Learn the mean and eigenvectors on `train`, then whiten `x` to d dimensions."), verbose)
-    except Exception as err:
-        msg = f"✗ {name}: whiten_fn(train {train.shape}, x {x.shape}, d={d}) raised {type(err).__name__}: {err}"
-        return report(CheckResult(name, False, msg, failures=("error",)), verbose)
+        out = call_student(name, "Learn the mean and eigenvectors on `train`, then whiten `x` to d dimensions.",
+                           f"whiten_fn(train {train.shape}, x {x.shape}, d={d})", whiten_fn, train.copy(), x.copy(), d)
+    except StudentCodeError as failure:
+        return report(failure.result, verbose)
     out = np.asarray(out, dtype=np.float64)
     expected = PCAWhitening(n_components=d).fit(train).transform(x).astype(np.float64)
     if out.shape != expected.shape:
