@@ -192,3 +192,25 @@ def test_whitening_wrong_answers_explained(answer, key, phrase):
 
 def test_whitening_stub_is_reported():
     assert not check_whitening(stub, verbose=False).implemented
+
+
+def test_call_student_turns_stubs_and_errors_into_feedback():
+    from cbir_lab.exercises._feedback import StudentCodeError, call_student
+
+    assert call_student("ex", "write it", "f(2)", lambda x: x * 3, 2) == 6
+
+    def stub(x):
+        raise NotImplementedError
+
+    with pytest.raises(StudentCodeError) as stubbed:
+        call_student("ex", "Return 3x.", "f(2)", stub, 2)
+    assert not stubbed.value.result.implemented and stubbed.value.result.failures == ("not_implemented",)
+    assert "Return 3x." in stubbed.value.result.message
+
+    def broken(x):
+        raise ValueError("boom")
+
+    with pytest.raises(StudentCodeError) as failed:
+        call_student("ex", "Return 3x.", "f(2)", broken, 2)
+    assert failed.value.result.message == "✗ ex: f(2) raised ValueError: boom"
+    assert failed.value.result.failures == ("error",) and not failed.value.result.passed
