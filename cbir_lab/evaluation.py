@@ -5,12 +5,19 @@ r"""Evaluation: mAP and friends, exactly as the benchmarks' reference code compu
   from the ranking before AP, AP uses the trapezoid rule, queries without
   positives are left out, and mP@k uses that code's own definition.
 * :func:`revisited_map`: the Easy / Medium / Hard protocols of ROxford5k and RParis6k.
+* :func:`scoring_gnd`: any dataset's ground truth as one ``{'ok', 'junk'}`` per
+  query (revisited datasets: one setting, Medium by default): the one place
+  ground truth is normalised for rankings shown to a person.
 * :func:`ns_score`: UKBench's N-S score (images of the group in the top 4).
 * :func:`precision_at_k`: the textbook P@k (kept apart from mP@k, which differs).
 * :func:`precision_recall`: a query's precision-recall points, for plots.
 * :func:`evaluate`: dispatch on a dataset's protocol.
 * :func:`median_ap_query`: the query whose AP is the median one (a typical
   example to show, with hits and misses).
+* :func:`similarity_gaps`: how far a descriptor puts matching from non-matching
+  images, on average.
+* :func:`bootstrap_interval` and :func:`paired_bootstrap`: 95 % intervals for a
+  mAP and for the difference of two methods' mAPs, by resampling the queries.
 
 References:
     Radenović, Iscen, Tolias, Avrithis & Chum, "Revisiting Oxford and Paris",
@@ -37,7 +44,12 @@ __all__ = [
     "precision_at_k",
     "precision_recall",
     "evaluate",
+    "scoring_gnd",
     "median_ap_query",
+    "similarity_gaps",
+    "Interval",
+    "bootstrap_interval",
+    "paired_bootstrap",
 ]
 
 
@@ -318,3 +330,189 @@ def median_ap_query(aps) -> int:
     if scored.size == 0:
         raise ValueError("no query has an AP: there is no median query")
     return int(scored[np.argmin(np.abs(aps[scored] - np.median(aps[scored])))])
+
+
+def scoring_gnd(gnd: Sequence[dict] | None, protocol: str = "standard", setting: str = "medium") -> list[dict] | None:
+    """One ``{'ok': positives, 'junk': ignored}`` per query, whatever the protocol.
+
+    Revisited ground truth (``easy``/``hard``/``junk``) becomes one of its settings
+    (:func:`revisited_gnd`; Medium by default, the one papers lead with); standard
+    and UKBench ground truth is copied as it is.
+
+    Args:
+        gnd: the dataset's ground truth, or ``None``.
+        protocol: the dataset's protocol (``"standard"``, ``"revisited"``, ``"ukbench"``, ``"none"``).
+        setting: for revisited ground truth, ``"easy"``, ``"medium"`` or ``"hard"``.
+
+    Returns:
+        The list, or ``None`` when the dataset has no ground truth.
+
+    Examples:
+        >>> scoring_gnd([{"easy": [1], "hard": [2], "junk": [3]}], "revisited")
+        [{'ok': [1, 2], 'junk': [3]}]
+        >>> scoring_gnd([{"ok": [0]}])
+        [{'ok': [0], 'junk': []}]
+    """
+    if gnd is None or protocol == "none":
+        return None
+    if protocol == "revisited":
+        return revisited_gnd(gnd, setting)
+    return [{"ok": [int(i) for i in g["ok"]], "junk": [int(i) for i in g.get("junk", ())]} for g in gnd]
+
+
+def similarity_gaps(query_vecs: np.ndarray, db_vecs: np.ndarray, gnd: Sequence[dict], groups: Sequence[str],
+                    source_of=lambda group: group.split("-")[0]) -> dict[str, float]:
+    """How far apart a descriptor puts matching and non-matching images, averaged over queries.
+
+    Args:
+        query_vecs, db_vecs: L2-normalised descriptors (n_q, D), (n_db, D).
+        gnd: per query, ``{"ok": [...], ...}`` (the standard protocol).
+        groups: per database image, its scene label.
+        source_of: maps a scene label to its source photo; scenes cut from one photo
+            are the *hard* negatives (embedded set: ``"astronaut-r0c1"`` → ``"astronaut"``).
+
+    Returns:
+        ``positive`` (mean cosine to the query's own scene), ``negative`` (to every
+        other scene), ``hard negative`` (to other scenes of the same photo, over the
+        queries that have them; NaN if none do) and the gaps ``positive - negative``,
+        ``positive - hard``.
+    """
+    sims = np.asarray(query_vecs) @ np.asarray(db_vecs).T
+    pos, neg, hard = [], [], []
+    for q, entry in enumerate(gnd):
+        ok = np.asarray(entry["ok"], dtype=int)
+        if ok.size == 0:
+            continue
+        own = groups[ok[0]]
+        others = np.array([g != own for g in groups])
+        same_photo = np.array([g != own and source_of(g) == source_of(own) for g in groups])
+        pos.append(sims[q, ok].mean())
+        neg.append(sims[q, others].mean())
+        if same_photo.any():
+            hard.append(sims[q, same_photo].mean())
+    result = {"positive": float(np.mean(pos)), "negative": float(np.mean(neg))}
+    result["hard negative"] = float(np.mean(hard)) if hard else float("nan")
+    result["gap"] = result["positive"] - result["negative"]
+    result["hard gap"] = result["positive"] - result["hard negative"]
+    return result
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A statistic and its bootstrap confidence interval.
+
+    Attributes:
+        estimate: the statistic on the queries as they are (a mAP, or a difference of mAPs).
+        low, high: the interval's ends (percentiles of the resampled statistic).
+        level: the confidence level, e.g. 0.95.
+        n_queries: how many queries were resampled.
+        n_resamples: how many resamples.
+    """
+
+    estimate: float
+    low: float
+    high: float
+    level: float
+    n_queries: int
+    n_resamples: int
+
+    @property
+    def excludes_zero(self) -> bool:
+        """Whether 0 lies outside the interval: for a difference, the two methods differ at this level."""
+        return self.low > 0 or self.high < 0
+
+    def __str__(self) -> str:
+        return f"{self.estimate:+.3f} [{self.low:+.3f}, {self.high:+.3f}]"
+
+
+def _scored(values, name: str) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array of per-query APs, got shape {values.shape}")
+    return values
+
+
+def _resample_means(values: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
+    if int(n_resamples) != n_resamples or n_resamples < 1:
+        raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, values.shape[0], size=(int(n_resamples), values.shape[0]))
+    return values[picks].mean(axis=1)
+
+
+def _interval(estimate: float, resampled: np.ndarray, level: float, n: int) -> Interval:
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(resampled, [tail, 100 - tail])
+    return Interval(float(estimate), float(low), float(high), float(level), n, int(resampled.shape[0]))
+
+
+def bootstrap_interval(aps, n_resamples: int = 10_000, level: float = 0.95, seed: int = 0) -> Interval:
+    """A percentile bootstrap interval for a mAP, resampling the queries with replacement.
+
+    Queries without an AP (NaN: no positives) are left out, as in :func:`compute_map`.
+
+    Args:
+        aps: per-query APs, shape (n_queries,).
+        n_resamples: bootstrap resamples.
+        level: the confidence level.
+        seed: the random seed, so an interval is reproducible.
+
+    Returns:
+        The :class:`Interval` around the mAP.
+
+    Examples:
+        >>> interval = bootstrap_interval([1.0, 1.0, 1.0])
+        >>> (interval.estimate, interval.low, interval.high)
+        (1.0, 1.0, 1.0)
+    """
+    values = _scored(aps, "aps")
+    values = values[~np.isnan(values)]
+    if values.size == 0:
+        raise ValueError("bootstrap_interval: no query has an AP")
+    return _interval(values.mean(), _resample_means(values, n_resamples, seed), level, values.size)
+
+
+def paired_bootstrap(aps_a, aps_b, n_resamples: int = 10_000, level: float = 0.95, seed: int = 0) -> Interval:
+    r"""A paired bootstrap interval for mAP(a) − mAP(b) on the same queries.
+
+    Each resample draws the queries with replacement and recomputes *both*
+    methods' mAP on the same draw, so the interval reflects how much the
+    difference depends on which queries happen to be in the benchmark. Its
+    2.5 and 97.5 percentiles give the 95 % interval; when it contains 0, the
+    data do not say which method is better.
+
+    Args:
+        aps_a, aps_b: per-query APs of the two methods, shape (n_queries,), same
+            queries in the same order. A query without positives (NaN in both) is left out.
+        n_resamples: bootstrap resamples.
+        level: the confidence level.
+        seed: the random seed.
+
+    Returns:
+        The :class:`Interval` of the difference a − b.
+
+    Raises:
+        ValueError: the arrays differ in length, or a query has an AP in one and not the other.
+
+    Reference:
+        Sakai, "Evaluating evaluation metrics based on the bootstrap", SIGIR 2006;
+        Efron & Tibshirani, *An Introduction to the Bootstrap*, 1993.
+
+    Examples:
+        >>> paired_bootstrap([1.0, 0.5, 0.5], [0.5, 0.0, 0.0]).estimate  # every query gains 0.5
+        0.5
+        >>> str(paired_bootstrap([1.0, 0.5, 0.5], [0.5, 0.0, 0.0]))
+        '+0.500 [+0.500, +0.500]'
+    """
+    a, b = _scored(aps_a, "aps_a"), _scored(aps_b, "aps_b")
+    if a.shape != b.shape:
+        raise ValueError(f"aps_a and aps_b must hold the same queries, got {a.size} and {b.size} APs")
+    if not np.array_equal(np.isnan(a), np.isnan(b)):
+        raise ValueError("aps_a and aps_b must leave out the same queries (NaN in one but not in the other)")
+    kept = ~np.isnan(a)
+    difference = a[kept] - b[kept]
+    if difference.size == 0:
+        raise ValueError("paired_bootstrap: no query has an AP")
+    return _interval(difference.mean(), _resample_means(difference, n_resamples, seed), level, difference.size)

@@ -2,8 +2,11 @@
 
 * :func:`load_image` reads any image a user may have (EXIF rotation honoured,
   16-bit, palette, alpha and CMYK converted to 8-bit RGB), optionally cropped.
-* :func:`prepare_image` resizes it to a maximum side, keeping the aspect ratio,
-  and normalises it for a backbone.
+* :func:`network_input` resizes it to a maximum side, keeping the aspect
+  ratio: the pixels the network sees; :func:`pixels_to_tensor` normalises them
+  for a backbone, and :func:`prepare_image` does both.
+* :func:`layer_feature_maps` gives one image's pixels and the maps of every
+  layer of a backbone, from one read of the file and one forward pass.
 * :func:`extract_feature_maps` runs the backbone, batching images of equal
   size, with a progress bar on long runs, and an on-disk :class:`FeatureCache`
   keyed by backbone, layer, image size and image *content*, so a changed image
@@ -14,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 import warnings
 from collections import defaultdict
 from pathlib import Path
@@ -25,7 +27,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from cbir_lab.backbones import Backbone
-from cbir_lab.paths import cache_dir
+from cbir_lab.paths import atomic_write, cache_dir
 
 __all__ = [
     "ImageItem",
@@ -33,7 +35,10 @@ __all__ = [
     "load_image",
     "to_rgb",
     "resized_size",
+    "network_input",
+    "pixels_to_tensor",
     "prepare_image",
+    "layer_feature_maps",
     "content_key",
     "FeatureCache",
     "extract_feature_maps",
@@ -178,6 +183,36 @@ def resized_size(width: int, height: int, max_side: int, min_side: int = 1) -> t
     return min(new_w, max_side), min(new_h, max_side)
 
 
+def _resize(image: Image.Image, max_side: int, stride: int) -> Image.Image:
+    size = resized_size(*image.size, max_side=max_side, min_side=stride)
+    if size != image.size:
+        image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=None)
+    return image
+
+
+def network_input(item: ImageItem, max_side: int = 384, stride: int = 32) -> np.ndarray:
+    """The image as the network sees it: resized to ``max_side``, aspect kept (no normalisation).
+
+    Args:
+        item: a path, PIL image or (path, bbox) (see :func:`load_image`).
+        max_side: the long side in pixels.
+        stride: the smallest allowed short side (the backbone's stride).
+
+    Returns:
+        uint8 array (H, W, 3).
+    """
+    return np.asarray(_resize(load_image(item), max_side, stride))
+
+
+def pixels_to_tensor(pixels: np.ndarray, backbone: Backbone) -> torch.Tensor:
+    """Normalise uint8 RGB pixels (H, W, 3) for the backbone: a float32 tensor (3, H, W)."""
+    pixels = np.asarray(pixels)
+    if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
+        raise ValueError(f"pixels must be a uint8 array of shape (H, W, 3), got {pixels.dtype} {pixels.shape}")
+    tensor = torch.from_numpy(pixels.copy()).permute(2, 0, 1)
+    return backbone.normalize(tensor.float().div_(255.0).unsqueeze(0))[0]
+
+
 def prepare_image(image: Image.Image, backbone: Backbone, max_side: int) -> torch.Tensor:
     """Resize to a maximum side (aspect kept) and normalise for the backbone.
 
@@ -189,11 +224,26 @@ def prepare_image(image: Image.Image, backbone: Backbone, max_side: int) -> torc
     Returns:
         A float32 tensor of shape (3, H, W), normalised.
     """
-    size = resized_size(*image.size, max_side=max_side, min_side=backbone.stride)
-    if size != image.size:
-        image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=None)
-    pixels = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
-    return backbone.normalize(pixels.float().div_(255.0).unsqueeze(0))[0]
+    return pixels_to_tensor(np.asarray(_resize(image, max_side, backbone.stride), dtype=np.uint8), backbone)
+
+
+def layer_feature_maps(item: ImageItem, backbone: Backbone, max_side: int = 384) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """One image's pixels and the feature maps of every layer the backbone computes.
+
+    The file is read and resized once; the maps come from one forward pass
+    (:meth:`cbir_lab.backbones.Backbone.layer_maps`).
+
+    Args:
+        item: the image (see :func:`load_image`).
+        backbone: from :func:`cbir_lab.backbones.load_backbone`; its shallower layers come with it.
+        max_side: the long side fed to the network.
+
+    Returns:
+        (pixels (H, W, 3) uint8, layer name → float32 map (C, H', W'), shallow to deep).
+    """
+    pixels = network_input(item, max_side, backbone.stride)
+    maps = backbone.layer_maps(pixels_to_tensor(pixels, backbone).unsqueeze(0))
+    return pixels, {name: fmap[0].numpy() for name, fmap in maps.items()}
 
 
 def content_key(item: ImageItem) -> str:
@@ -258,16 +308,8 @@ class FeatureCache:
         return torch.from_numpy(arr.astype(np.float32))
 
     def put(self, backbone: Backbone, max_side: int, key: str, fmap: torch.Tensor) -> None:
-        path = self.path(backbone, max_side, key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.save(fh, fmap.detach().cpu().numpy().astype(np.float16), allow_pickle=False)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        values = fmap.detach().cpu().numpy().astype(np.float16)
+        atomic_write(self.path(backbone, max_side, key), lambda handle: np.save(handle, values, allow_pickle=False))
 
 
 def _progress(total: int, enabled: bool | None, desc: str):

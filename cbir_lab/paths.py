@@ -1,4 +1,4 @@
-"""Where cbir_lab keeps what it downloads, generates and caches.
+"""Where cbir_lab keeps what it downloads, generates and caches, and how it writes there.
 
 Every location can be moved with an environment variable, so that a lab machine
 can point all students at one shared, read-only data folder, and CI can start
@@ -9,14 +9,20 @@ from an empty cache:
 
 Both default to folders under the user's cache directory (``~/.cache/cbir_lab``
 on Linux, the platform's equivalent elsewhere).
+
+Every file cbir_lab writes goes through :func:`atomic_write`: a temporary file
+next to the target, renamed over it when complete, so an interrupted run never
+leaves half a file that a later run would trust.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
+from typing import BinaryIO, Callable, Union
 
-__all__ = ["data_dir", "cache_dir"]
+__all__ = ["data_dir", "cache_dir", "atomic_write"]
 
 
 def _user_cache_root() -> Path:
@@ -51,3 +57,39 @@ def cache_dir(root: str | os.PathLike | None = None) -> Path:
         return Path(root).expanduser()
     env = os.environ.get("CBIR_LAB_CACHE")
     return Path(env).expanduser() if env else _user_cache_root() / "features"
+
+
+def atomic_write(path: str | os.PathLike, data: Union[bytes, str, Callable[[BinaryIO], None]]) -> Path:
+    """Write a file so that no reader ever sees it half-written.
+
+    The content goes to a temporary file in the same folder, which is then
+    renamed over ``path`` (an atomic replace on every platform Python supports).
+    On any error the temporary file is removed and ``path`` is left as it was.
+
+    Args:
+        path: the file to write (its folder is created if needed).
+        data: bytes, text (written as UTF-8), or a function that writes to an open binary file.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Examples:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> atomic_write(folder / "a.txt", "hello").read_text()
+        'hello'
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            if callable(data):
+                data(handle)
+            else:
+                handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,42 +1,45 @@
-"""The whole pipeline in a few calls: dataset → feature maps → descriptors → rankings → scores.
+"""The pipeline up to descriptors: dataset → feature maps → pooled, whitened, L2-normalised vectors.
 
 This composes the stages (:mod:`~cbir_lab.features`, :mod:`~cbir_lab.pooling`,
-:mod:`~cbir_lab.whitening`, :mod:`~cbir_lab.search`, :mod:`~cbir_lab.evaluation`)
-the way the course and the ``cbir-lab demo`` use them:
+:mod:`~cbir_lab.whitening`) the way the course, the CLI and the widgets use them:
 
-* :func:`extract_dataset` extracts (or loads from the cache) every map once.
-* :func:`global_descriptors` pools, optionally whitens (learned on the
-  dataset's separate training split), and L2-normalises.
-* :func:`evaluate_methods` scores several methods with and without whitening.
+* :func:`extract_dataset` extracts (or loads from the cache) every map once,
+  into a :class:`DatasetFeatures`, which memoises each pooling of each part.
+* :func:`learn_whitening` fits PCA-whitening on the whitening-training images
+  (never on test images); R-MAC's is fitted on regional vectors.
+* :func:`global_descriptors` pools, optionally whitens, and L2-normalises the
+  queries and the database.
+* :func:`describe` does the same for a few maps (no whitening), for lessons that
+  compare a handful of images.
+
+Rankings and scores come next, in :mod:`cbir_lab.index`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from cbir_lab.backbones import Backbone, load_backbone
 from cbir_lab.datasets.base import RetrievalDataset
-from cbir_lab.evaluation import evaluate
 from cbir_lab.features import FeatureCache, extract_feature_maps
-from cbir_lab.pooling import pool_each, regional_vectors
-from cbir_lab.search import alpha_query_expansion, rank
+from cbir_lab.pooling import Pooling, regional_vectors
 from cbir_lab.whitening import PCAWhitening, l2n
 
 __all__ = [
-    "METHODS",
+    "PARTS",
     "DatasetFeatures",
     "extract_dataset",
+    "learn_whitening",
     "global_descriptors",
-    "MethodScore",
-    "evaluate_methods",
-    "format_scores",
+    "describe",
 ]
 
-#: Display name → pooling name in :data:`cbir_lab.pooling.POOLINGS`.
-METHODS: dict[str, str] = {"SPoC": "spoc", "MAC": "mac", "R-MAC": "rmac", "GeM": "gem"}
+#: The parts of a :class:`DatasetFeatures`: queries, database, whitening-training images.
+PARTS = ("query", "db", "train")
 
 
 @dataclass
@@ -44,6 +47,13 @@ class DatasetFeatures:
     """The feature maps of a dataset's queries, database and whitening-training images.
 
     Each list holds one (C, H, W) float32 tensor per image.
+
+    Attributes:
+        dataset: the dataset the maps belong to.
+        backbone: the backbone's name.
+        max_side: the long side the images were fed at.
+        query_maps, db_maps, train_maps: the maps.
+        train_source: what the training maps are (shown where a whitening is described).
     """
 
     dataset: RetrievalDataset
@@ -52,22 +62,28 @@ class DatasetFeatures:
     query_maps: list[torch.Tensor]
     db_maps: list[torch.Tensor]
     train_maps: list[torch.Tensor]
+    train_source: str = "the dataset's training split"
     _pooled: dict = field(default_factory=dict, repr=False)
 
-    def pooled(self, part: str, method: str) -> np.ndarray:
-        """Unnormalised pooled vectors (N, C) of ``part`` in {"query", "db", "train"}, memoised."""
-        key = (part, method)
+    def maps(self, part: str) -> list[torch.Tensor]:
+        """The maps of ``part``, one of :data:`PARTS`."""
+        if part not in PARTS:
+            raise ValueError(f"part must be one of {PARTS}, got {part!r}")
+        return {"query": self.query_maps, "db": self.db_maps, "train": self.train_maps}[part]
+
+    def pooled(self, part: str, pooling: Pooling | str) -> np.ndarray:
+        """Unnormalised pooled vectors (N, C) of ``part`` (see :data:`PARTS`), memoised."""
+        pooling = Pooling.parse(pooling)
+        key = (part, pooling)
         if key not in self._pooled:
-            maps = {"query": self.query_maps, "db": self.db_maps, "train": self.train_maps}[part]
-            self._pooled[key] = pool_each(maps, METHODS.get(method, method)).numpy()
+            self._pooled[key] = pooling.pool_each(self.maps(part)).numpy()
         return self._pooled[key]
 
     def regional(self, part: str, levels: int = 3) -> list[np.ndarray]:
-        """Per image, its L2-normalised R-MAC regional vectors, shape (R_i, C)."""
+        """Per image, its L2-normalised R-MAC regional vectors, shape (R_i, C), memoised."""
         key = (part, "regions", levels)
         if key not in self._pooled:
-            maps = {"query": self.query_maps, "db": self.db_maps, "train": self.train_maps}[part]
-            self._pooled[key] = [regional_vectors(m.unsqueeze(0), levels)[0].numpy() for m in maps]
+            self._pooled[key] = [regional_vectors(m.unsqueeze(0), levels)[0].numpy() for m in self.maps(part)]
         return self._pooled[key]
 
 
@@ -98,113 +114,94 @@ def extract_dataset(
     return DatasetFeatures(dataset, backbone.name, max_side, maps[:nq], maps[nq : nq + ndb], maps[nq + ndb :])
 
 
-def _regional_whitened(features: DatasetFeatures, n_components: int | None, power: float) -> tuple[np.ndarray, np.ndarray]:
-    whitening = PCAWhitening(n_components=n_components, power=power).fit(np.concatenate(features.regional("train")))
+def learn_whitening(
+    features: DatasetFeatures,
+    pooling: Pooling | str,
+    n_components: int | None = None,
+    power: float = 0.5,
+    part: str = "train",
+) -> PCAWhitening:
+    """Fit PCA-whitening for ``pooling`` on one part of the features (the training images by default).
 
-    def describe(part: str) -> np.ndarray:
-        # Whiten every region of every image in one matrix product, then sum each image's rows.
-        regions = features.regional(part)
-        whitened = whitening.transform(np.concatenate(regions))
-        owner = np.repeat(np.arange(len(regions)), [len(r) for r in regions])
-        summed = np.zeros((len(regions), whitened.shape[1]), dtype=np.float64)
-        np.add.at(summed, owner, whitened)
-        return l2n(summed).astype(np.float32)
+    For R-MAC the whitening is learned on the regional vectors, because R-MAC
+    whitens each region before the sum (Tolias et al. 2016).
 
-    return describe("query"), describe("db")
+    Args:
+        features: from :func:`extract_dataset`.
+        pooling: a :class:`~cbir_lab.pooling.Pooling` or its name.
+        n_components: d (default: every useful component).
+        power: 0.5 full whitening, 0 PCA only, between: partial.
+        part: ``"train"``; ``"db"`` learns on the test database itself, which
+            overfits (lesson 3 shows by how much).
+
+    Returns:
+        The fitted :class:`~cbir_lab.whitening.PCAWhitening`.
+
+    Raises:
+        ValueError: the part has no images (e.g. no training split).
+    """
+    pooling = Pooling.parse(pooling)
+    if not features.maps(part):
+        what = "training split" if part == "train" else f"{part!r} images"
+        raise ValueError(f"dataset {features.dataset.name!r} has no {what} to learn the whitening on")
+    if pooling.regional:
+        vectors = np.concatenate(features.regional(part, pooling.levels))
+    else:
+        vectors = features.pooled(part, pooling)
+    return PCAWhitening(n_components=n_components, power=power).fit(vectors)
 
 
 def global_descriptors(
     features: DatasetFeatures,
-    method: str,
-    whiten: bool = False,
+    pooling: Pooling | str,
+    whitening: PCAWhitening | bool = False,
     n_components: int | None = None,
     power: float = 0.5,
 ) -> tuple[np.ndarray, np.ndarray]:
     """L2-normalised global descriptors of queries and database.
 
     Without whitening: pool, L2. With whitening: pool, then L2 → PCA-whitening
-    → L2 learned on the dataset's *training* split (never on test images). For
-    R-MAC the whitening is R-MAC's own: learned on, and applied to, each
-    regional vector before the sum (Tolias et al. 2016).
+    → L2. For R-MAC the whitening is applied to each regional vector before the
+    sum (:meth:`~cbir_lab.whitening.PCAWhitening.transform_regions`).
 
     Args:
         features: from :func:`extract_dataset`.
-        method: a key of :data:`METHODS` (``"SPoC"``, ``"MAC"``, ``"R-MAC"``, ``"GeM"``)
-            or a pooling name.
-        whiten: apply PCA-whitening.
-        n_components: output dimension with whitening (default: all useful).
-        power: 0.5 full whitening, 0 PCA only, between: partial.
+        pooling: a :class:`~cbir_lab.pooling.Pooling` or its name (``"SPoC"``, ``"MAC"``,
+            ``"R-MAC"``, ``"GeM"``, …).
+        whitening: ``False``; ``True`` to learn one on the training split with
+            ``n_components`` and ``power`` (:func:`learn_whitening`); or an already
+            fitted whitening to apply.
+        n_components, power: the whitening's settings when ``whitening`` is ``True``.
 
     Returns:
         (query_vecs (n_q, d), db_vecs (n_db, d)), float32, unit rows.
     """
-    if whiten and not features.train_maps:
-        raise ValueError(f"dataset {features.dataset.name!r} has no training split to learn the whitening on")
-    if not whiten:
-        return l2n(features.pooled("query", method)).astype(np.float32), l2n(features.pooled("db", method)).astype(np.float32)
-    if METHODS.get(method, method) == "rmac":
-        return _regional_whitened(features, n_components, power)
-    whitening = PCAWhitening(n_components=n_components, power=power).fit(features.pooled("train", method))
-    return whitening.transform(features.pooled("query", method)), whitening.transform(features.pooled("db", method))
+    pooling = Pooling.parse(pooling)
+    if whitening is False:
+        return (l2n(features.pooled("query", pooling)).astype(np.float32),
+                l2n(features.pooled("db", pooling)).astype(np.float32))
+    if whitening is True:
+        whitening = learn_whitening(features, pooling, n_components, power)
+    if pooling.regional:
+        return (whitening.transform_regions(features.regional("query", pooling.levels)),
+                whitening.transform_regions(features.regional("db", pooling.levels)))
+    return whitening.transform(features.pooled("query", pooling)), whitening.transform(features.pooled("db", pooling))
 
 
-@dataclass(frozen=True)
-class MethodScore:
-    """One row of a comparison table."""
-
-    method: str
-    whitened: bool
-    query_expansion: bool
-    dim: int
-    scores: dict[str, float]
-
-
-def evaluate_methods(
-    features: DatasetFeatures,
-    methods: tuple[str, ...] = ("SPoC", "MAC", "R-MAC", "GeM"),
-    whitening: tuple[bool, ...] = (False, True),
-    n_components: int | None = None,
-    query_expansion_k: int | None = None,
-) -> list[MethodScore]:
-    """Score each method with and without whitening (and optionally with α-QE).
+def describe(maps: Sequence, pooling: Pooling | str) -> np.ndarray:
+    """L2-normalised descriptors of a few maps (no whitening): one row per map.
 
     Args:
-        features: from :func:`extract_dataset`.
-        methods: keys of :data:`METHODS`.
-        whitening: which of (without, with) whitening to run.
-        n_components: whitening dimension (default: all useful).
-        query_expansion_k: also score α-QE (α = 3) with this k.
+        maps: feature maps (C, H, W), numpy arrays or tensors, of any sizes.
+        pooling: a :class:`~cbir_lab.pooling.Pooling` or its name.
 
     Returns:
-        One :class:`MethodScore` per (method, whitening[, QE]) combination.
+        float32 (n, C), unit rows (or zero).
+
+    Examples:
+        >>> describe([np.ones((2, 3, 3), np.float32)], "MAC")
+        array([[0.70710677, 0.70710677]], dtype=float32)
     """
-    ds = features.dataset
-    rows = []
-    for method in methods:
-        for whiten in whitening:
-            q, db = global_descriptors(features, method, whiten, n_components)
-            ranks = rank(q, db)
-            rows.append(MethodScore(method, whiten, False, q.shape[1], evaluate(ranks, ds.gnd, ds.protocol)))
-            if query_expansion_k:
-                q_exp = alpha_query_expansion(q, db, k=query_expansion_k, alpha=3.0, ranks=ranks)
-                rows.append(MethodScore(method, whiten, True, q.shape[1], evaluate(rank(q_exp, db), ds.gnd, ds.protocol)))
-    return rows
-
-
-def format_scores(rows: list[MethodScore], digits: int = 3) -> str:
-    """A plain-text table of :func:`evaluate_methods` rows (one column per score)."""
-    if not rows:
-        return "(no results)"
-    score_names = list(rows[0].scores)
-    header = ["method", "whitening", "QE", "dim", *score_names]
-    body = [
-        [r.method, "yes" if r.whitened else "no", "α-QE" if r.query_expansion else "-", str(r.dim),
-         *[f"{r.scores[s]:.{digits}f}" for s in score_names]]
-        for r in rows
-    ]
-    if not any(r.query_expansion for r in rows):
-        header.pop(2)
-        body = [b[:2] + b[3:] for b in body]
-    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
-    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
-    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(b) for b in body])
+    pooling = Pooling.parse(pooling)
+    tensors = [torch.as_tensor(np.asarray(m, dtype=np.float32)) for m in maps]
+    return l2n(pooling.pool_each(tensors).numpy()).astype(np.float32)

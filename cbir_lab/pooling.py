@@ -13,13 +13,22 @@ whitening come later, in :mod:`cbir_lab.whitening`):
   grid of Tolias, Sicre & Jégou, "Particular object retrieval with integral
   max-pooling of CNN activations", ICLR 2016.
 * :func:`regional_pool`: any pooling over any regions (R-SPoC, R-GeM).
+* :class:`Pooling`: the one way the rest of the package names a pooling: a
+  frozen value (method and its settings) with a display name, resolved once
+  from a name by :meth:`Pooling.parse`. :data:`STANDARD_POOLINGS` are the
+  course's four.
+* :func:`cell_allocation`: a pooled vector split over the cells it came from,
+  for "why did this match?" maps.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable
+import re
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
+import numpy as np
 import torch
 
 __all__ = [
@@ -31,9 +40,14 @@ __all__ = [
     "regional_pool",
     "regional_vectors",
     "rmac",
-    "POOLINGS",
-    "pool",
-    "pool_each",
+    "Pooling",
+    "SPOC",
+    "SPOC_PRIOR",
+    "MAC",
+    "RMAC",
+    "GEM",
+    "STANDARD_POOLINGS",
+    "cell_allocation",
 ]
 
 Region = tuple[int, int, int, int]  # top, left, height, width in feature-map cells
@@ -63,7 +77,18 @@ def center_prior(h: int, w: int, dtype: torch.dtype = torch.float32) -> torch.Te
 
     Returns:
         Weights of shape (H, W), 1 at the centre.
+
+    Examples:
+        >>> center_prior(3, 3)[1, 1].item()
+        1.0
+        >>> round(center_prior(3, 3)[0, 1].item(), 4)  # exp(-2): one cell from the centre, σ = 0.5
+        0.1353
     """
+    return _centre_weights(h, w, dtype)
+
+
+def _centre_weights(h: int, w: int, dtype: torch.dtype) -> torch.Tensor:
+    # spoc's parameter is also called center_prior, so it reaches the weights through this name
     if h < 1 or w < 1:
         raise ValueError(f"center_prior needs a positive map size, got {h}x{w}")
     sigma = min(h, w) / 6.0
@@ -89,10 +114,14 @@ def spoc(x: torch.Tensor, center_prior: bool = False) -> torch.Tensor:
 
     Reference:
         Babenko & Lempitsky, ICCV 2015, arXiv:1510.07493.
+
+    Examples:
+        >>> spoc(torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])).tolist()
+        [[10.0]]
     """
     _check_map(x)
     if center_prior:
-        weights = globals()["center_prior"](x.shape[-2], x.shape[-1], x.dtype).to(x.device)
+        weights = _centre_weights(x.shape[-2], x.shape[-1], x.dtype).to(x.device)
         return (x * weights).sum(dim=(-2, -1))
     return x.sum(dim=(-2, -1))
 
@@ -108,6 +137,10 @@ def mac(x: torch.Tensor) -> torch.Tensor:
 
     Reference:
         Tolias, Sicre & Jégou, ICLR 2016, arXiv:1511.05879.
+
+    Examples:
+        >>> mac(torch.tensor([[[[1.0, 9.0], [3.0, 4.0]]]])).tolist()
+        [[9.0]]
     """
     _check_map(x)
     return x.amax(dim=(-2, -1))
@@ -130,6 +163,10 @@ def gem(x: torch.Tensor, p: float = 3.0, eps: float = 1e-6) -> torch.Tensor:
 
     Reference:
         Radenović, Tolias & Chum, TPAMI 2018, arXiv:1711.02512.
+
+    Examples:
+        >>> round(gem(torch.tensor([[[[1.0, 2.0], [2.0, 3.0]]]]), p=3).item(), 4)  # (44 / 4) ** (1/3)
+        2.224
     """
     _check_map(x)
     if not (isinstance(p, (int, float)) and math.isfinite(p) and p > 0):
@@ -179,6 +216,12 @@ def rmac_regions(h: int, w: int, levels: int = 3) -> list[Region]:
     Reference:
         Tolias, Sicre & Jégou, ICLR 2016, arXiv:1511.05879 (and their MATLAB
         ``rmac_regions``; cirtorch's ``roipool`` follows the same grid).
+
+    Examples:
+        >>> len(rmac_regions(7, 7)), len(rmac_regions(24, 32))
+        (14, 20)
+        >>> rmac_regions(7, 7, levels=1)
+        [(0, 0, 7, 7)]
     """
     if h < 1 or w < 1:
         raise ValueError(f"rmac_regions needs a positive map size, got h={h}, w={w}")
@@ -248,7 +291,8 @@ def rmac(x: torch.Tensor, levels: int = 3, pool: PoolFn = mac) -> torch.Tensor:
 
     over the regions R of :func:`rmac_regions`. Like the authors' original
     (and unlike cirtorch, which adds the whole-map MAC), the sum is over the
-    grid's regions only. The region-wise whitened variant is
+    grid's regions only. The region-wise whitened variant (per-region L2 →
+    PCA-whitening → L2, then the sum) is
     :meth:`cbir_lab.whitening.PCAWhitening.transform_regions`.
 
     Args:
@@ -261,46 +305,195 @@ def rmac(x: torch.Tensor, levels: int = 3, pool: PoolFn = mac) -> torch.Tensor:
 
     Reference:
         Tolias, Sicre & Jégou, ICLR 2016, arXiv:1511.05879.
+
+    Examples:
+        >>> rmac(torch.ones(1, 2, 3, 3), levels=1)  # one region, its unit MAC vector
+        tensor([[0.7071, 0.7071]])
     """
     return regional_vectors(x, levels, pool).sum(dim=1)
 
 
-POOLINGS: dict[str, PoolFn] = {
-    "spoc": spoc,
-    "spoc_cp": lambda x: spoc(x, center_prior=True),
-    "mac": mac,
-    "gem": gem,
-    "rmac": rmac,
+
+
+# --------------------------------------------------------------------------- naming a pooling
+
+_METHODS = ("spoc", "mac", "gem", "rmac")
+_DEFAULT_P = 3.0
+_DEFAULT_LEVELS = 3
+# Every spelling a user or an older notebook may use, lower-cased, without spaces.
+_ALIASES = {
+    "spoc": ("spoc", False), "sum": ("spoc", False), "spoc_cp": ("spoc", True), "spoc+prior": ("spoc", True),
+    "spoc+centreprior": ("spoc", True), "spoc+centerprior": ("spoc", True),
+    "mac": ("mac", False), "max": ("mac", False), "gem": ("gem", False), "rmac": ("rmac", False),
+    "r-mac": ("rmac", False),
 }
+_SETTING = re.compile(r"^(?P<base>[^(]+?)\s*\(\s*(?P<key>p|L)\s*=\s*(?P<value>[0-9.]+)\s*\)$")
 
 
-def pool(x: torch.Tensor, method: str) -> torch.Tensor:
-    """Pool with a method named in :data:`POOLINGS` (``spoc``, ``spoc_cp``, ``mac``, ``gem``, ``rmac``).
+@dataclass(frozen=True)
+class Pooling:
+    """One pooling and its settings: the value every later stage passes around.
 
-    Args:
-        x: feature maps, shape (N, C, H, W).
-        method: the pooling's name.
-
-    Returns:
-        Descriptors, shape (N, C), unnormalised.
-    """
-    try:
-        fn = POOLINGS[method]
-    except KeyError:
-        raise ValueError(f"unknown pooling method {method!r}; choose one of {sorted(POOLINGS)}") from None
-    return fn(x)
-
-
-def pool_each(maps: list[torch.Tensor], method: str) -> torch.Tensor:
-    """Pool a list of maps of different sizes, one (C, H, W) per image.
+    Settings a method ignores are reset to their defaults, so ``Pooling("mac", p=5)``
+    equals ``Pooling("mac")`` and both share one cache entry.
 
     Args:
-        maps: feature maps as :func:`cbir_lab.features.extract_feature_maps` returns them.
-        method: a name in :data:`POOLINGS`.
+        method: ``"spoc"``, ``"mac"``, ``"gem"`` or ``"rmac"``.
+        p: GeM's power (> 0, finite).
+        levels: R-MAC's number of scales L (≥ 1).
+        center_prior: SPoC's Gaussian centre prior.
+
+    Attributes:
+        name: the display name, e.g. ``"SPoC"``, ``"SPoC+prior"``, ``"GeM (p=4)"``,
+            ``"R-MAC (L=2)"``; :meth:`parse` reads it back.
+        regional: whether the descriptor is a sum of regional vectors (R-MAC), whose
+            whitening is learned on, and applied to, each region.
+
+    Examples:
+        >>> Pooling.parse("R-MAC") == Pooling("rmac")
+        True
+        >>> Pooling("gem", p=4).name, Pooling.parse("GeM (p=4)").p
+        ('GeM (p=4)', 4.0)
+        >>> Pooling("mac", p=5) == MAC
+        True
+    """
+
+    method: str
+    p: float = _DEFAULT_P
+    levels: int = _DEFAULT_LEVELS
+    center_prior: bool = False
+
+    def __post_init__(self) -> None:
+        if self.method not in _METHODS:
+            raise ValueError(f"unknown pooling method {self.method!r}; choose one of {', '.join(_METHODS)}")
+        p, levels, prior = float(self.p), self.levels, bool(self.center_prior)
+        if not (math.isfinite(p) and p > 0):
+            raise ValueError(f"Pooling: p must be a finite number > 0, got {self.p!r}")
+        if int(levels) != levels or levels < 1:
+            raise ValueError(f"Pooling: levels must be an integer >= 1, got {self.levels!r}")
+        object.__setattr__(self, "p", p if self.method == "gem" else _DEFAULT_P)
+        object.__setattr__(self, "levels", int(levels) if self.method == "rmac" else _DEFAULT_LEVELS)
+        object.__setattr__(self, "center_prior", prior if self.method == "spoc" else False)
+
+    @classmethod
+    def parse(cls, value: "str | Pooling") -> "Pooling":
+        """A :class:`Pooling` from itself or from a name.
+
+        Names are read case-insensitively: ``SPoC``, ``spoc``, ``sum``, ``SPoC+prior``,
+        ``spoc_cp``, ``MAC``, ``max``, ``R-MAC``, ``rmac``, ``GeM``, and the settings of
+        :attr:`name`: ``GeM (p=4)``, ``R-MAC (L=2)``.
+
+        Raises:
+            ValueError: the name is none of these.
+        """
+        if isinstance(value, Pooling):
+            return value
+        if not isinstance(value, str):
+            raise TypeError(f"a pooling is a Pooling or its name, got {type(value).__name__}")
+        text = value.strip()
+        match = _SETTING.match(text)
+        base = match["base"] if match else text
+        found = _ALIASES.get(base.replace(" ", "").lower())
+        if found is None:
+            known = ", ".join(p.name for p in STANDARD_POOLINGS + (SPOC_PRIOR,))
+            raise ValueError(f"unknown pooling {value!r}; choose one of {known} (or e.g. 'GeM (p=4)', 'R-MAC (L=2)')")
+        method, prior = found
+        settings: dict = {"center_prior": prior}
+        if match:
+            key = "p" if match["key"] == "p" else "levels"
+            if (key == "p") != (method == "gem") or (key == "levels") != (method == "rmac"):
+                raise ValueError(f"pooling {value!r}: {match['key']} is not a setting of {base.strip()}")
+            settings[key] = float(match["value"]) if key == "p" else int(float(match["value"]))
+        return cls(method, **settings)
+
+    @property
+    def name(self) -> str:
+        if self.method == "spoc":
+            return "SPoC+prior" if self.center_prior else "SPoC"
+        if self.method == "mac":
+            return "MAC"
+        if self.method == "gem":
+            return "GeM" if self.p == _DEFAULT_P else f"GeM (p={self.p:g})"
+        return "R-MAC" if self.levels == _DEFAULT_LEVELS else f"R-MAC (L={self.levels})"
+
+    @property
+    def regional(self) -> bool:
+        return self.method == "rmac"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Pool feature maps (N, C, H, W) → descriptors (N, C), unnormalised."""
+        if self.method == "spoc":
+            return spoc(x, center_prior=self.center_prior)
+        if self.method == "mac":
+            return mac(x)
+        if self.method == "gem":
+            return gem(x, p=self.p)
+        return rmac(x, levels=self.levels)
+
+    def pool_each(self, maps: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Pool maps of different sizes, one (C, H, W) per image → (N, C), unnormalised.
+
+        Examples:
+            >>> SPOC.pool_each([torch.ones(2, 3, 4), torch.ones(2, 5, 5)]).tolist()
+            [[12.0, 12.0], [25.0, 25.0]]
+        """
+        if len(maps) == 0:
+            raise ValueError("pool_each: no feature maps given")
+        return torch.cat([self(torch.as_tensor(m).unsqueeze(0)) for m in maps], dim=0)
+
+
+SPOC = Pooling("spoc")
+SPOC_PRIOR = Pooling("spoc", center_prior=True)
+MAC = Pooling("mac")
+RMAC = Pooling("rmac")
+GEM = Pooling("gem")
+#: The four poolings the course compares, in display order.
+STANDARD_POOLINGS: tuple[Pooling, ...] = (SPOC, MAC, RMAC, GEM)
+
+
+def cell_allocation(x: np.ndarray, pooling: "Pooling | str") -> tuple[np.ndarray, np.ndarray]:
+    r"""A global pooling written as a sum over cells: g and G with :math:`g = \sum_{y,x} G[:, y, x]`.
+
+    * SPoC: :math:`G = \alpha \odot X` (α ≡ 1, or the centre prior).
+    * MAC: :math:`G[c]` holds :math:`g_c` at the (first) arg-max cell of channel c, 0 elsewhere.
+    * GeM: :math:`G[c, y, x] = g_c\, X_{cyx}^p / \sum_{y'x'} X_{cy'x'}^p` (activations clamped
+      at 1e-6 as in :func:`gem`), each cell's share of the power mean.
+
+    R-MAC is a sum of regional MACs: allocate each region with ``MAC`` instead.
+
+    Args:
+        x: one feature map (C, H, W), computed in float64.
+        pooling: a global pooling (not R-MAC).
 
     Returns:
-        Descriptors, shape (N, C), unnormalised.
+        (g (C,), G (C, H, W)); g equals ``pooling`` applied to ``x``.
+
+    Examples:
+        >>> g, G = cell_allocation(np.array([[[1.0, 3.0], [2.0, 0.0]]]), "MAC")
+        >>> g.tolist(), G.tolist()
+        ([3.0], [[[0.0, 3.0], [0.0, 0.0]]])
     """
-    if len(maps) == 0:
-        raise ValueError("pool_each: no feature maps given")
-    return torch.cat([pool(m.unsqueeze(0), method) for m in maps], dim=0)
+    pooling = Pooling.parse(pooling)
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 3 or min(x.shape) == 0:
+        raise ValueError(f"cell_allocation: x must have shape (C, H, W), got {x.shape}")
+    c, h, w = x.shape
+    if pooling.method == "spoc":
+        weighted = x * _centre_weights(h, w, torch.float64).numpy() if pooling.center_prior else x
+        return weighted.sum(axis=(1, 2)), weighted
+    if pooling.method == "mac":
+        flat = x.reshape(c, h * w)
+        where = flat.argmax(axis=1)
+        pooled = flat[np.arange(c), where]
+        allocation = np.zeros_like(flat)
+        allocation[np.arange(c), where] = pooled
+        return pooled, allocation.reshape(c, h, w)
+    if pooling.method == "gem":
+        powered = np.clip(x, 1e-6, None) ** pooling.p
+        total = powered.sum(axis=(1, 2))
+        pooled = (total / (h * w)) ** (1.0 / pooling.p)
+        return pooled, powered * (pooled / total)[:, None, None]
+    raise ValueError("cell_allocation: R-MAC is a sum of regional MACs; allocate each region with MAC")

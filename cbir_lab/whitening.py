@@ -6,8 +6,13 @@ r"""Post-processing: L2-normalisation and PCA-whitening learned on a separate se
   L2 → centre → project on the top-d eigenvectors → divide by
   :math:`\lambda^{\text{power}}` → L2. ``power=0.5`` is full whitening,
   ``0`` plain PCA, values in between "partial whitening" (shrinkage).
-  :meth:`PCAWhitening.transform_regions` is R-MAC's variant, which whitens
-  each regional vector before summing.
+  It hands out what other stages need: :meth:`~PCAWhitening.projection` (the
+  matrix for any d and power), :meth:`~PCAWhitening.coordinates` and
+  :meth:`~PCAWhitening.whiten_coordinates` (project once, then any (d, power)
+  costs a slice: the whitening lab's sweeps). :meth:`PCAWhitening.transform_regions`
+  is R-MAC's variant, which whitens each regional vector before summing.
+
+This is the only module that divides by eigenvalue powers.
 
 References:
     Jégou & Chum, "Negative evidences and co-occurrences in image retrieval:
@@ -145,32 +150,101 @@ class PCAWhitening(TransformerMixin, BaseEstimator):
         self.n_features_in_ = dim
         return self
 
-    def project(self, X) -> np.ndarray:
-        """The whitened coordinates before the final L2: (L2(X) - m) Uᵀ / λ^power, shape (n, d)."""
+    def _settings(self, n_components: int | None, power: float | None) -> tuple[int, float]:
+        check_is_fitted(self, "components_")
+        d = self.n_components_ if n_components is None else n_components
+        if int(d) != d or not 1 <= d <= self.n_components_:
+            raise ValueError(f"n_components must be an integer in 1..{self.n_components_} (what was fitted), got {n_components!r}")
+        power = self.power if power is None else float(power)
+        if not 0.0 <= power <= 1.0:
+            raise ValueError(f"power must be in [0, 1] (0.5 is full whitening), got {power!r}")
+        return int(d), power
+
+    def projection(self, n_components: int | None = None, power: float | None = None) -> np.ndarray:
+        r"""The whitening matrix :math:`P = \operatorname{diag}(\lambda_{1..d})^{-\text{power}} U_{:,1..d}^\top`.
+
+        A whitened vector is :math:`\operatorname{L2}(P(\operatorname{L2}(x) - m))`, with m = ``mean_``.
+
+        Args:
+            n_components: d, at most the fitted ``n_components_`` (default: all of them).
+            power: the eigenvalue exponent (default: the fitted ``power``).
+
+        Returns:
+            P, shape (d, D), float64.
+
+        Examples:
+            >>> w = PCAWhitening(power=0.5).fit(np.array([[3.0, 0.0], [0.0, 1.0], [-3.0, 0.0], [0.0, -1.0]]))
+            >>> w.projection(1).shape
+            (1, 2)
+        """
+        d, power = self._settings(n_components, power)
+        return self.components_[:d] / (self.eigenvalues_[:d] ** power)[:, None]
+
+    def coordinates(self, X) -> np.ndarray:
+        """L2(X) centred and projected on every fitted eigenvector, not yet scaled: shape (n, n_components_).
+
+        Project a set once with this, then :meth:`whiten_coordinates` gives it at any (d, power).
+        """
         check_is_fitted(self, "components_")
         X = _as_matrix(X, "X", self.n_features_in_)
-        return (l2n(X) - self.mean_) @ self.components_.T / self.eigenvalues_**self.power
+        return (l2n(X) - self.mean_) @ self.components_.T
 
-    def transform(self, X) -> np.ndarray:
-        """Whiten and L2-normalise ``X`` of shape (n, D) → (n, d), float32."""
-        return l2n(self.project(X)).astype(np.float32)
+    def whiten_coordinates(self, coordinates: np.ndarray, n_components: int | None = None,
+                           power: float | None = None) -> np.ndarray:
+        """Whitened, L2-normalised vectors from :meth:`coordinates`: L2(coords[:, :d] / λ^power), float32.
 
-    def transform_regions(self, regions) -> np.ndarray:
+        The same as :meth:`transform` with these settings, for the price of a slice.
+        """
+        d, power = self._settings(n_components, power)
+        coordinates = np.asarray(coordinates)
+        if coordinates.ndim != 2 or coordinates.shape[1] < d:
+            raise ValueError(f"coordinates must have shape (n, >= {d}), from PCAWhitening.coordinates; got {coordinates.shape}")
+        scale = (self.eigenvalues_[:d] ** -power).astype(coordinates.dtype)
+        return l2n(coordinates[:, :d] * scale).astype(np.float32)
+
+    def project(self, X, n_components: int | None = None, power: float | None = None) -> np.ndarray:
+        """The whitened coordinates before the final L2: (L2(X) - m) Pᵀ, shape (n, d)."""
+        projection = self.projection(n_components, power)
+        X = _as_matrix(X, "X", self.n_features_in_)
+        return (l2n(X) - self.mean_) @ projection.T
+
+    def transform(self, X, n_components: int | None = None, power: float | None = None) -> np.ndarray:
+        """Whiten and L2-normalise ``X`` of shape (n, D) → (n, d), float32.
+
+        Args:
+            X: vectors, shape (n, D).
+            n_components, power: as :meth:`projection` (default: the fitted settings).
+        """
+        return l2n(self.project(X, n_components, power)).astype(np.float32)
+
+    def transform_regions(self, regions, n_components: int | None = None, power: float | None = None) -> np.ndarray:
         """R-MAC's variant: whiten each regional vector, L2, sum per image, L2.
 
         Args:
-            regions: regional vectors, shape (n, R, D) (see
+            regions: regional vectors, shape (n, R, D), or a list of n arrays (R_i, D)
+                when images have different numbers of regions (see
                 :func:`cbir_lab.pooling.regional_vectors`); the whitening should be
                 fitted on regional vectors of another set.
+            n_components, power: as :meth:`projection`.
 
         Returns:
             Global descriptors, shape (n, d), float32.
+
+        Reference:
+            Tolias, Sicre & Jégou, ICLR 2016, arXiv:1511.05879.
         """
         if isinstance(regions, torch.Tensor):
             regions = regions.detach().cpu().numpy()
-        regions = np.asarray(regions)
-        if regions.ndim != 3:
-            raise ValueError(f"regions must have shape (n_images, n_regions, dim), got {regions.shape}")
-        n, r, dim = regions.shape
-        whitened = self.transform(regions.reshape(n * r, dim)).reshape(n, r, -1)
-        return l2n(whitened.sum(axis=1)).astype(np.float32)
+        if isinstance(regions, np.ndarray):
+            if regions.ndim != 3:
+                raise ValueError(f"regions must have shape (n_images, n_regions, dim), got {regions.shape}")
+            regions = list(regions)
+        counts = [len(r) for r in regions]
+        if not counts or min(counts) == 0:
+            raise ValueError("transform_regions: every image needs at least one regional vector")
+        # Whiten every region of every image in one matrix product, then sum each image's rows.
+        whitened = self.transform(np.concatenate([np.asarray(r) for r in regions]), n_components, power)
+        owner = np.repeat(np.arange(len(regions)), counts)
+        summed = np.zeros((len(regions), whitened.shape[1]), dtype=np.float64)
+        np.add.at(summed, owner, whitened)
+        return l2n(summed).astype(np.float32)

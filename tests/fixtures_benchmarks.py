@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from cbir_lab.datasets.benchmarks import REGISTRY
+from cbir_lab.datasets.registry import REGISTRY
 from cbir_lab.datasets.download import RemoteFile
 
 __all__ = [

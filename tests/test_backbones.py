@@ -10,6 +10,7 @@ from sklearn.datasets import load_sample_image
 
 from cbir_lab.backbones import WeightsUnavailableError, available_backbones, load_backbone
 from cbir_lab.features import prepare_image
+from tests.fixtures_benchmarks import FileServer
 
 ESPRESSO, EGYPTIAN_CAT = 967, 285
 BELL_COTE, MONASTERY, STUPA = 442, 663, 832
@@ -82,7 +83,7 @@ def test_torchvision_backbones_with_explicit_random_weights(name, shape):
 def test_torchvision_weights_offline_give_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
 
-    def offline(url, dst, progress=True):
+    def offline(url, dst, hash_prefix=None, progress=True):
         raise urllib.error.URLError("no network")
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
@@ -95,6 +96,21 @@ def test_torchvision_weights_offline_give_a_clear_error(tmp_path, monkeypatch):
     assert not any(tmp_path.rglob("*.pth"))
 
 
+def test_torchvision_weights_are_checked_against_the_hash_in_their_name(tmp_path, monkeypatch):
+    # torchvision names each file after the start of its sha256; a file served with other bytes is refused
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    real_download = torch.hub.download_url_to_file
+    with FileServer({"vgg16-397923af.pth": b"not the weights"}) as server:
+        def from_loopback(url, dst, hash_prefix=None, progress=True):
+            assert hash_prefix == "397923af"
+            real_download(f"{server.url}/{url.rsplit('/', 1)[1]}", dst, hash_prefix=hash_prefix, progress=False)
+
+        monkeypatch.setattr(torch.hub, "download_url_to_file", from_loopback)
+        with pytest.raises(WeightsUnavailableError, match="corrupted or not the right file"):
+            load_backbone("vgg16", device="cpu")
+    assert not any(tmp_path.rglob("*.pth"))
+
+
 def test_unknown_names_are_reported():
     with pytest.raises(ValueError, match="unknown backbone 'alexnet'"):
         load_backbone("alexnet")
@@ -102,3 +118,38 @@ def test_unknown_names_are_reported():
         load_backbone("efficientnet_lite0", layer="conv9")
     with pytest.raises(ValueError, match="weights must be"):
         load_backbone("efficientnet_lite0", weights="random")
+
+
+# ----- layers and map sizes -----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def random_lite0():
+    torch.manual_seed(0)
+    return load_backbone("efficientnet_lite0", weights=None, device="cpu")
+
+
+def test_measured_map_sizes_round_up(random_lite0):
+    assert random_lite0.map_sizes([32, 33, 64, 65]) == [(1, 2), (2, 2), (2, 2), (3, 2)]
+    assert random_lite0.map_sizes([32], width=97) == [(1, 4)]
+
+
+def test_layer_maps_of_a_shallower_cut_and_unknown_layers():
+    backbone = load_backbone("efficientnet_lite0", layer="blocks.2", weights=None, device="cpu")
+    assert list(backbone.layers) == ["blocks.0", "blocks.1", "blocks.2"]
+    maps = backbone.layer_maps(torch.zeros(2, 3, 64, 64), ["blocks.2"])
+    assert list(maps) == ["blocks.2"] and maps["blocks.2"].shape == (2, 40, 8, 8)
+    with pytest.raises(ValueError, match="has no layer"):
+        backbone.layer_maps(torch.zeros(1, 3, 64, 64), ["conv_head"])
+    with pytest.raises(ValueError, match="expected a batch"):
+        backbone.layer_maps(torch.zeros(3, 64, 64))
+
+
+def test_channels_last_gives_the_default_layouts_maps(random_lite0):
+    # the backbone runs in channels_last (faster on oneDNN); its maps must equal a default-layout run
+    x = torch.randn(2, 3, 96, 64, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        fast = random_lite0(x)
+        plain = random_lite0.body.to(memory_format=torch.contiguous_format)(x)
+        random_lite0.body.to(memory_format=torch.channels_last)
+    assert fast.is_contiguous()
+    assert torch.allclose(fast, plain, atol=1e-4)

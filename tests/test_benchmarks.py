@@ -1,18 +1,15 @@
 """The benchmark runner's pure parts: statistics, formatting, and writing RESULTS.md (no timings asserted)."""
 
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 # benchmarks/ is a folder of the repository, not an installed package: import it from the checkout.
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.report import Result, format_table, judge, load_store, merge_sections, render_markdown, write_results  # noqa: E402
-from benchmarks.search import recall_at_k  # noqa: E402
-from benchmarks.timing import (  # noqa: E402
+from benchmarks.report import Result, format_table, judge, load_store, merge_sections, render_markdown, write_results
+from benchmarks.search import recall_at_k
+from benchmarks.timing import (
     Stats,
     format_rate,
     format_ratio,

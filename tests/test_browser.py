@@ -10,7 +10,7 @@ sees, in headless Debian Chromium driven by Playwright, all on loopback:
   press on a slider, another dropdown option, another toggle) must change what the
   widget shows;
 * ``cbir-lab present`` is started, and the talk mode must load, show the ranking that
-  :func:`cbir_lab.widgets.talk.talk_results` computes, and follow the method switch and
+  :func:`cbir_lab.index.retrieve` computes, and follow the method switch and
   a click on another query's thumbnail.
 
 A screenshot of each notebook, each widget and each talk-mode step is saved under
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_support import (
+from tests.browser_support import (
     REPO,
     SCREENSHOTS,
     block_external,
@@ -210,22 +210,20 @@ def test_notebook_widgets_render_and_respond(lab, browser, notebook):
 def talk_expected(embedded_features):
     """What the talk mode must show, computed here with the pure functions."""
     require_browser("voila")
-    from cbir_lab.pipeline import global_descriptors
-    from cbir_lab.widgets.talk import talk_ranking, talk_results, typical_query
+    from cbir_lab.index import RetrievalIndex, retrieve
 
-    features = embedded_features
-    start = typical_query(features, "GeM")  # the talk opens on the median-AP query
+    index = RetrievalIndex(embedded_features)
+    start = index.typical_query("GeM")  # the talk opens on the median-AP query
     expected = {
-        ("GeM", False, start): talk_results(features, start, "GeM", False),
-        ("SPoC", False, start): talk_results(features, start, "SPoC", False),
-        ("SPoC", True, start): talk_results(features, start, "SPoC", True),
+        ("GeM", False, start): retrieve(index, start, "GeM", False, k=12),
+        ("SPoC", False, start): retrieve(index, start, "SPoC", False, k=12),
+        ("SPoC", True, start): retrieve(index, start, "SPoC", True, k=12),
     }
     # Another query: the best one under SPoC + whitening, so the screenshot shows correct results.
-    q, db = global_descriptors(features, "SPoC", True)
-    gnd = features.dataset.gnd
-    others = [i for i in range(features.dataset.n_queries) if i != start]
-    other = max(others, key=lambda i: talk_ranking(q, db, i, gnd).average_precision)
-    expected[("SPoC", True, other)] = talk_results(features, other, "SPoC", True)
+    others = [i for i in range(index.dataset.n_queries) if i != start]
+    other = max(others, key=lambda i: retrieve(index, i, "SPoC", True).ap)
+    expected[("SPoC", True, other)] = retrieve(index, other, "SPoC", True, k=12)
+    features = embedded_features
     return features.dataset, start, other, expected
 
 
@@ -249,7 +247,10 @@ def test_talk_mode_in_voila(browser, talk_expected, tmp_path):
     first, spoc, whitened, picked = (expected[k] for k in [("GeM", False, start), ("SPoC", False, start),
                                                            ("SPoC", True, start), ("SPoC", True, other)])
     # The steps below must each change the grid, or the test could not tell a dead control.
-    assert first.indices != spoc.indices and spoc.indices != whitened.indices and whitened.indices != picked.indices
+    first, spoc, whitened, picked = (r.indices.tolist() for r in (first, spoc, whitened, picked))
+    first_statuses = list(expected[("GeM", False, start)].statuses)
+    picked_statuses = list(expected[("SPoC", True, other)].statuses)
+    assert first != spoc and spoc != whitened and whitened != picked
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -268,8 +269,8 @@ def test_talk_mode_in_voila(browser, talk_expected, tmp_path):
             # It loads: title, one thumbnail per query, the method switch, and GeM's ranking of the median-AP query.
             assert page.locator(".cbir-talk-title").inner_text() == "Image retrieval with CNN features"
             assert page.locator(".cbir-talk-query").count() == dataset.n_queries
-            assert page.locator(".cbir-talk-result img").count() == len(first.results)
-            assert _shown(page) == (start, "GeM", first.indices, [r.status for r in first.results])
+            assert page.locator(".cbir-talk-result img").count() == len(first)
+            assert _shown(page) == (start, "GeM", first, first_statuses)
             assert page.locator(f".cbir-talk-query-{start}.cbir-talk-selected").count() == 1
             # No code on screen.
             assert page.locator(".jp-InputArea-editor, .cm-editor, .jp-InputPrompt").count() == 0
@@ -279,17 +280,17 @@ def test_talk_mode_in_voila(browser, talk_expected, tmp_path):
             # Switching the method changes the results to that method's ranking.
             page.locator(".widget-toggle-button", has_text=re.compile(r"^SPoC$")).click()
             _wait_for(page, start, "SPoC")
-            assert _shown(page)[2] == spoc.indices
+            assert _shown(page)[2] == spoc
             page.screenshot(path=str(SCREENSHOTS / "talk-2-spoc.png"))
             page.locator(".widget-toggle-button", has_text="PCA-whitened").click()
             _wait_for(page, start, "SPoC + whitening")
-            assert _shown(page)[2] == whitened.indices
+            assert _shown(page)[2] == whitened
             page.screenshot(path=str(SCREENSHOTS / "talk-3-spoc-whitened.png"))
 
             # Picking another query's thumbnail changes the grid to that query's ranking.
             page.locator(f".cbir-talk-query-{other}").click()
             _wait_for(page, other, "SPoC + whitening")
-            assert _shown(page) == (other, "SPoC + whitening", picked.indices, [r.status for r in picked.results])
+            assert _shown(page) == (other, "SPoC + whitening", picked, picked_statuses)
             assert page.locator(f".cbir-talk-query-{other}.cbir-talk-selected").count() == 1
             assert page.locator(".cbir-talk-selected").count() == 1
             page.screenshot(path=str(SCREENSHOTS / f"talk-4-query{other + 1}.png"))

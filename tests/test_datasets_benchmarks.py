@@ -8,18 +8,12 @@ import pickle
 import numpy as np
 import pytest
 
-from cbir_lab.datasets import benchmarks
-from cbir_lab.datasets.benchmarks import (
-    BENCHMARKS,
-    REGISTRY,
-    dataset_status,
-    format_dataset_status,
-    load_benchmark,
-    parse_oxford_gt,
-    read_revisited_gnd,
-)
+from cbir_lab.datasets.benchmarks import load_benchmark
+from cbir_lab.datasets.parsers import parse_oxford_gt, read_revisited_gnd
+from cbir_lab.datasets.registry import BENCHMARKS, PARIS_CORRUPTED, REGISTRY
+from cbir_lab.datasets.status import dataset_status, format_dataset_status
 from cbir_lab.datasets.download import ChecksumError, CorruptArchiveError, DownloadError, UnsafeArchiveError
-from fixtures_benchmarks import (
+from tests.fixtures_benchmarks import (
     OXFORD_IMAGES,
     FileServer,
     holidays_files,
@@ -53,7 +47,7 @@ def test_registry_is_consistent():
         assert remote.md5 is None or len(remote.md5) == 32
     assert REGISTRY["gnd_roxford5k.pkl"].md5 == "f2b67579f625a587b5b0828dbf2e8eb0"
     assert REGISTRY["gnd_rparis6k.pkl"].md5 == "2feae0a8257a5c6ca1b31b8eb73c8571"
-    assert len(benchmarks.PARIS_CORRUPTED) == 20
+    assert len(PARIS_CORRUPTED) == 20
 
 
 def test_unknown_benchmark_and_option():

@@ -23,7 +23,7 @@ from cbir_lab.datasets.download import (
     safe_extract,
     verify_file,
 )
-from fixtures_benchmarks import FileServer, make_tgz, make_zip, md5, tree
+from tests.fixtures_benchmarks import FileServer, make_tgz, make_zip, md5, tree
 
 PAYLOAD = bytes(range(256)) * 40  # 10,240 bytes, every byte value
 

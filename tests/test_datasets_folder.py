@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cbir_lab.datasets.folder import load_folder
-from fixtures_benchmarks import jpeg_bytes, tree
+from tests.fixtures_benchmarks import jpeg_bytes, tree
 
 
 def make_folder(root: Path, files: dict[str, bytes | None]) -> Path:

@@ -4,6 +4,10 @@ import numpy as np
 import pytest
 
 from cbir_lab.evaluation import (
+    bootstrap_interval,
+    paired_bootstrap,
+    scoring_gnd,
+    similarity_gaps,
     CannotScoreError,
     average_precision,
     compute_map,
@@ -169,3 +173,64 @@ def test_median_ap_query():
     assert median_ap_query([0.75, 0.0, 0.25, 1.0]) == 0
     with pytest.raises(ValueError, match="no query has an AP"):
         median_ap_query([np.nan, np.nan])
+
+
+def test_similarity_gaps_by_hand():
+    # 1 query; database: 2 views of its scene "a-1", one of "a-2" (same photo), one of "b"
+    q = np.array([[1.0, 0.0]])
+    db = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [0.0, 1.0]])
+    gaps = similarity_gaps(q, db, [{"ok": [0, 1]}], ["a-1", "a-1", "a-2", "b"])
+    assert gaps["positive"] == pytest.approx(0.5)
+    assert gaps["negative"] == pytest.approx(0.3)
+    assert gaps["hard negative"] == pytest.approx(0.6)
+    assert gaps["hard gap"] == pytest.approx(-0.1)
+
+
+def test_scoring_gnd_normalises_every_protocol():
+    assert scoring_gnd([{"easy": [1], "hard": [2], "junk": [3]}], "revisited") == [{"ok": [1, 2], "junk": [3]}]
+    assert scoring_gnd([{"easy": [1], "hard": [2], "junk": [3]}], "revisited", "hard") == [{"ok": [2], "junk": [3, 1]}]
+    assert scoring_gnd([{"ok": [0, 1]}], "ukbench") == [{"ok": [0, 1], "junk": []}]
+    assert scoring_gnd(None) is None and scoring_gnd([{"ok": [0]}], "none") is None
+
+
+# ----- bootstrap intervals ------------------------------------------------------------------------
+
+def test_paired_bootstrap_of_a_constant_gain_is_that_gain():
+    interval = paired_bootstrap([0.9, 0.6, 0.3], [0.8, 0.5, 0.2])
+    assert interval.estimate == pytest.approx(0.1)
+    assert interval.low == pytest.approx(0.1) and interval.high == pytest.approx(0.1)
+    assert interval.excludes_zero and interval.n_queries == 3
+
+
+def test_paired_bootstrap_of_opposite_wins_contains_zero():
+    # a wins query 0 by 1, b wins query 1 by 1: mean difference 0; resamples give -1, 0 or +1
+    interval = paired_bootstrap([1.0, 0.0], [0.0, 1.0], n_resamples=2000)
+    assert interval.estimate == 0.0
+    assert interval.low == -1.0 and interval.high == 1.0 and not interval.excludes_zero
+
+
+def test_paired_bootstrap_matches_a_direct_resampling():
+    rng = np.random.default_rng(5)
+    a, b = rng.random(25), rng.random(25)
+    interval = paired_bootstrap(a, b, n_resamples=4000, seed=3)
+    # the same draws written out directly: resample query indices, difference of the two means
+    picks = np.random.default_rng(3).integers(0, 25, size=(4000, 25))
+    diffs = a[picks].mean(axis=1) - b[picks].mean(axis=1)
+    assert interval.low == pytest.approx(np.percentile(diffs, 2.5))
+    assert interval.high == pytest.approx(np.percentile(diffs, 97.5))
+    # paired is narrower than the two intervals taken separately when the methods move together
+    together = paired_bootstrap(a + 0.05, a)
+    assert together.high - together.low == pytest.approx(0.0, abs=1e-12)
+
+
+def test_bootstrap_interval_skips_queries_without_positives():
+    interval = bootstrap_interval([1.0, np.nan, 0.0], n_resamples=1000)
+    assert interval.estimate == 0.5 and interval.n_queries == 2
+    assert interval.low == 0.0 and interval.high == 1.0
+
+
+@pytest.mark.parametrize("a, b, message", [([1.0], [1.0, 0.5], "same queries"), ([np.nan, 1.0], [0.5, 1.0], "leave out"),
+                                            ([np.nan], [np.nan], "no query")])
+def test_paired_bootstrap_rejects_mismatched_inputs(a, b, message):
+    with pytest.raises(ValueError, match=message):
+        paired_bootstrap(a, b)

@@ -11,7 +11,11 @@ from cbir_lab.features import (
     ImageLoadError,
     content_key,
     extract_feature_maps,
+    layer_feature_maps,
     load_image,
+    network_input,
+    pixels_to_tensor,
+    prepare_image,
     resized_size,
     to_rgb,
 )
@@ -202,3 +206,41 @@ def test_content_key_depends_on_content_and_crop_not_the_name(tmp_path, photo):
     copy.write_bytes(photo.read_bytes())
     assert content_key(copy) == content_key(photo)
     assert content_key((photo, (0, 0, 10, 10))) != content_key(photo)
+
+
+# ----- what the network sees, and every layer's maps -----------------------------------------------
+
+@pytest.fixture(scope="module")
+def random_backbone():
+    """EfficientNet-Lite0 with random weights: the right shapes, no weight file needed."""
+    torch.manual_seed(0)
+    return load_backbone("efficientnet_lite0", weights=None, device="cpu")
+
+
+def test_network_input_keeps_the_aspect_ratio():
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 100, 3), dtype=np.uint8))
+    assert network_input(image, max_side=64).shape == (32, 64, 3)
+
+
+def test_prepare_image_is_the_network_input_normalised(random_backbone):
+    image = Image.fromarray(np.random.default_rng(1).integers(0, 255, (50, 100, 3), dtype=np.uint8))
+    pixels = network_input(image, max_side=64)
+    expected = (torch.from_numpy(pixels.copy()).permute(2, 0, 1).float() / 255 - 127 / 255) / (128 / 255)  # (p - 127) / 128
+    assert torch.allclose(prepare_image(image, random_backbone, 64), expected, atol=1e-5)
+    assert torch.equal(pixels_to_tensor(pixels, random_backbone), prepare_image(image, random_backbone, 64))
+    with pytest.raises(ValueError, match="uint8"):
+        pixels_to_tensor(pixels.astype(np.float32), random_backbone)
+
+
+def test_layer_feature_maps_gives_every_layer_at_its_stride(random_backbone):
+    photo = Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 100, 3), dtype=np.uint8))
+    pixels, maps = layer_feature_maps(photo, random_backbone, max_side=96)  # a 48 x 96 input
+    assert pixels.shape == (48, 96, 3) and pixels.dtype == np.uint8
+    assert list(maps) == ["blocks.0", "blocks.1", "blocks.2", "blocks.3", "blocks.4", "blocks.5", "blocks.6", "conv_head"]
+    assert maps["blocks.0"].shape == (16, 24, 48)  # stride 2
+    assert maps["blocks.2"].shape == (40, 6, 12)  # stride 8
+    assert maps["conv_head"].shape == (1280, 2, 3)  # ceil(48 / 32), ceil(96 / 32)
+    # the deepest map is what the backbone's own forward pass gives
+    with torch.inference_mode():
+        direct = random_backbone(pixels_to_tensor(pixels, random_backbone)[None])[0].numpy()
+    np.testing.assert_allclose(maps["conv_head"], direct, atol=1e-5)

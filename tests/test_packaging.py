@@ -59,7 +59,11 @@ def test_no_requirement_asks_for_a_newer_torch_than_2_14_1():
 
 
 LAYERS = ["paths", "backbones", "features", "pooling", "whitening", "search", "evaluation",
-          "datasets", "pipeline", "viz", "widgets", "exercises", "talk", "cli"]
+          "datasets", "pipeline", "index", "viz", "widgets", "exercises", "talk", "cli", "course"]
+#: The ground floor: stages that know nothing of each other (only where files live).
+GROUND_FLOOR = {"backbones", "pooling", "whitening", "search", "evaluation"}
+#: What a widget may build on: the retrieval core, the pictures, the Pooling value, one image's maps.
+WIDGET_IMPORTS = {"index", "viz", "widgets", "pooling", "features"}
 
 
 def imported_cbir_modules(path: Path) -> set[str]:
@@ -83,6 +87,18 @@ def test_lower_stages_never_import_higher_ones():
         for imported in imported_cbir_modules(path):
             if imported in LAYERS:
                 assert LAYERS.index(imported) <= LAYERS.index(layer), f"{rel} (layer {layer}) imports cbir_lab.{imported}"
+
+
+def test_the_ground_floor_stages_import_none_of_each_other():
+    for name in GROUND_FLOOR:
+        imported = imported_cbir_modules(ROOT / "cbir_lab" / f"{name}.py")
+        assert imported <= {"paths"}, f"cbir_lab.{name} imports {sorted(imported)}"
+
+
+def test_widgets_build_only_on_the_index_and_the_pictures():
+    for path in (ROOT / "cbir_lab" / "widgets").glob("*.py"):
+        imported = imported_cbir_modules(path)
+        assert imported <= WIDGET_IMPORTS, f"{path.name} imports {sorted(imported - WIDGET_IMPORTS)}"
 
 
 def test_every_module_has_a_docstring_and_all():

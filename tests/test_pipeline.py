@@ -9,7 +9,8 @@ from PIL import Image
 
 from cbir_lab.cli import main
 from cbir_lab.datasets.base import RetrievalDataset
-from cbir_lab.pipeline import DatasetFeatures, evaluate_methods, format_scores, global_descriptors
+from cbir_lab.pipeline import DatasetFeatures, describe, global_descriptors, learn_whitening
+from cbir_lab.whitening import PCAWhitening
 
 
 def one_hot_map(channel: int, c: int = 4, size: int = 3, value: float = 1.0) -> torch.Tensor:
@@ -51,24 +52,35 @@ def test_an_all_zero_feature_map_gives_a_zero_vector_not_nan(features):
 
 
 def test_whitened_descriptors_have_the_requested_dimension(features):
-    q, db = global_descriptors(features, "SPoC", whiten=True, n_components=3)
+    q, db = global_descriptors(features, "SPoC", whitening=True, n_components=3)
     assert q.shape == (2, 3) and np.isfinite(db).all()
-    q, db = global_descriptors(features, "R-MAC", whiten=True, n_components=3)
+    q, db = global_descriptors(features, "R-MAC", whitening=True, n_components=3)
     assert db.shape == (4, 3)
 
 
-def test_evaluate_methods_scores_a_separable_toy_set_perfectly(features):
-    rows = evaluate_methods(features, methods=("SPoC", "MAC"), whitening=(False,), query_expansion_k=1)
-    assert [(r.method, r.query_expansion) for r in rows] == [("SPoC", False), ("SPoC", True), ("MAC", False), ("MAC", True)]
-    assert all(r.scores["mAP"] == 1.0 for r in rows)
-    table = format_scores(rows)
-    assert "SPoC" in table and "1.000" in table and "α-QE" in table
+def test_a_fitted_whitening_is_applied_as_given(features):
+    fitted = learn_whitening(features, "GeM", n_components=2, power=0.25)
+    assert (fitted.n_components_, fitted.power) == (2, 0.25)
+    q, _ = global_descriptors(features, "GeM", whitening=fitted)
+    np.testing.assert_allclose(q, fitted.transform(features.pooled("query", "GeM")))
+    np.testing.assert_allclose(global_descriptors(features, "GeM", whitening=True, n_components=2, power=0.25)[0], q)
+
+
+def test_describe_matches_hand_values():
+    fmap = np.zeros((2, 2, 2), np.float32)
+    fmap[0] = [[3.0, 0.0], [0.0, 0.0]]
+    fmap[1] = [[1.0, 1.0], [1.0, 1.0]]
+    # MAC (3, 1); SPoC (3, 4): both L2-normalised
+    np.testing.assert_allclose(describe([fmap], "MAC")[0], np.array([3, 1]) / np.sqrt(10), rtol=1e-6)
+    np.testing.assert_allclose(describe([fmap, torch.from_numpy(fmap)], "SPoC"), [[0.6, 0.8], [0.6, 0.8]], rtol=1e-6)
+    with pytest.raises(ValueError, match="unknown pooling"):
+        describe([fmap], "maximum")
 
 
 def test_whitening_without_a_training_split_is_a_clear_error(features):
     features.train_maps = []
     with pytest.raises(ValueError, match="no training split"):
-        global_descriptors(features, "SPoC", whiten=True)
+        global_descriptors(features, "SPoC", whitening=True)
 
 
 def make_folder(root: Path) -> Path:
@@ -101,9 +113,7 @@ def test_demo_reports_a_missing_folder_clearly(tmp_path, capsys):
 
 
 def test_rmac_whitening_equals_whitening_each_image_regions_separately(features):
-    from cbir_lab.whitening import PCAWhitening
-
-    _, db = global_descriptors(features, "R-MAC", whiten=True, n_components=3)
+    _, db = global_descriptors(features, "R-MAC", whitening=True, n_components=3)
     w = PCAWhitening(n_components=3).fit(np.concatenate(features.regional("train")))
     expected = np.stack([w.transform_regions(r[None])[0] for r in features.regional("db")])
     np.testing.assert_allclose(db, expected, rtol=1e-5, atol=1e-6)

@@ -5,7 +5,26 @@ import math
 import pytest
 import torch
 
-from cbir_lab.pooling import center_prior, gem, mac, pool, pool_each, regional_pool, regional_vectors, rmac, rmac_regions, spoc
+import numpy as np
+
+from cbir_lab.pooling import (
+    GEM,
+    MAC,
+    RMAC,
+    SPOC,
+    SPOC_PRIOR,
+    STANDARD_POOLINGS,
+    Pooling,
+    cell_allocation,
+    center_prior,
+    gem,
+    mac,
+    regional_pool,
+    regional_vectors,
+    rmac,
+    rmac_regions,
+    spoc,
+)
 
 
 def fmap(*rows):
@@ -170,9 +189,76 @@ def test_regional_vectors_of_an_all_zero_map_are_zero_not_nan():
     assert torch.equal(v, torch.zeros_like(v))
 
 
-def test_pool_by_name_and_pool_each_on_maps_of_different_sizes():
+def test_pool_each_on_maps_of_different_sizes():
     maps = [torch.ones(2, 3, 4), torch.ones(2, 5, 5)]
-    assert pool_each(maps, "spoc").tolist() == [[12, 12], [25, 25]]
-    assert torch.equal(pool(maps[0][None], "mac"), torch.ones(1, 2))
-    with pytest.raises(ValueError, match="unknown pooling"):
-        pool(maps[0][None], "avg")
+    assert SPOC.pool_each(maps).tolist() == [[12, 12], [25, 25]]
+    assert torch.equal(MAC(maps[0][None]), torch.ones(1, 2))
+    with pytest.raises(ValueError, match="no feature maps"):
+        SPOC.pool_each([])
+
+
+# ----- one name per pooling -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, expected", [
+    ("SPoC", SPOC), ("spoc", SPOC), ("sum", SPOC), ("SPoC+prior", SPOC_PRIOR), ("spoc_cp", SPOC_PRIOR),
+    ("MAC", MAC), ("max", MAC), ("R-MAC", RMAC), ("rmac", RMAC), ("GeM", GEM), (" gem ", GEM),
+    ("GeM (p=4)", Pooling("gem", p=4.0)), ("R-MAC (L=2)", Pooling("rmac", levels=2)),
+])
+def test_parse_reads_every_spelling(name, expected):
+    assert Pooling.parse(name) == expected
+
+
+def test_names_read_back_and_display_in_course_order():
+    assert [p.name for p in STANDARD_POOLINGS] == ["SPoC", "MAC", "R-MAC", "GeM"]
+    for pooling in (*STANDARD_POOLINGS, SPOC_PRIOR, Pooling("gem", p=2.5), Pooling("rmac", levels=4)):
+        assert Pooling.parse(pooling.name) == pooling
+        assert Pooling.parse(pooling) is pooling
+    assert str(GEM) == "GeM" and RMAC.regional and not GEM.regional
+
+
+def test_settings_a_method_ignores_do_not_split_it():
+    assert Pooling("mac", p=5, levels=2, center_prior=True) == MAC
+    assert hash(Pooling("spoc", p=7)) == hash(SPOC)
+    assert Pooling("gem", p=4) != GEM
+
+
+@pytest.mark.parametrize("args, message", [(("avg",), "unknown pooling method"), (("gem", 0.0), "p must be"),
+                                           (("gem", float("inf")), "p must be"), (("rmac", 3.0, 0), "levels must be")])
+def test_bad_settings_are_named(args, message):
+    with pytest.raises(ValueError, match=message):
+        Pooling(*args)
+
+
+@pytest.mark.parametrize("name, message", [("avg", "unknown pooling 'avg'"), ("MAC (p=3)", "not a setting of MAC")])
+def test_parse_names_what_it_cannot_read(name, message):
+    with pytest.raises(ValueError, match=message):
+        Pooling.parse(name)
+
+
+def test_a_pooling_computes_its_function():
+    x = torch.rand(2, 3, 7, 5, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(SPOC_PRIOR(x), spoc(x, center_prior=True))
+    assert torch.equal(Pooling("gem", p=4)(x), gem(x, p=4))
+    assert torch.equal(Pooling("rmac", levels=2)(x), rmac(x, levels=2))
+
+
+# ----- a pooled vector split over its cells -----------------------------------------------------------
+
+@pytest.mark.parametrize("pooling", [SPOC, SPOC_PRIOR, MAC, GEM, Pooling("gem", p=7)])
+def test_cell_allocation_sums_to_the_pooled_vector(pooling):
+    x = torch.rand(4, 5, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    pooled, allocation = cell_allocation(x.numpy(), pooling)
+    np.testing.assert_allclose(pooled, pooling(x[None])[0].numpy(), rtol=1e-10)
+    np.testing.assert_allclose(allocation.sum(axis=(1, 2)), pooled, rtol=1e-10)
+
+
+def test_cell_allocation_by_hand():
+    x = np.array([[[1.0, 3.0], [2.0, 0.0]]])
+    _, mac_cells = cell_allocation(x, MAC)
+    assert mac_cells.tolist() == [[[0.0, 3.0], [0.0, 0.0]]]  # all of MAC on its arg-max cell
+    g, gem_cells = cell_allocation(np.array([[[1.0, 2.0]]]), Pooling("gem", p=2))
+    # GeM p = 2: g = sqrt((1 + 4) / 2); the shares are in proportion 1 : 4
+    assert g[0] == pytest.approx(math.sqrt(2.5))
+    assert gem_cells[0, 0].tolist() == pytest.approx([g[0] / 5, 4 * g[0] / 5])
+    with pytest.raises(ValueError, match="R-MAC"):
+        cell_allocation(x, RMAC)

@@ -12,12 +12,10 @@ from PIL import Image
 
 from cbir_lab.backbones import load_backbone
 from cbir_lab.pooling import rmac_regions
+from cbir_lab.index import WhiteningGain, pair_similarities
 from cbir_lab.viz.feature_maps import (
     format_layers,
     format_map_sizes,
-    layer_feature_maps,
-    measure_map_sizes,
-    network_input,
     plot_cell_grid,
     plot_channel,
     plot_channels,
@@ -25,52 +23,28 @@ from cbir_lab.viz.feature_maps import (
     strongest_channels,
 )
 from cbir_lab.viz.pooling import (
+    format_pair_similarities,
+    format_similarity_gaps,
     mac_location,
-    pair_similarities,
     plot_method_channel,
     plot_pair_similarities,
     plot_pooling_channel,
     plot_rmac_grid,
-    pooled_descriptor,
-    format_pair_similarities,
-    format_similarity_gaps,
+    pooling_view,
     region_maxima,
-    similarity_gaps,
 )
-from cbir_lab.viz.whitening import covariance, plot_covariances, plot_map_curves, plot_spectrum
-
-
-@pytest.fixture(scope="module")
-def random_backbone():
-    """EfficientNet-Lite0 with random weights: the right shapes, no weight file needed."""
-    torch.manual_seed(0)
-    return load_backbone("efficientnet_lite0", weights=None, device="cpu")
-
-
-@pytest.fixture
-def photo():
-    rng = np.random.default_rng(0)
-    return Image.fromarray(rng.integers(0, 255, (50, 100, 3), dtype=np.uint8))
+from cbir_lab.viz.whitening import (
+    covariance,
+    format_curves_at,
+    format_whitening_gains,
+    plot_covariances,
+    plot_map_curves,
+    plot_spectrum,
+    whitening_view,
+)
 
 
 # ----- lesson 1 -----------------------------------------------------------------------------------
-
-def test_network_input_keeps_the_aspect_ratio(photo):
-    assert network_input(photo, max_side=64).shape == (32, 64, 3)
-
-
-def test_layer_feature_maps_gives_every_layer_at_its_stride(random_backbone, photo):
-    maps = layer_feature_maps(random_backbone, photo, max_side=96)  # a 48 x 96 input
-    assert list(maps) == ["blocks.0", "blocks.1", "blocks.2", "blocks.3", "blocks.4", "blocks.5", "blocks.6", "conv_head"]
-    assert maps["blocks.0"].shape == (16, 24, 48)  # stride 2
-    assert maps["blocks.2"].shape == (40, 6, 12)  # stride 8
-    assert maps["conv_head"].shape == (1280, 2, 3)  # ceil(48 / 32), ceil(96 / 32)
-
-
-def test_measured_sizes_round_up(random_backbone):
-    assert measure_map_sizes(random_backbone, [32, 33, 64, 65]) == [(1, 2), (2, 2), (2, 2), (3, 2)]
-    assert measure_map_sizes(random_backbone, [32], width=97) == [(1, 4)]
-
 
 def test_strongest_channels_breaks_ties_by_mean():
     fmap = np.zeros((4, 2, 2))
@@ -124,36 +98,6 @@ def test_region_maxima_on_a_square_map():
     assert ((0, 2, 2, 2), 2.0, (0, 3)) in quarters
 
 
-def test_pooled_descriptor_matches_hand_values():
-    fmap = np.zeros((2, 2, 2), np.float32)
-    fmap[0] = [[3.0, 0.0], [0.0, 0.0]]
-    fmap[1] = [[1.0, 1.0], [1.0, 1.0]]
-    # MAC (3, 1); SPoC (3, 4): both L2-normalised
-    assert np.allclose(pooled_descriptor(fmap, "MAC"), np.array([3, 1]) / math.sqrt(10))
-    assert np.allclose(pooled_descriptor(fmap, "SPoC"), [0.6, 0.8])
-    with pytest.raises(ValueError, match="unknown method"):
-        pooled_descriptor(fmap, "max")
-
-
-def test_pair_similarities_of_identical_maps_is_one():
-    fmap = np.random.default_rng(0).random((8, 3, 4))
-    sims = pair_similarities([fmap, fmap, fmap[::-1].copy()])
-    for method, values in sims.items():
-        assert values[0] == pytest.approx(1.0, abs=1e-6), method
-        assert values[1] < 1.0
-
-
-def test_similarity_gaps_by_hand():
-    # 1 query; database: 2 views of its scene "a-1", one of "a-2" (same photo), one of "b"
-    q = np.array([[1.0, 0.0]])
-    db = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [0.0, 1.0]])
-    gaps = similarity_gaps(q, db, [{"ok": [0, 1]}], ["a-1", "a-1", "a-2", "b"])
-    assert gaps["positive"] == pytest.approx(0.5)
-    assert gaps["negative"] == pytest.approx(0.3)
-    assert gaps["hard negative"] == pytest.approx(0.6)
-    assert gaps["hard gap"] == pytest.approx(-0.1)
-
-
 def test_lesson2_text_tables():
     table = format_pair_similarities({"SPoC": np.array([0.75, 0.5]), "R-MAC": np.array([0.25, 0.5])})
     assert table.splitlines() == [
@@ -170,7 +114,7 @@ def test_lesson2_figures_are_figures():
     fmap = np.random.default_rng(0).random((3, 6, 8))
     figs = [plot_pooling_channel(image, fmap, 1), plot_rmac_grid(image, fmap, 2, levels=3),
             plot_pair_similarities([image] * 3, ["a", "b", "c"], pair_similarities([fmap, fmap, fmap * 0.5]))]
-    figs += [plot_method_channel(image, fmap, m, 0, center=True) for m in ("SPoC", "MAC", "R-MAC", "GeM")]
+    figs += [plot_method_channel(image, fmap, m, 0) for m in ("SPoC+prior", "MAC", "R-MAC", "GeM")]
     assert all(isinstance(f, Figure) for f in figs)
     # one rectangle per R-MAC region, over the level panels
     assert sum(len(ax.patches) for ax in figs[1].axes) == len(rmac_regions(6, 8, 3))
@@ -194,3 +138,41 @@ def test_lesson3_figures_are_figures():
             plot_map_curves([], {"MAC (x)": ([16, 32], np.array([0.4, 0.5]))}, styles={"MAC (x)": "--"})]
     assert all(isinstance(f, Figure) for f in figs)
     assert len(figs[2].axes[0].lines) == 4  # the curve, the baseline, the marker line, the current dot
+
+
+def test_gem_panel_shows_each_cells_share_of_the_power_mean():
+    image = np.zeros((20, 20, 3), np.uint8)
+    fmap = np.zeros((1, 2, 2))
+    fmap[0] = [[1.0, 2.0], [2.0, 3.0]]  # cubes 1, 8, 8, 27: GeM = (44 / 4) ** (1/3) = 2.22
+    fig = plot_method_channel(image, fmap, "GeM", 0)
+    assert "= 2.22" in fig.axes[0].get_title()
+    shown = fig.axes[0].images[1].get_array()
+    np.testing.assert_allclose(np.asarray(shown).sum(), (44 / 4) ** (1 / 3))  # the shares add up to the value
+    np.testing.assert_allclose(np.asarray(shown)[1, 1] / np.asarray(shown)[0, 0], 27.0)
+
+
+def test_pooling_view_caption_names_the_setting():
+    image = np.zeros((20, 20, 3), np.uint8)
+    maps = [np.ones((2, 2, 2)), np.ones((2, 2, 2))]
+    _, caption, sims = pooling_view([image] * 2, maps, ["a", "b"], "R-MAC (L=2)", 1, np.eye(2)[[0, 0]])
+    assert caption == "R-MAC (L=2): descriptor[1] = 0.000 | cos(a, b) = 1.000"
+    assert sims.tolist() == [1.0]
+
+
+def test_text_tables():
+    curves = {"A": ([16, 32, 48], np.array([0.5, 0.6, 0.7])), "longer label": ([16], np.array([0.25]))}
+    assert format_curves_at(curves, dims=(16, 32)).splitlines() == [
+        "whitening      d=16   d=32    all",
+        "A              0.50   0.60   0.70",
+        "longer label   0.25      —   0.25",
+    ]
+    table = format_whitening_gains([WhiteningGain("MAC", 0.5, 0.625, 0.25, 0.75, 32)]).splitlines()
+    assert table[1] == "MAC       0.500  0.625 +0.125    0.250 -0.250    0.750 @32  "
+
+
+
+
+def test_whitening_view_caption():
+    fig, caption = whitening_view({"SPoC": np.array([0.5, 0.6])}, [16, 32], {"SPoC": 0.55}, 32, {"SPoC": 0.6}, "t")
+    assert caption == "d = 32: SPoC 0.600 (+0.050 vs L2 only 0.550)"
+    assert isinstance(fig, Figure)

@@ -79,12 +79,12 @@ def test_method_figure_keeps_no_marks_of_the_previous_method():
     image = np.zeros((60, 60, 3), np.uint8)
     fmap = np.arange(2 * 6 * 6, dtype=np.float32).reshape(2, 6, 6)
     live = MethodChannelFigure()
-    live.draw(image, fmap, "R-MAC", 0, levels=3)
+    live.draw(image, fmap, "R-MAC", 0)
     assert len(live.ax.patches) == 14  # 1 + 4 + 9 regions on a square map
     live.draw(image, fmap, "MAC", 1)
     assert len(live.ax.patches) == 0 and len(live.ax.lines) == 1  # only MAC's star is left
     assert live.ax.lines[0].get_xdata()[0] == pytest.approx(54.5)  # centre of cell x = 5, 10 px a cell: 5.5 · 10 - 0.5
-    live.draw(image, fmap, "SPoC", 1, center=True)
+    live.draw(image, fmap, "SPoC+prior", 1)
     assert len(live.ax.lines) == 0 and len(live.ax.collections) == 1  # the prior's contour
 
 

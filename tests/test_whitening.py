@@ -105,6 +105,41 @@ def test_region_whitening_sums_whitened_regions(train_test):
     w = PCAWhitening(n_components=6).fit(train)
     regions = test[:6].reshape(2, 3, 20)
     expected = l2n(w.transform(regions.reshape(6, 20)).reshape(2, 3, 6).sum(axis=1))
-    np.testing.assert_allclose(w.transform_regions(regions), expected, rtol=1e-6)
+    np.testing.assert_allclose(w.transform_regions(regions), expected, rtol=1e-5, atol=1e-6)  # summed in float64
     with pytest.raises(ValueError, match="n_images, n_regions, dim"):
         w.transform_regions(test)
+
+
+# ----- what a fitted whitening hands out ------------------------------------------------------------
+
+def test_projection_is_the_scaled_eigenvectors(train_test):
+    train, test = train_test
+    w = PCAWhitening(n_components=6, power=0.5).fit(train)
+    projection = w.projection(4, 0.25)
+    assert projection.shape == (4, 20)
+    np.testing.assert_allclose(projection, w.components_[:4] / w.eigenvalues_[:4, None] ** 0.25)
+    np.testing.assert_allclose(w.transform(test, 4, 0.25), l2n((l2n(test) - w.mean_) @ projection.T), rtol=1e-5)
+    with pytest.raises(ValueError, match="n_components must be an integer in 1..6"):
+        w.projection(7)
+    with pytest.raises(ValueError, match="power"):
+        w.projection(2, 1.5)
+
+
+@pytest.mark.parametrize("d, power", [(6, 0.5), (3, 0.0), (2, 0.25)])
+def test_coordinates_sliced_equal_a_whitening_fitted_at_that_d(train_test, d, power):
+    train, test = train_test
+    full = PCAWhitening(power=0.5).fit(train)
+    direct = PCAWhitening(n_components=d, power=power).fit(train)
+    np.testing.assert_allclose(full.whiten_coordinates(full.coordinates(test), d, power), direct.transform(test), atol=1e-5)
+    with pytest.raises(ValueError, match="coordinates must have shape"):
+        full.whiten_coordinates(full.coordinates(test)[:, :1], d, power)
+
+
+def test_transform_regions_takes_images_with_different_numbers_of_regions(train_test):
+    train, test = train_test
+    w = PCAWhitening(n_components=5).fit(train)
+    ragged = [test[:2], test[2:5]]
+    expected = [l2n(w.transform(r).sum(axis=0)) for r in ragged]
+    np.testing.assert_allclose(w.transform_regions(ragged), expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="at least one regional vector"):
+        w.transform_regions([test[:2], test[:0]])

@@ -8,7 +8,8 @@ import torch
 from PIL import Image
 
 from cbir_lab.backbones import load_backbone
-from cbir_lab.widgets.feature_maps import FeatureMapExplorer, feature_map_view
+from cbir_lab.viz.feature_maps import feature_map_view
+from cbir_lab.widgets.feature_maps import FeatureMapExplorer
 
 
 @pytest.fixture(scope="module")

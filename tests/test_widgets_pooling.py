@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cbir_lab.widgets.pooling import PoolingExplorer, pooling_view
+from cbir_lab.index import compare_images
+from cbir_lab.pooling import Pooling
+from cbir_lab.viz.pooling import pooling_view
+from cbir_lab.widgets.pooling import PoolingExplorer
 
 
 def maps_and_images():
@@ -27,18 +30,19 @@ def explorer():
 def test_pure_view_numbers_by_hand():
     images, maps, names = maps_and_images()
     # MAC: anchor (4, 1)/√17, other (1, 4)/√17: cosine 8/17
-    _, caption, sims = pooling_view(images, maps, names, "MAC", 0)
+    _, caption, sims = pooling_view(images, maps, names, "MAC", 0, compare_images(maps, "MAC")[0])
     assert sims == pytest.approx([1.0, 8 / 17], abs=1e-6)
     assert "cos(anchor, other) = 0.471" in caption
     # SPoC: anchor (4, 36), other (36, 4): cosine 288 / 1312
-    _, _, sims = pooling_view(images, maps, names, "SPoC", 0)
+    _, _, sims = pooling_view(images, maps, names, "SPoC", 0, compare_images(maps, "SPoC")[0])
     assert sims[1] == pytest.approx(288 / 1312, abs=1e-6)
 
 
 def test_method_change_updates_similarities_and_disables_unused_controls(explorer):
-    assert explorer.method.value == "SPoC" and not explorer.center.disabled and explorer.levels.disabled
+    assert explorer.method.value == "spoc" and explorer.method.label == "SPoC"
+    assert not explorer.center.disabled and explorer.levels.disabled
     spoc_sims = explorer.similarities.copy()
-    explorer.method.value = "MAC"
+    explorer.method.value = "mac"
     assert explorer.similarities[1] == pytest.approx(8 / 17, abs=1e-6)
     assert explorer.similarities[1] != pytest.approx(spoc_sims[1])
     assert explorer.center.disabled and explorer.p.disabled
@@ -48,11 +52,12 @@ def test_method_change_updates_similarities_and_disables_unused_controls(explore
 def test_center_prior_changes_spoc(explorer):
     before = explorer.caption
     explorer.center.value = True
-    assert "centre prior on" in explorer.caption and explorer.caption != before
+    assert explorer.caption.startswith("SPoC+prior:") and explorer.caption != before
+    assert explorer.pooling == Pooling("spoc", center_prior=True)
 
 
 def test_levels_change_the_rmac_grid(explorer):
-    explorer.method.value = "R-MAC"
+    explorer.method.value = "rmac"
     explorer.levels.value = 1
     assert "1 regions" in explorer.figure.axes[0].get_title()
     explorer.levels.value = 3
@@ -60,11 +65,13 @@ def test_levels_change_the_rmac_grid(explorer):
 
 
 def test_gem_p_and_channel(explorer):
-    explorer.method.value = "GeM"
+    explorer.method.value = "gem"
     explorer.p.value = 1.0
     explorer.channel.value = 1
-    assert "p = 1" in explorer.caption and "descriptor[1]" in explorer.caption
-    assert ("GeM", None, None, 1.0) in explorer._descriptors  # memoised per setting
+    assert explorer.caption.startswith("GeM (p=1): descriptor[1]")
+    assert Pooling("gem", p=1.0) in explorer._descriptors  # memoised per setting
+    # GeM with p = 1 is SPoC up to scale: the same L2-normalised descriptors
+    np.testing.assert_allclose(explorer.descriptors(Pooling("gem", p=1.0)), explorer.descriptors(Pooling("spoc")), atol=1e-5)
 
 
 def test_repr_is_stable(explorer):

@@ -3,11 +3,17 @@
 ``load_dataset()`` with no argument gives the embedded dataset, built from real
 photos that ship inside the dependencies; ``load_dataset(name)`` a paper's
 benchmark; ``load_dataset(path)`` a folder of the user's images.
+
+One module per job: :mod:`.base` (the dataset type, and ground truth from
+groups), :mod:`.embedded`, :mod:`.folder`, :mod:`.registry` (every URL and
+checksum), :mod:`.download` (fetch, verify, unpack), :mod:`.parsers` (one per
+benchmark), :mod:`.benchmarks` (getting a benchmark ready), :mod:`.status`
+(what is on disk).
 """
 
 from cbir_lab.datasets.base import BBox, Protocol, RetrievalDataset
 
-__all__ = ["RetrievalDataset", "Protocol", "BBox", "load_dataset", "format_datasets"]
+__all__ = ["RetrievalDataset", "Protocol", "BBox", "load_dataset"]
 
 
 def load_dataset(name: str | None = None, root=None, **kwargs) -> RetrievalDataset:
@@ -27,33 +33,9 @@ def load_dataset(name: str | None = None, root=None, **kwargs) -> RetrievalDatas
 
     if name is None or name == "embedded":
         return embedded.load_embedded(root=root, **kwargs)
-    try:
-        from cbir_lab.datasets import benchmarks, folder
-    except ImportError as err:  # pragma: no cover - during development
-        raise ValueError(f"unknown dataset {name!r}") from err
-    if name in benchmarks.BENCHMARKS:
+    from cbir_lab.datasets import benchmarks, folder
+    from cbir_lab.datasets.registry import BENCHMARKS
+
+    if name in BENCHMARKS:
         return benchmarks.load_benchmark(name, root=root, **kwargs)
     return folder.load_folder(name, **kwargs)
-
-
-def format_datasets(root=None) -> str:
-    """The ``cbir-lab datasets`` table: the embedded set, then every benchmark, with state, size and licence."""
-    from cbir_lab.datasets import benchmarks, embedded
-    from cbir_lab.paths import data_dir
-
-    folder = data_dir(root) / embedded.EMBEDDED_VERSION
-    present = (folder / "manifest.json").exists()
-    size = sum(p.stat().st_size for p in folder.glob("*.png")) if present else 0
-    n_test = sum(1 for s in embedded.scenes("test"))
-    row = benchmarks.DatasetStatus(
-        name="embedded",
-        state="present" if present else "absent",
-        bytes_on_disk=size,
-        download_bytes=None,
-        n_db=n_test * embedded.N_DB_VIEWS,
-        n_queries=n_test,
-        licence=embedded._LICENCE_NOTE.split(";")[0],
-        folder=folder,
-        note="offline default; generated on first use in seconds" if not present else "offline default",
-    )
-    return benchmarks.format_dataset_status([row, *benchmarks.dataset_status(root)], root=root)

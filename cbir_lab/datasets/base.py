@@ -13,15 +13,18 @@ Ground truth follows the conventions of the Revisiting Oxford & Paris code:
   ``'junk'``, scored as Easy / Medium / Hard.
 * ``protocol="ukbench"``: every image is a query, scored with the N-S score.
 * ``protocol="none"``: no ground truth (exploratory search in a flat folder).
+
+:func:`gnd_from_groups` writes the rule shared by Holidays, UKBench and a user's
+grouped folder once: the other images of a query's group are its positives.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Sequence
 
-__all__ = ["RetrievalDataset", "Protocol", "BBox"]
+__all__ = ["RetrievalDataset", "Protocol", "BBox", "gnd_from_groups"]
 
 Protocol = Literal["standard", "revisited", "ukbench", "none"]
 BBox = tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels
@@ -96,9 +99,52 @@ class RetrievalDataset:
             return list(self.query_images)
         return [p if b is None else (p, b) for p, b in zip(self.query_images, self.query_bboxes)]
 
+    def label(self, path: Path) -> str:
+        """How an image is named on screen: its path inside the dataset's folder when names
+        can repeat there (a user's folder of camera files), else its file name, without extension."""
+        path = Path(path)
+        if self.extra.get("labels") == "relative" and self.root is not None:
+            try:
+                return path.relative_to(self.root).with_suffix("").as_posix()
+            except ValueError:
+                pass  # an outside query image
+        return path.stem
+
+    def query_label(self, query: int) -> str:
+        """A short name for query ``query``: :meth:`label` of its image, less a ``_query`` suffix."""
+        label = self.label(self.query_images[query])
+        return label[: -len("_query")] if label.endswith("_query") and len(label) > 6 else label
+
     def summary(self) -> str:
         """One line: name, sizes and protocol."""
         return (
             f"{self.name}: {self.n_db} database images, {self.n_queries} queries, "
             f"{len(self.train_images)} whitening-training images, protocol={self.protocol}"
         )
+
+
+def gnd_from_groups(groups: Sequence[str], query_indices: Sequence[int], query_in_database: bool = True) -> tuple[dict, ...]:
+    """Ground truth from group labels: a query's positives are the other images of its group.
+
+    Args:
+        groups: per database image, its group label.
+        query_indices: each query's own database index.
+        query_in_database: the query stays in the database and is marked junk, so it
+            is left out of its own ranking (Holidays, a user's folder); with ``False`` it
+            counts among its own positives (UKBench's N-S score counts it).
+
+    Returns:
+        One ``{'ok': [...], 'junk': [...]}`` per query, indices into the database.
+
+    Examples:
+        >>> gnd_from_groups(["a", "a", "b", "b", "b"], [0, 2])
+        ({'ok': [1], 'junk': [0]}, {'ok': [3, 4], 'junk': [2]})
+        >>> gnd_from_groups(["a", "a"], [0, 1], query_in_database=False)
+        ({'ok': [0, 1], 'junk': []}, {'ok': [0, 1], 'junk': []})
+    """
+    members: dict[str, list[int]] = {}
+    for i, group in enumerate(groups):
+        members.setdefault(group, []).append(i)
+    if query_in_database:
+        return tuple({"ok": [i for i in members[groups[q]] if i != q], "junk": [q]} for q in query_indices)
+    return tuple({"ok": list(members[groups[q]]), "junk": []} for q in query_indices)

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from cbir_lab.paths import atomic_write
+
 __all__ = [
     "RemoteFile",
     "DatasetError",
@@ -193,9 +195,7 @@ def _record_download(target: Path, url: str, pinned: bool) -> dict[str, Any]:
     }
     manifest = read_manifest(target.parent)
     manifest[target.name] = entry
-    tmp = _manifest_path(target.parent).with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, _manifest_path(target.parent))
+    atomic_write(_manifest_path(target.parent), json.dumps(manifest, indent=2, sort_keys=True))
     return entry
 
 

@@ -46,7 +46,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from cbir_lab.datasets.base import RetrievalDataset
-from cbir_lab.paths import data_dir
+from cbir_lab.paths import atomic_write, data_dir
 
 __all__ = [
     "EMBEDDED_VERSION",
@@ -54,6 +54,7 @@ __all__ = [
     "N_DB_VIEWS",
     "N_TRAIN_VIEWS",
     "SEED",
+    "LICENCE_NOTE",
     "VIEW_MAX_SIDE",
     "SourcePhoto",
     "Scene",
@@ -93,7 +94,7 @@ Role = Literal["query", "db", "train"]
 Split = Literal["test", "train"]
 
 _MANIFEST = "manifest.json"
-_LICENCE_NOTE = (
+LICENCE_NOTE = (
     "Derived from public-domain, CC0 and CC-BY 2.0 photos shipped with scikit-image, "
     "scikit-learn and matplotlib; see cbir_lab.datasets.embedded.source_photos() "
     "and data/ATTRIBUTION.md."
@@ -562,17 +563,6 @@ def dataset_sha256(folder: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temporary file next to ``path`` and rename it, so no reader sees half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _png_bytes(image: Image.Image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=1)  # fast; the pixels are what count
@@ -669,7 +659,7 @@ def generate_embedded(
         new_entries: dict[str, dict] = {}
         for views in rendered.values():
             for view, png in views:
-                _atomic_write(folder / view.file, png)
+                atomic_write(folder / view.file, png)
                 new_entries[view.file] = _entry(view, png)
         entries = [new_entries[f] if f in new_entries else old[f] for f, _, _ in _expected_files()]
         result = {
@@ -679,7 +669,7 @@ def generate_embedded(
             "made_with": {"numpy": np.__version__, "pillow": Image.__version__},
             "images": entries,
         }
-        _atomic_write(folder / _MANIFEST, json.dumps(result, indent=1).encode("utf-8"))
+        atomic_write(folder / _MANIFEST, json.dumps(result, indent=1).encode("utf-8"))
     except PermissionError as err:
         raise PermissionError(
             f"cannot write the embedded dataset to {folder}: {err.strerror}. "
@@ -731,7 +721,7 @@ def load_embedded(root: str | os.PathLike | None = None, *, force: bool = False)
         train_images=tuple(folder / e["file"] for e in entries if e["role"] == "train"),
         groups=tuple(e["group"] for e in db),
         root=folder,
-        licence=_LICENCE_NOTE,
+        licence=LICENCE_NOTE,
         extra={
             "query_groups": tuple(q["group"] for q in queries),
             "recipes": {e["file"]: tuple(e["recipe"]) for e in entries},

@@ -37,7 +37,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal
 
-from cbir_lab.datasets.base import RetrievalDataset
+from cbir_lab.datasets.base import RetrievalDataset, gnd_from_groups
 
 __all__ = ["IMAGE_EXTENSIONS", "load_folder", "check_images"]
 
@@ -278,11 +278,7 @@ def load_folder(
             queries = [queries]
         chosen = _resolve_queries(queries, folder, images, grouped)
 
-    gnd = None
-    if grouped:
-        gnd = tuple(
-            {"ok": [i for i in members[groups[q]] if i != q], "junk": [q]} for _, q in chosen
-        )
+    gnd = gnd_from_groups(groups, [q for _, q in chosen]) if grouped else None
     return RetrievalDataset(
         name=name or folder.name,
         db_images=tuple(images),

@@ -5,6 +5,7 @@ in this folder, which shows :class:`cbir_lab.widgets.talk.TalkWidget` with no
 code on screen. The dataset is the embedded one by default (offline); another
 is passed to the notebook's kernel through ``$CBIR_LAB_TALK_DATASET``.
 
+* :func:`talk_widget`: the widget the notebook shows, for a dataset name or folder.
 * :func:`voila_command`: the command line that serves the notebook (pure).
 * :func:`talk_env`: the environment for it (pure).
 * :func:`present`: run it, with a kernel that uses this very Python.
@@ -23,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Mapping
 
-__all__ = ["NOTEBOOK", "DATASET_ENV", "DEFAULT_PORT", "voila_command", "talk_env", "present"]
+__all__ = ["NOTEBOOK", "DATASET_ENV", "DEFAULT_PORT", "talk_widget", "voila_command", "talk_env", "present"]
 
 #: The talk-mode notebook that Voila serves.
 NOTEBOOK: Path = Path(__file__).with_name("present.ipynb")
@@ -31,6 +32,25 @@ NOTEBOOK: Path = Path(__file__).with_name("present.ipynb")
 DATASET_ENV = "CBIR_LAB_TALK_DATASET"
 #: Voila's usual port.
 DEFAULT_PORT = 8866
+
+
+def talk_widget(dataset: str | None = None, backbone: str = "efficientnet_lite0", max_side: int = 384, **kwargs):
+    """The talk-mode widget for a dataset (the embedded one by default), its features extracted or loaded from the cache.
+
+    Args:
+        dataset: a benchmark name or a folder of images; None for the embedded set.
+        backbone, max_side: the feature extraction's settings.
+        **kwargs: passed to :class:`cbir_lab.widgets.talk.TalkWidget` (``k``, ``columns``, ``query``, ``method``).
+
+    Returns:
+        The :class:`~cbir_lab.widgets.talk.TalkWidget`.
+    """
+    from cbir_lab.datasets import load_dataset
+    from cbir_lab.pipeline import extract_dataset
+    from cbir_lab.widgets.talk import TalkWidget
+
+    features = extract_dataset(load_dataset(dataset), backbone, max_side=max_side, progress=False)
+    return TalkWidget(features, **kwargs)
 
 
 def voila_command(
@@ -103,7 +123,7 @@ def _write_kernel_spec(data_dir: Path, python: str) -> None:
 def _check_dataset(dataset: str | None) -> None:
     if dataset in (None, "", "embedded"):
         return
-    from cbir_lab.datasets.benchmarks import BENCHMARKS
+    from cbir_lab.datasets.registry import BENCHMARKS
 
     if dataset not in BENCHMARKS and not Path(dataset).expanduser().is_dir():
         raise ValueError(

@@ -1,15 +1,16 @@
 """Figures for lesson 1 (feature maps): what a conv feature map is and how big it is.
 
-* :func:`network_input` gives the resized image the network sees, and
-  :func:`layer_feature_maps` the maps of every selectable layer of a backbone in
-  one forward pass (forward hooks), so a widget can switch layers for free.
-* :func:`measure_map_sizes` runs the backbone on blank inputs of several sizes,
-  to compare the measured map size with ⌈H / stride⌉; :func:`format_layers` and
-  :func:`format_map_sizes` print a backbone's layers and an image's map sizes.
+* :func:`format_layers` and :func:`format_map_sizes` print a backbone's layers
+  and an image's map sizes (measured by
+  :func:`cbir_lab.features.layer_feature_maps` and
+  :meth:`cbir_lab.backbones.Backbone.map_sizes`).
 * :func:`plot_map_sizes`, :func:`plot_cell_grid`, :func:`plot_channels` and
   :func:`plot_channel` draw the figures; each returns a
   :class:`matplotlib.figure.Figure` and never shows it. :class:`ChannelFigure`
-  is the explorer's figure, redrawn in place for each channel.
+  is the explorer's figure, redrawn in place for each channel, and
+  :func:`feature_map_view` its picture and caption.
+
+Maps come in as arrays; nothing here runs a network.
 """
 
 from __future__ import annotations
@@ -18,21 +19,14 @@ import math
 from typing import Callable, Sequence
 
 import numpy as np
-import torch
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 from matplotlib.ticker import MaxNLocator
-from PIL import Image
 
-from cbir_lab.backbones import Backbone
-from cbir_lab.features import ImageItem, load_image, prepare_image, resized_size
 from cbir_lab.viz._live import LiveFigure, hide_axes
 
 __all__ = [
-    "network_input",
-    "layer_feature_maps",
-    "measure_map_sizes",
     "format_layers",
     "format_map_sizes",
     "strongest_channels",
@@ -41,89 +35,8 @@ __all__ = [
     "plot_channels",
     "plot_channel",
     "ChannelFigure",
+    "feature_map_view",
 ]
-
-
-def network_input(item: ImageItem, max_side: int = 384, stride: int = 32) -> np.ndarray:
-    """The image as the network sees it: resized to ``max_side``, aspect kept (no normalisation).
-
-    Args:
-        item: a path, PIL image or (path, bbox) (see :func:`cbir_lab.features.load_image`).
-        max_side: the long side in pixels.
-        stride: the smallest allowed short side.
-
-    Returns:
-        uint8 array (H, W, 3).
-    """
-    image = load_image(item)
-    size = resized_size(*image.size, max_side=max_side, min_side=stride)
-    if size != image.size:
-        image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=None)
-    return np.asarray(image)
-
-
-def _layer_modules(backbone: Backbone) -> dict[str, torch.nn.Module]:
-    """The module whose output is each selectable layer's map, for the layers this backbone computes."""
-    body = backbone.body
-    modules: dict[str, torch.nn.Module] = {}
-    if backbone.name.startswith("efficientnet"):
-        for k, block in enumerate(body.blocks):
-            modules[f"blocks.{k}"] = block
-    elif backbone.name == "vgg16":
-        relu_index = {"conv1_2": 3, "conv2_2": 8, "conv3_3": 15, "conv4_3": 22, "conv5_3": 29}
-        modules = {name: body[i] for name, i in relu_index.items() if i < len(body)}
-    elif backbone.name.startswith("resnet"):
-        modules = {f"layer{k}": body[3 + k] for k in range(1, 5) if 3 + k < len(body)}
-    modules[backbone.layer] = body
-    return modules
-
-
-def layer_feature_maps(backbone: Backbone, item: ImageItem, max_side: int = 384) -> dict[str, np.ndarray]:
-    """Every layer's feature map of one image, from one forward pass.
-
-    Args:
-        backbone: from :func:`cbir_lab.backbones.load_backbone` (the deepest layer
-            you want; shallower layers come with it).
-        item: the image.
-        max_side: the long side fed to the network.
-
-    Returns:
-        layer name → float32 array (C, H', W'), shallow to deep. EfficientNet's
-        ``blocks.k`` maps are linear projections and can be negative;
-        ``conv_head`` is post-activation.
-    """
-    tensor = prepare_image(load_image(item), backbone, max_side).unsqueeze(0).to(backbone.device)
-    outputs: dict[str, torch.Tensor] = {}
-    hooks = []
-    for name, module in _layer_modules(backbone).items():
-        hooks.append(module.register_forward_hook(lambda _m, _i, out, name=name: outputs.__setitem__(name, out)))
-    try:
-        with torch.inference_mode():
-            backbone(tensor)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    order = list(_layer_modules(backbone))
-    return {name: outputs[name][0].float().cpu().numpy() for name in order if name in outputs}
-
-
-def measure_map_sizes(backbone: Backbone, sides: Sequence[int], width: int = 64) -> list[tuple[int, int]]:
-    """The (H', W') the backbone outputs for blank inputs of height ``side`` and a fixed width.
-
-    Args:
-        backbone: any backbone.
-        sides: input heights in pixels.
-        width: the input width (kept small: only the height varies).
-
-    Returns:
-        The measured map sizes, one per side.
-    """
-    sizes = []
-    with torch.inference_mode():
-        for side in sides:
-            x = torch.zeros(1, 3, int(side), int(width), device=backbone.device)
-            sizes.append(tuple(backbone(x).shape[-2:]))
-    return sizes
 
 
 def strongest_channels(fmap: np.ndarray, k: int = 8) -> list[int]:
@@ -165,7 +78,7 @@ def format_map_sizes(image_hw: tuple[int, int], maps: dict[str, np.ndarray], lay
 
     Args:
         image_hw: the network input's (H, W).
-        maps: layer → map (C, H', W'), e.g. from :func:`layer_feature_maps`.
+        maps: layer → map (C, H', W'), e.g. from :func:`cbir_lab.features.layer_feature_maps`.
         layers: layer → (channels, total stride s), as in :func:`format_layers`.
         size_fn: ``size_fn(H, W, s) -> (H', W')`` to compare with (a student's
             exercise answer); default ⌈H/s⌉, ⌈W/s⌉.
@@ -187,7 +100,7 @@ def plot_map_sizes(sides: Sequence[int], measured: Sequence[tuple[int, int]], st
 
     Args:
         sides: input heights.
-        measured: (H', W') per input, from :func:`measure_map_sizes`.
+        measured: (H', W') per input, from :meth:`cbir_lab.backbones.Backbone.map_sizes`.
         stride: the layer's total stride s.
 
     Returns:
@@ -227,7 +140,7 @@ def plot_cell_grid(image: np.ndarray, maps: dict[str, np.ndarray]) -> Figure:
     """The network's input with each layer's grid of map cells drawn over it.
 
     Args:
-        image: the network input (H, W, 3), from :func:`network_input`.
+        image: the network input (H, W, 3), from :func:`cbir_lab.features.network_input`.
         maps: layer name → its map (C, H', W'), e.g. two layers of different stride.
 
     Returns:
@@ -381,3 +294,33 @@ def plot_channel(image: np.ndarray, fmap: np.ndarray, channel: int) -> Figure:
         The figure: the two panels and the colour bar (no titles; see :class:`ChannelFigure`).
     """
     return ChannelFigure().draw(image, fmap, channel)
+
+
+def feature_map_view(image: np.ndarray, maps: dict[str, np.ndarray], layer: str, channel: int,
+                     figure: ChannelFigure | None = None) -> tuple[Figure, str]:
+    """The feature-map explorer's picture and caption for one (image, layer, channel).
+
+    Args:
+        image: the network input (H, W, 3).
+        maps: layer → map (C, H', W'), from :func:`cbir_lab.features.layer_feature_maps`.
+        layer: which layer.
+        channel: which channel of it.
+        figure: a :class:`ChannelFigure` to redraw (default: a new one).
+
+    Returns:
+        (figure, caption); the caption states the map's shape, the stride it
+        implies and the channel's range.
+    """
+    if layer not in maps:
+        raise ValueError(f"unknown layer {layer!r}; choose one of {list(maps)}")
+    fmap = maps[layer]
+    fig = (figure or ChannelFigure()).draw(image, fmap, channel)  # checks the channel
+    c, h, w = fmap.shape
+    height, width = image.shape[:2]
+    values = fmap[channel]
+    y, x = np.unravel_index(int(np.argmax(values)), values.shape)
+    caption = (f"{layer}: {c} channels × {h} × {w} cells for a {height} × {width} input "
+               f"→ stride ≈ {height / h:.0f} (⌈{height}/{height / h:.0f}⌉ = {h}).\n"
+               f"Channel {channel}, left over the image, right as its {h} × {w} cells: min {values.min():.2f}, "
+               f"max {values.max():.2f} at (y={y}, x={x}) (★), {(values > 0).mean():.0%} of cells > 0.")
+    return fig, caption

@@ -1,20 +1,20 @@
 """Figures for lesson 2 (pooling): where each pooling takes its value from.
 
-* :func:`pooled_descriptor` pools one (C, H, W) map with the lesson's settings
-  (method, R-MAC levels, centre prior, GeM's p) and L2-normalises it;
-  :func:`pair_similarities` gives the cosine similarities of an anchor image to
-  others under every method.
 * :func:`plot_pooling_channel` shows, for one channel, where MAC's maximum falls,
   what SPoC sums, the centre-prior weights and the weighted sum;
   :func:`plot_rmac_grid` draws the R-MAC regions on the image with each region's
   maximum; :func:`plot_pair_similarities` compares two views of one scene with
-  two different scenes; :func:`plot_method_channel` is the widget's view of one
-  method (:class:`MethodChannelFigure`, which the widget redraws in place).
-* :func:`similarity_gaps` measures how far a method puts matches from
-  non-matches over a dataset; :func:`format_pair_similarities` and
-  :func:`format_similarity_gaps` print both as text tables.
+  two different scenes; :func:`plot_method_channel` is the pooling explorer's
+  view of one pooling (:class:`MethodChannelFigure`, redrawn in place), and
+  :func:`pooling_view` its picture and caption.
+* :func:`mac_location` and :func:`region_maxima` say where maxima fall;
+  :func:`format_pair_similarities` and :func:`format_similarity_gaps` print the
+  comparisons of :func:`cbir_lab.index.pair_similarities` and
+  :func:`cbir_lab.evaluation.similarity_gaps` as text tables.
 
-Every plot returns a :class:`matplotlib.figure.Figure` and never shows it.
+Every plot returns a :class:`matplotlib.figure.Figure` and never shows it. The
+arithmetic is the pooling module's own (:func:`cbir_lab.pooling.center_prior`,
+:func:`cbir_lab.pooling.rmac_regions`, :func:`cbir_lab.pooling.cell_allocation`).
 """
 
 from __future__ import annotations
@@ -27,77 +27,25 @@ from matplotlib.artist import Artist
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from cbir_lab.pooling import center_prior, gem, mac, rmac, rmac_regions, spoc
-from cbir_lab.whitening import l2n
+from cbir_lab.pooling import Pooling, cell_allocation, center_prior, rmac_regions
 from cbir_lab.viz._live import LiveFigure, hide_axes
 from cbir_lab.viz.feature_maps import _overlay, _set_overlay
 
 __all__ = [
-    "POOLING_METHODS",
-    "pooled_descriptor",
-    "pair_similarities",
     "mac_location",
     "region_maxima",
     "plot_pooling_channel",
     "plot_rmac_grid",
     "plot_method_channel",
     "MethodChannelFigure",
+    "pooling_view",
     "plot_pair_similarities",
-    "similarity_gaps",
     "format_pair_similarities",
     "format_similarity_gaps",
 ]
 
-#: The methods the lesson compares, in display order.
-POOLING_METHODS: tuple[str, ...] = ("SPoC", "MAC", "R-MAC", "GeM")
-
 _LEVEL_COLORS = ("#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
 _REGION_COLORS = ("#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf", "#e377c2", "#bcbd22", "#d62728")
-
-
-def pooled_descriptor(fmap, method: str, levels: int = 3, center: bool = False, p: float = 3.0) -> np.ndarray:
-    """One image's L2-normalised global descriptor under the lesson's settings.
-
-    Args:
-        fmap: feature map (C, H, W), a numpy array or tensor.
-        method: ``"SPoC"``, ``"MAC"``, ``"R-MAC"`` or ``"GeM"``.
-        levels: R-MAC's number of scales.
-        center: SPoC's Gaussian centre prior.
-        p: GeM's power.
-
-    Returns:
-        float32 (C,), unit norm (or zero).
-    """
-    x = torch.as_tensor(np.asarray(fmap, dtype=np.float32)).unsqueeze(0)
-    if method == "SPoC":
-        vec = spoc(x, center_prior=center)
-    elif method == "MAC":
-        vec = mac(x)
-    elif method == "R-MAC":
-        vec = rmac(x, levels=levels)
-    elif method == "GeM":
-        vec = gem(x, p=p)
-    else:
-        raise ValueError(f"unknown method {method!r}; choose one of {POOLING_METHODS}")
-    return l2n(vec[0].numpy()).astype(np.float32)
-
-
-def pair_similarities(maps: Sequence, methods: Sequence[str] = POOLING_METHODS, **settings) -> dict[str, np.ndarray]:
-    """Cosine similarity of the first map's descriptor to each other map's, per method.
-
-    Args:
-        maps: feature maps (C, H, W); ``maps[0]`` is the anchor.
-        methods: which methods.
-        **settings: ``levels``, ``center``, ``p`` for :func:`pooled_descriptor`.
-
-    Returns:
-        method → similarities, shape (len(maps) - 1,).
-    """
-    result = {}
-    for method in methods:
-        vecs = np.stack([pooled_descriptor(m, method, **settings) for m in maps])
-        result[method] = vecs[1:] @ vecs[0]
-    return result
 
 
 def mac_location(channel_map: np.ndarray) -> tuple[int, int]:
@@ -237,11 +185,11 @@ def plot_rmac_grid(image: np.ndarray, fmap: np.ndarray, channel: int, levels: in
 
 
 class MethodChannelFigure(LiveFigure):
-    """What one method does with one channel: the pooling widget's picture, redrawn in place.
+    """What one pooling does with one channel: the pooling explorer's picture, redrawn in place.
 
     MAC: the maximum's cell; SPoC: the (optionally prior-weighted) map it sums;
-    R-MAC: the region grid with each region's maximum; GeM: the map raised to p,
-    which it averages (large p leaves only the peaks, like MAC).
+    R-MAC: the region grid with each region's maximum; GeM: each cell's share of
+    the power mean (large p leaves only the peaks, like MAC).
 
     :meth:`draw` takes the arguments of :func:`plot_method_channel`.
     """
@@ -250,14 +198,12 @@ class MethodChannelFigure(LiveFigure):
         super().__init__(figsize=(4.6, 3.8))
         self._marks: list[Artist] = []
 
-    def _build(self, image, fmap, method, channel, levels=3, center=False, p=3.0) -> None:
+    def _build(self, image, fmap, pooling, channel) -> None:
         self.ax = self.figure.subplots()
         self.overlay = _overlay(self.ax, image, np.zeros((1, 1)))  # _update sets the data
 
-    def _update(self, image: np.ndarray, fmap: np.ndarray, method: str, channel: int, levels: int = 3,
-                center: bool = False, p: float = 3.0) -> None:
-        if method not in POOLING_METHODS:
-            raise ValueError(f"unknown method {method!r}; choose one of {POOLING_METHODS}")
+    def _update(self, image: np.ndarray, fmap: np.ndarray, pooling: Pooling | str, channel: int) -> None:
+        pooling = Pooling.parse(pooling)
         if not 0 <= channel < fmap.shape[0]:
             raise ValueError(f"channel must be in 0..{fmap.shape[0] - 1}, got {channel}")
         for mark in self._marks:
@@ -266,45 +212,79 @@ class MethodChannelFigure(LiveFigure):
         values = np.asarray(fmap[channel], dtype=np.float64)
         h, w = values.shape
         shown, vmax = values, max(float(values.max()), 1e-6)
-        if method == "MAC":
+        if pooling.method == "mac":
             y, x = mac_location(values)
             marks += ax.plot(*_to_pixels(image, values, y, x), marker="*", ms=18, color="cyan", mec="k")
             title = f"MAC keeps one cell: max = {values.max():.2f} at (y={y}, x={x})"
-        elif method == "SPoC":
-            weights = center_prior(h, w, dtype=torch.float64).numpy() if center else np.ones_like(values)
-            shown = values * weights
-            if center:
+        elif pooling.method == "spoc":
+            pooled, shown = cell_allocation(values[None], pooling)
+            shown = shown[0]
+            if pooling.center_prior:
+                weights = center_prior(h, w, dtype=torch.float64).numpy()
                 marks.append(ax.contour(np.linspace(-0.5, image.shape[1] - 0.5, w), np.linspace(-0.5, image.shape[0] - 0.5, h),
                                         weights, levels=[0.25, 0.5, 0.75], colors="cyan", linewidths=1))
-            title = f"SPoC{' × centre prior' if center else ''}: sums all cells = {shown.sum():.1f}"
-        elif method == "R-MAC":
-            n_regions = len(rmac_regions(h, w, levels))
-            marks += _draw_regions(ax, image, values, levels, annotate=n_regions <= 30)
-            title = f"R-MAC, L = {levels}: {n_regions} regions, one max each"
+            title = f"{pooling.name}: sums all cells = {pooled[0]:.1f}"
+        elif pooling.method == "rmac":
+            n_regions = len(rmac_regions(h, w, pooling.levels))
+            marks += _draw_regions(ax, image, values, pooling.levels, annotate=n_regions <= 30)
+            title = f"R-MAC, L = {pooling.levels}: {n_regions} regions, one max each"
         else:
-            shown = np.maximum(values, 1e-6) ** p
-            vmax = float(shown.max())
-            title = f"GeM, p = {p:g}: mean of x^p, then ^(1/p) = {shown.mean() ** (1 / p):.2f}"
+            pooled, shares = cell_allocation(values[None], pooling)
+            shown, vmax = shares[0], max(float(shares.max()), 1e-12)
+            title = f"GeM, p = {pooling.p:g}: each cell's share of (mean x^p)^(1/p) = {pooled[0]:.2f}"
         _set_overlay(ax, self.overlay, image, shown, vmin=0, vmax=vmax)
         ax.set_title(f"{title}\nchannel {channel}", fontsize=9)
         self._marks = marks
 
 
-def plot_method_channel(image: np.ndarray, fmap: np.ndarray, method: str, channel: int, levels: int = 3,
-                        center: bool = False, p: float = 3.0) -> Figure:
-    """What one method does with one channel: :class:`MethodChannelFigure`, drawn once.
+def plot_method_channel(image: np.ndarray, fmap: np.ndarray, pooling: Pooling | str, channel: int) -> Figure:
+    """What one pooling does with one channel: :class:`MethodChannelFigure`, drawn once.
 
     Args:
         image: the network input (H, W, 3).
         fmap: its map (C, H', W').
-        method: one of :data:`POOLING_METHODS`.
+        pooling: a :class:`~cbir_lab.pooling.Pooling` or its name.
         channel: which channel.
-        levels, center, p: the method's settings.
 
     Returns:
         The figure (one panel).
     """
-    return MethodChannelFigure().draw(image, fmap, method, channel, levels=levels, center=center, p=p)
+    return MethodChannelFigure().draw(image, fmap, pooling, channel)
+
+
+def pooling_view(
+    images: Sequence[np.ndarray],
+    maps: Sequence[np.ndarray],
+    names: Sequence[str],
+    pooling: Pooling | str,
+    channel: int,
+    descriptors: np.ndarray,
+    figure: MethodChannelFigure | None = None,
+) -> tuple[Figure, str, np.ndarray]:
+    """The pooling explorer's picture, caption and similarities for one setting.
+
+    Args:
+        images: network inputs (H, W, 3): the anchor, then the images compared with it.
+        maps: their feature maps (C, H', W').
+        names: a label per image.
+        pooling: the pooling shown.
+        channel: the anchor's channel to draw.
+        descriptors: the images' L2-normalised descriptors under ``pooling``, (n, C)
+            (:func:`cbir_lab.index.compare_images`).
+        figure: a :class:`MethodChannelFigure` to redraw (default: a new one).
+
+    Returns:
+        (figure, caption, similarities of the anchor to each other image).
+    """
+    pooling = Pooling.parse(pooling)
+    vecs = np.asarray(descriptors)
+    sims = vecs[1:] @ vecs[0]
+    fig = (figure or MethodChannelFigure()).draw(images[0], maps[0], pooling, channel)
+    parts = [f"{pooling.name}: descriptor[{channel}] = {vecs[0][channel]:.3f}"]
+    parts += [f"cos({names[0]}, {name}) = {s:.3f}" for name, s in zip(names[1:], sims)]
+    if len(sims) >= 2:
+        parts.append(f"margin = {sims[0] - sims[1]:+.3f}")
+    return fig, " | ".join(parts), sims
 
 
 def plot_pair_similarities(images: Sequence[np.ndarray], names: Sequence[str], similarities: dict[str, np.ndarray]) -> Figure:
@@ -313,8 +293,8 @@ def plot_pair_similarities(images: Sequence[np.ndarray], names: Sequence[str], s
     Args:
         images: the anchor first, then the others (each (H, W, 3)).
         names: a label per image.
-        similarities: method → similarity of each other image to the anchor
-            (from :func:`pair_similarities`).
+        similarities: pooling name → similarity of each other image to the anchor
+            (from :func:`cbir_lab.index.pair_similarities`).
 
     Returns:
         The figure: thumbnails on the left, grouped bars on the right.
@@ -350,44 +330,8 @@ def plot_pair_similarities(images: Sequence[np.ndarray], names: Sequence[str], s
     return fig
 
 
-def similarity_gaps(query_vecs: np.ndarray, db_vecs: np.ndarray, gnd: Sequence[dict], groups: Sequence[str],
-                    source_of=lambda group: group.split("-")[0]) -> dict[str, float]:
-    """How far apart a method puts matching and non-matching images, averaged over queries.
-
-    Args:
-        query_vecs, db_vecs: L2-normalised descriptors (n_q, D), (n_db, D).
-        gnd: per query, ``{"ok": [...], ...}`` (the standard protocol).
-        groups: per database image, its scene label.
-        source_of: maps a scene label to its source photo; scenes cut from one photo
-            are the *hard* negatives (embedded set: ``"astronaut-r0c1"`` → ``"astronaut"``).
-
-    Returns:
-        ``positive`` (mean cosine to the query's own scene), ``negative`` (to every
-        other scene), ``hard negative`` (to other scenes of the same photo, over the
-        queries that have them) and the gaps ``positive - negative``, ``positive - hard``.
-    """
-    sims = np.asarray(query_vecs) @ np.asarray(db_vecs).T
-    pos, neg, hard = [], [], []
-    for q, entry in enumerate(gnd):
-        ok = np.asarray(entry["ok"], dtype=int)
-        if ok.size == 0:
-            continue
-        own = groups[ok[0]]
-        others = np.array([g != own for g in groups])
-        same_photo = np.array([g != own and source_of(g) == source_of(own) for g in groups])
-        pos.append(sims[q, ok].mean())
-        neg.append(sims[q, others].mean())
-        if same_photo.any():
-            hard.append(sims[q, same_photo].mean())
-    result = {"positive": float(np.mean(pos)), "negative": float(np.mean(neg))}
-    result["hard negative"] = float(np.mean(hard)) if hard else float("nan")
-    result["gap"] = result["positive"] - result["negative"]
-    result["hard gap"] = result["positive"] - result["hard negative"]
-    return result
-
-
 def format_pair_similarities(similarities: dict[str, np.ndarray], digits: int = 2) -> str:
-    """A text table of :func:`pair_similarities` for an anchor, a view of the same scene and another scene.
+    """A text table of :func:`cbir_lab.index.pair_similarities` for an anchor, a view of the same scene and another scene.
 
     Args:
         similarities: method → (same scene, other scene) cosines.
@@ -404,10 +348,10 @@ def format_pair_similarities(similarities: dict[str, np.ndarray], digits: int = 
 
 
 def format_similarity_gaps(gaps: dict[str, dict[str, float]], digits: int = 2) -> str:
-    """A text table of :func:`similarity_gaps`, one line per method.
+    """A text table of :func:`cbir_lab.evaluation.similarity_gaps`, one line per method.
 
     Args:
-        gaps: method label → the dict :func:`similarity_gaps` returns.
+        gaps: method label → the dict :func:`cbir_lab.evaluation.similarity_gaps` returns.
         digits: decimals shown.
 
     Returns:

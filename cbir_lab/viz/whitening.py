@@ -6,7 +6,11 @@
   :func:`plot_covariances` shows covariance matrices side by side;
   :func:`plot_map_curves` plots mAP against the number of dimensions, with the
   no-PCA baselines (the overfit figure; :class:`MapCurveFigure`, the whitening
-  widget's picture, redrawn in place).
+  widget's picture, redrawn in place), and :func:`whitening_view` the lab's
+  picture and caption.
+* :func:`format_curves_at` and :func:`format_whitening_gains` print the
+  comparisons of :func:`cbir_lab.index.train_vs_test_curves` and
+  :func:`cbir_lab.index.whitening_gains` as text tables.
 
 Every plot returns a :class:`matplotlib.figure.Figure` and never shows it.
 """
@@ -20,7 +24,16 @@ from matplotlib.figure import Figure
 
 from cbir_lab.viz._live import LiveFigure
 
-__all__ = ["covariance", "plot_spectrum", "plot_covariances", "plot_map_curves", "MapCurveFigure"]
+__all__ = [
+    "covariance",
+    "plot_spectrum",
+    "plot_covariances",
+    "plot_map_curves",
+    "MapCurveFigure",
+    "whitening_view",
+    "format_curves_at",
+    "format_whitening_gains",
+]
 
 _COLORS = {"SPoC": "#1f77b4", "MAC": "#d62728", "R-MAC": "#2ca02c", "GeM": "#9467bd"}
 
@@ -168,3 +181,61 @@ def plot_map_curves(
         The figure.
     """
     return MapCurveFigure().draw(dims, curves, baselines, marker, current, title, styles)
+
+
+def whitening_view(
+    curves: dict[str, np.ndarray],
+    dims: Sequence[int],
+    baselines: dict[str, float],
+    dim: int,
+    current: dict[str, float],
+    title: str,
+    figure: MapCurveFigure | None = None,
+) -> tuple[Figure, str]:
+    """The whitening lab's picture and caption.
+
+    Args:
+        curves: method → mAP at each of ``dims``.
+        dims: the dimensions of the curves.
+        baselines: method → mAP without PCA (L2 only).
+        dim: the chosen dimension (marked).
+        current: method → mAP at ``dim``.
+        title: the figure's title (the setting).
+        figure: a :class:`MapCurveFigure` to redraw (default: a new one).
+
+    Returns:
+        (figure, caption).
+    """
+    fig = (figure or MapCurveFigure()).draw(dims, curves, baselines, dim, current, title)
+    caption = f"d = {dim}: " + " | ".join(
+        f"{m} {current[m]:.3f} ({current[m] - baselines[m]:+.3f} vs L2 only {baselines[m]:.3f})" for m in current
+    )
+    return fig, caption
+
+
+def format_curves_at(curves: dict[str, tuple[Sequence[int], np.ndarray]], dims: Sequence[int] = (32, 64, 128)) -> str:
+    """A text table of each curve's mAP at a few dimensions and at its last (largest) one.
+
+    Args:
+        curves: label → (dims, values), e.g. from :func:`cbir_lab.index.train_vs_test_curves`.
+        dims: the columns; a curve without a column's d shows "—".
+
+    Returns:
+        The table, one line per curve.
+    """
+    width = max([len("whitening")] + [len(label) for label in curves])
+    lines = [f"{'whitening':<{width}} " + " ".join(f"{f'd={d}':>6}" for d in dims) + f" {'all':>6}"]
+    for label, (xs, values) in curves.items():
+        at = dict(zip(xs, values))
+        cells = [f"{at[d]:>6.2f}" if d in at else f"{'—':>6}" for d in dims]
+        lines.append(f"{label:<{width}} " + " ".join(cells) + f" {values[-1]:>6.2f}")
+    return "\n".join(lines)
+
+
+def format_whitening_gains(gains: Sequence) -> str:
+    """A text table of :func:`cbir_lab.index.whitening_gains`: mAP and gain over L2 only, full and partial, best d."""
+    lines = [f"{'method':<6} {'L2 only':>8} {'full':>6} {'gain':>6} {'partial':>8} {'gain':>6} {'best d (full)':>14}"]
+    for g in gains:
+        lines.append(f"{g.method:<6} {g.l2_only:>8.3f} {g.full:>6.3f} {g.full - g.l2_only:>+6.3f} {g.partial:>8.3f} "
+                     f"{g.partial - g.l2_only:>+6.3f} {g.best:>8.3f} @{g.best_dim:<4}")
+    return "\n".join(lines)

@@ -1,8 +1,9 @@
-"""Widgets: one interactive ipywidgets control panel per lesson, thin over pure functions.
+"""Widgets: one interactive ipywidgets panel per lesson, and the talk mode.
 
-Each widget builds its controls, wires them to a pure update function that
-tests call directly, and draws matplotlib figures into an ``Output`` widget
-(no Jupyter extension needed: JupyterLab, Notebook 7, VS Code, Colab).
+Each widget builds its controls and wires them to :mod:`cbir_lab.index` (the
+numbers) and :mod:`cbir_lab.viz` (the pictures); it holds only the controls and
+what is on display. Figures are drawn into an ``Output`` widget (no Jupyter
+extension needed: JupyterLab, Notebook 7, VS Code, Colab).
 """
 
 from cbir_lab.widgets.feature_maps import *  # noqa: F401,F403

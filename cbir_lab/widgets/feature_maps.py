@@ -1,8 +1,9 @@
 """The feature-map explorer of lesson 1: pick an image, a layer and a channel.
 
-:class:`FeatureMapExplorer` runs the backbone once per image (all layers in one
-pass, memoised), so changing layer or channel only redraws. The picture comes
-from the pure :func:`feature_map_view`, which tests call directly.
+:class:`FeatureMapExplorer` reads each image once and runs the backbone once per
+image (all layers in one pass, :func:`cbir_lab.features.layer_feature_maps`,
+memoised), so changing layer or channel only redraws. The picture comes from
+:func:`cbir_lab.viz.feature_maps.feature_map_view`.
 """
 
 from __future__ import annotations
@@ -13,46 +14,15 @@ import ipywidgets as widgets
 import numpy as np
 from matplotlib.figure import Figure
 
-from cbir_lab.backbones import Backbone
-from cbir_lab.features import ImageItem
-from cbir_lab.viz.feature_maps import ChannelFigure, layer_feature_maps, network_input, strongest_channels
+from cbir_lab.features import layer_feature_maps
+from cbir_lab.viz.feature_maps import ChannelFigure, feature_map_view, strongest_channels
 from cbir_lab.widgets._display import PanelRepr, show_in
 
-__all__ = ["feature_map_view", "FeatureMapExplorer"]
-
-
-def feature_map_view(image: np.ndarray, maps: dict[str, np.ndarray], layer: str, channel: int,
-                     figure: ChannelFigure | None = None) -> tuple[Figure, str]:
-    """The explorer's picture and caption for one (image, layer, channel).
-
-    Args:
-        image: the network input (H, W, 3).
-        maps: layer → map (C, H', W'), from :func:`cbir_lab.viz.feature_maps.layer_feature_maps`.
-        layer: which layer.
-        channel: which channel of it.
-        figure: a :class:`~cbir_lab.viz.feature_maps.ChannelFigure` to redraw (default: a new one).
-
-    Returns:
-        (figure, caption); the caption states the map's shape, the stride it
-        implies and the channel's range.
-    """
-    if layer not in maps:
-        raise ValueError(f"unknown layer {layer!r}; choose one of {list(maps)}")
-    fmap = maps[layer]
-    fig = (figure or ChannelFigure()).draw(image, fmap, channel)  # checks the channel
-    c, h, w = fmap.shape
-    height, width = image.shape[:2]
-    values = fmap[channel]
-    y, x = np.unravel_index(int(np.argmax(values)), values.shape)
-    caption = (f"{layer}: {c} channels × {h} × {w} cells for a {height} × {width} input "
-               f"→ stride ≈ {height / h:.0f} (⌈{height}/{height / h:.0f}⌉ = {h}).\n"
-               f"Channel {channel}, left over the image, right as its {h} × {w} cells: min {values.min():.2f}, "
-               f"max {values.max():.2f} at (y={y}, x={x}) (★), {(values > 0).mean():.0%} of cells > 0.")
-    return fig, caption
+__all__ = ["FeatureMapExplorer"]
 
 
 class FeatureMapExplorer(PanelRepr):
-    """Image, layer and channel controls over :func:`feature_map_view`.
+    """Image, layer and channel controls over :func:`cbir_lab.viz.feature_maps.feature_map_view`.
 
     Args:
         images: the images to choose from (paths, PIL images or (path, bbox)).
@@ -68,7 +38,7 @@ class FeatureMapExplorer(PanelRepr):
         widget: the whole panel (displayed when the explorer is the cell's result).
     """
 
-    def __init__(self, images: Sequence[ImageItem], backbone: Backbone, names: Sequence[str] | None = None,
+    def __init__(self, images: Sequence, backbone, names: Sequence[str] | None = None,
                  max_side: int = 384) -> None:
         if len(images) == 0:
             raise ValueError("FeatureMapExplorer needs at least one image")
@@ -99,9 +69,7 @@ class FeatureMapExplorer(PanelRepr):
     def maps(self, index: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """(network input, layer → map) of image ``index``, computed once."""
         if index not in self._cache:
-            item = self.images[index]
-            self._cache[index] = (network_input(item, self.max_side, self.backbone.stride),
-                                  layer_feature_maps(self.backbone, item, self.max_side))
+            self._cache[index] = layer_feature_maps(self.images[index], self.backbone, self.max_side)
         return self._cache[index]
 
     def update(self, change=None) -> None:

@@ -1,0 +1,792 @@
+r"""The retrieval core: descriptors → rankings → scores, each computed once and shared.
+
+Widgets, the talk mode, the CLI and the notebooks all go through this module,
+so a number shown in a widget is the number the CLI prints: it comes from the
+same object.
+
+* :class:`RetrievalIndex`: for one :class:`~cbir_lab.pipeline.DatasetFeatures`,
+  the descriptors, similarities, rankings and per-query APs of every setting
+  (pooling, whitening, query expansion), the fitted whitenings, the typical
+  query, and the whitening sweeps of lesson 3, each memoised.
+* :func:`retrieve`: one query's top-k under one setting, as a :class:`QueryResult`;
+  :func:`precision_recall_by_method` compares one query across poolings.
+* :func:`comparison_table` / :func:`evaluate_methods`: the methods' scores under
+  the dataset's own protocol, as :class:`MethodScore` rows with per-query APs
+  (for bootstrap intervals); :func:`compare_methods` gives the paired interval of
+  each method against a reference.
+* :func:`contribution_map` / :func:`explain_match`: "why did this match?", the
+  similarity of two images split over the cells of one of them.
+* :func:`pair_similarities`: a few images compared under several poolings.
+* :func:`dimension_grid`, :func:`train_vs_test_curves`, :func:`whitening_gains`:
+  what PCA-whitening does as the dimension d changes.
+
+**What the contribution map shows.** Let :math:`q` be the other image's final
+descriptor and :math:`X` the (C, H, W) map of the image explained. Every global
+pooling writes its vector as a sum over cells, :math:`g = \sum_{y,x} G[:, y, x]`
+(:func:`cbir_lab.pooling.cell_allocation`); R-MAC splits each region's MAC the
+same way and scales it by that region's normalisation. Without whitening the
+score is :math:`s = q^\top g / \lVert g\rVert`, so the map
+:math:`M_{yx} = q^\top G[:, y, x] / \lVert g \rVert` sums to the score exactly.
+With PCA-whitening :math:`z = P(g/\lVert g\rVert - m)` (P from
+:meth:`~cbir_lab.whitening.PCAWhitening.projection`), the score
+:math:`q^\top z / \lVert z \rVert` is
+:math:`\sum_{yx} (P^\top q)^\top G[:, y, x] / (\lVert g\rVert \lVert z\rVert) - (P^\top q)^\top m / \lVert z\rVert`:
+the map holds the first sum and :attr:`Contribution.offset` the second, the
+*mean term*, which belongs to no location. In both cases
+``map.sum() + offset == score`` up to rounding.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from cbir_lab.evaluation import (
+    Interval,
+    compute_map,
+    evaluate,
+    median_ap_query,
+    paired_bootstrap,
+    precision_recall,
+    scoring_gnd,
+)
+from cbir_lab.pipeline import DatasetFeatures, describe, global_descriptors, learn_whitening
+from cbir_lab.pooling import GEM, MAC, SPOC, STANDARD_POOLINGS, Pooling, cell_allocation, rmac_regions
+from cbir_lab.search import alpha_query_expansion, rank
+from cbir_lab.whitening import PCAWhitening, l2n
+
+__all__ = [
+    "RetrievalIndex",
+    "QueryResult",
+    "result_status",
+    "retrieve",
+    "precision_recall_by_method",
+    "MethodScore",
+    "comparison_table",
+    "evaluate_methods",
+    "headline_score",
+    "compare_methods",
+    "Contribution",
+    "contribution_map",
+    "explain_match",
+    "compare_images",
+    "pair_similarities",
+    "dimension_grid",
+    "train_vs_test_curves",
+    "WhiteningGain",
+    "whitening_gains",
+]
+
+
+def headline_score(scores: dict[str, float]) -> float:
+    """The one number a curve or a bar plots: mAP, or the Medium mAP of the revisited protocol."""
+    return float(scores["mAP"] if "mAP" in scores else scores["medium"])
+
+
+def result_status(index: int, gnd: dict | None) -> str:
+    """``"correct"``, ``"junk"`` or ``"wrong"`` for a database index, ``"unknown"`` without ground truth.
+
+    Args:
+        index: a database index.
+        gnd: the query's ``{'ok', 'junk'}`` (see :func:`cbir_lab.evaluation.scoring_gnd`), or None.
+
+    Examples:
+        >>> result_status(3, {"ok": [3], "junk": [4]}), result_status(4, {"ok": [3], "junk": [4]})
+        ('correct', 'junk')
+    """
+    if gnd is None:
+        return "unknown"
+    if index in gnd["ok"]:
+        return "correct"
+    if index in gnd["junk"]:
+        return "junk"
+    return "wrong"
+
+
+Setting = tuple[Pooling, bool, bool]  # (pooling, whitened, query expansion)
+
+
+class RetrievalIndex:
+    """Everything the course computes on one dataset's features, each thing once.
+
+    A *setting* is (pooling, whitened, query expansion). The first request for a
+    setting computes its descriptors, the (n_queries, n_db) similarities, the
+    full rankings and every query's AP; later requests only index arrays.
+    Whitenings are learned on the features' training images
+    (:func:`cbir_lab.pipeline.learn_whitening`) and kept, so the descriptors, the
+    "why did this match?" maps and the whitening lab use the same fitted object.
+
+    Args:
+        features: from :func:`cbir_lab.pipeline.extract_dataset`.
+        qe_k: how many top results α-QE averages.
+        qe_alpha: α of α-QE (α = 0 is average QE).
+
+    Attributes:
+        features, dataset: what was indexed.
+        gnd: per query, ``{'ok', 'junk'}`` (the Medium setting for revisited
+            datasets; :func:`cbir_lab.evaluation.scoring_gnd`), or ``None`` without
+            ground truth. Rankings shown to a person, their APs and the typical
+            query use it; :meth:`scores` uses the dataset's full protocol.
+
+    Examples:
+        >>> index = RetrievalIndex(features)  # doctest: +SKIP
+        >>> index.setting("GeM")["map"]  # doctest: +SKIP
+        0.758
+    """
+
+    def __init__(self, features: DatasetFeatures, qe_k: int = 5, qe_alpha: float = 3.0) -> None:
+        if int(qe_k) != qe_k or qe_k < 1:
+            raise ValueError(f"qe_k must be a positive integer, got {qe_k!r}")
+        self.features = features
+        self.dataset = features.dataset
+        self.qe_k = int(qe_k)
+        self.qe_alpha = float(qe_alpha)
+        ds = self.dataset
+        self.gnd = scoring_gnd(ds.gnd, ds.protocol) if ds.has_ground_truth else None
+        self._whitenings: dict[tuple[Pooling, str], PCAWhitening] = {}
+        self._descriptors: dict[tuple[Pooling, bool], tuple[np.ndarray, np.ndarray]] = {}
+        self._settings: dict[Setting, dict] = {}
+        self._coordinates: dict[tuple[Pooling, str], tuple[np.ndarray, np.ndarray]] = {}
+        self._sweep: dict[tuple[Pooling, str, float, int], float] = {}
+
+    # ------------------------------------------------------------------ descriptors
+
+    @property
+    def can_whiten(self) -> bool:
+        """Whether the features have training images to learn a whitening on."""
+        return bool(self.features.train_maps)
+
+    def whitening(self, pooling: Pooling | str, part: str = "train") -> PCAWhitening:
+        """The PCA-whitening of ``pooling`` learned on ``part`` (every useful component, λ^-1/2), memoised.
+
+        For R-MAC it is learned on the regional vectors, as R-MAC whitens them.
+        """
+        key = (Pooling.parse(pooling), part)
+        if key not in self._whitenings:
+            self._whitenings[key] = learn_whitening(self.features, key[0], part=part)
+        return self._whitenings[key]
+
+    def descriptors(self, pooling: Pooling | str, whiten: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """(query_vecs, db_vecs) of :func:`cbir_lab.pipeline.global_descriptors`, memoised."""
+        key = (Pooling.parse(pooling), bool(whiten))
+        if key not in self._descriptors:
+            whitening = self.whitening(key[0]) if whiten else False
+            self._descriptors[key] = global_descriptors(self.features, key[0], whitening)
+        return self._descriptors[key]
+
+    def setting(self, pooling: Pooling | str, whiten: bool = False, query_expansion: bool = False) -> dict:
+        """The memoised arrays of one setting.
+
+        Returns:
+            A dict with ``query_vecs`` (n_q, d) (expanded when ``query_expansion``),
+            ``db_vecs`` (n_db, d), ``similarities`` (n_q, n_db), ``ranks`` (n_db, n_q)
+            and, with ground truth, ``aps`` (n_q,; NaN for queries without positives)
+            and ``map``.
+        """
+        key = (Pooling.parse(pooling), bool(whiten), bool(query_expansion))
+        if key not in self._settings:
+            q, db = self.descriptors(key[0], key[1])
+            ranks = rank(q, db)
+            if query_expansion:
+                q = alpha_query_expansion(q, db, k=self.qe_k, alpha=self.qe_alpha, ranks=ranks)
+                ranks = rank(q, db)
+            entry = {"query_vecs": q, "db_vecs": db, "similarities": q @ db.T, "ranks": ranks}
+            if self.gnd is not None:
+                result = compute_map(ranks, self.gnd)
+                entry["aps"], entry["map"] = result.aps, result.map
+            self._settings[key] = entry
+        return self._settings[key]
+
+    def scores(self, pooling: Pooling | str, whiten: bool = False, query_expansion: bool = False) -> dict[str, float]:
+        """The setting's scores under the dataset's own protocol (:func:`cbir_lab.evaluation.evaluate`), memoised."""
+        entry = self.setting(pooling, whiten, query_expansion)
+        if "scores" not in entry:
+            entry["scores"] = evaluate(entry["ranks"], self.dataset.gnd, self.dataset.protocol)
+        return entry["scores"]
+
+    def precompute(self, poolings: Sequence[Pooling | str] = STANDARD_POOLINGS) -> None:
+        """Compute every setting of ``poolings`` now (whitened ones when a training split exists)."""
+        for pooling in poolings:
+            for whiten in (False, True) if self.can_whiten else (False,):
+                for query_expansion in (False, True):
+                    self.setting(pooling, whiten, query_expansion)
+
+    def typical_query(self, pooling: Pooling | str = GEM, whiten: bool = False) -> int:
+        """The query whose AP is the median AP under ``pooling``: a ranking with hits and misses.
+
+        The best query makes every method look perfect and the worst makes none
+        work; the median one shows what the method switch changes. Revisited
+        datasets count easy and hard images as positives (Medium), like :attr:`gnd`.
+
+        Returns:
+            A query index; 0 when the dataset has no ground truth.
+        """
+        if self.gnd is None:
+            return 0
+        aps = self.setting(pooling, whiten)["aps"]
+        return 0 if np.isnan(aps).all() else median_ap_query(aps)
+
+    # ------------------------------------------------------------------ the whitening sweep (lesson 3)
+
+    def _sweep_coordinates(self, pooling: Pooling, part: str) -> tuple[np.ndarray, np.ndarray]:
+        key = (pooling, part)
+        if key not in self._coordinates:
+            whitening = self.whitening(pooling, part)
+            # float32: every sweep step reads them, and rankings do not need float64
+            self._coordinates[key] = (
+                whitening.coordinates(self.features.pooled("query", pooling)).astype(np.float32),
+                whitening.coordinates(self.features.pooled("db", pooling)).astype(np.float32),
+            )
+        return self._coordinates[key]
+
+    def max_dim(self, pooling: Pooling | str, part: str = "train") -> int:
+        """The largest d a whitening of ``pooling`` learned on ``part`` supports (at most n - 1)."""
+        return self.whitening(pooling, part).n_components_
+
+    def whitened(self, pooling: Pooling | str, d: int, power: float = 0.5, part: str = "train") -> tuple[np.ndarray, np.ndarray]:
+        """Queries and database whitened to d dimensions by the whitening learned on ``part``.
+
+        Equal to :func:`cbir_lab.pipeline.global_descriptors` with
+        ``learn_whitening(features, pooling, d, power, part)``; for global poolings it
+        slices coordinates projected once, so a sweep over d costs one projection.
+        """
+        pooling = Pooling.parse(pooling)
+        whitening = self.whitening(pooling, part)
+        if pooling.regional:
+            regions = self.features.regional
+            return (whitening.transform_regions(regions("query", pooling.levels), d, power),
+                    whitening.transform_regions(regions("db", pooling.levels), d, power))
+        query, db = self._sweep_coordinates(pooling, part)
+        return whitening.whiten_coordinates(query, d, power), whitening.whiten_coordinates(db, d, power)
+
+    def whitened_score(self, pooling: Pooling | str, d: int, power: float = 0.5, part: str = "train") -> float:
+        """The headline mAP (:func:`headline_score`) of :meth:`whitened` descriptors, memoised."""
+        pooling = Pooling.parse(pooling)
+        key = (pooling, part, float(power), int(d))
+        if key not in self._sweep:
+            self._sweep[key] = self._score(*self.whitened(pooling, d, power, part))
+        return self._sweep[key]
+
+    def l2_score(self, pooling: Pooling | str) -> float:
+        """The headline mAP of L2-normalised descriptors without PCA: every whitening curve's baseline."""
+        return headline_score(self.scores(pooling))
+
+    def curve_is_ready(self, pooling: Pooling | str, power: float = 0.5, part: str = "train") -> bool:
+        """Whether the whitening and every point of its :func:`dimension_grid` curve are already computed
+        (a widget that must compute them first can say so before it starts)."""
+        pooling = Pooling.parse(pooling)
+        if (pooling, part) not in self._whitenings:
+            return False
+        dims = dimension_grid(self.max_dim(pooling, part))
+        return all((pooling, part, float(power), d) in self._sweep for d in dims)
+
+    def whitening_curve(self, pooling: Pooling | str, dims: Sequence[int], power: float = 0.5,
+                        part: str = "train") -> np.ndarray:
+        """The headline mAP at each d of ``dims`` (each at most :meth:`max_dim`)."""
+        return np.array([self.whitened_score(pooling, d, power, part) for d in dims])
+
+    def _score(self, query: np.ndarray, db: np.ndarray) -> float:
+        if not self.dataset.has_ground_truth:
+            raise ValueError(f"dataset {self.dataset.name!r} has no ground truth: nothing to score")
+        return headline_score(evaluate(rank(query, db), self.dataset.gnd, self.dataset.protocol))
+
+
+# --------------------------------------------------------------------------- one query
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """One query's top-k under one setting.
+
+    Attributes:
+        query: the query's index.
+        pooling, whitened, query_expansion: the setting.
+        indices: (k,) database indices, best first.
+        scores: (k,) their similarities to the (expanded) query.
+        statuses: per result ``"correct"``, ``"junk"``, ``"wrong"`` (``"unknown"`` without ground truth).
+        ap: the query's AP over the full ranking (NaN without positives, None without ground truth).
+        mean_ap: the setting's mAP over all queries (None without ground truth).
+        recall, precision: the full ranking's PR points (junk removed), or None.
+        n_positives: how many positives the query has (None without ground truth).
+    """
+
+    query: int
+    pooling: Pooling
+    whitened: bool
+    query_expansion: bool
+    indices: np.ndarray
+    scores: np.ndarray
+    statuses: tuple[str, ...]
+    ap: float | None
+    mean_ap: float | None
+    recall: np.ndarray | None
+    precision: np.ndarray | None
+    n_positives: int | None
+
+    @property
+    def method(self) -> str:
+        """The pooling's display name, e.g. ``"GeM"``."""
+        return self.pooling.name
+
+    @property
+    def setting_label(self) -> str:
+        """E.g. ``"GeM, whitened, α-QE"``."""
+        return ", ".join([self.method] + (["whitened"] if self.whitened else []) + (["α-QE"] if self.query_expansion else []))
+
+    @property
+    def n_correct(self) -> int:
+        """How many of the shown results are correct."""
+        return sum(status == "correct" for status in self.statuses)
+
+
+def retrieve(index: RetrievalIndex, query: int, pooling: Pooling | str = SPOC, whiten: bool = False,
+             query_expansion: bool = False, k: int = 8) -> QueryResult:
+    """One query's top-k results, their status, its AP and its precision-recall curve.
+
+    Ties are broken by the smaller database index (as :func:`cbir_lab.search.rank`).
+
+    Args:
+        index: the :class:`RetrievalIndex`.
+        query: 0-based query index.
+        pooling: a :class:`~cbir_lab.pooling.Pooling` or its name.
+        whiten: PCA-whitening learned on the training split.
+        query_expansion: α-QE (``index.qe_k``, ``index.qe_alpha``).
+        k: how many results to return (clipped to the database size).
+
+    Returns:
+        The :class:`QueryResult`.
+    """
+    n_q = index.dataset.n_queries
+    if int(query) != query or not 0 <= query < n_q:
+        raise ValueError(f"query must be an integer in 0..{n_q - 1}, got {query!r}")
+    if int(k) != k or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    query = int(query)
+    pooling = Pooling.parse(pooling)
+    entry = index.setting(pooling, whiten, query_expansion)
+    ranking = entry["ranks"][:, query]
+    top = ranking[: min(int(k), len(ranking))]
+    gnd = index.gnd[query] if index.gnd is not None else None
+    statuses = tuple(result_status(int(i), gnd) for i in top)
+    ap = recall = precision = n_positives = None
+    if gnd is not None:
+        n_positives = len(gnd["ok"])
+        ap = float(entry["aps"][query])
+        if n_positives:
+            recall, precision = precision_recall(ranking, gnd["ok"], gnd["junk"])
+    return QueryResult(query, pooling, bool(whiten), bool(query_expansion), top.copy(),
+                       entry["similarities"][query, top].copy(), statuses, ap, entry.get("map"), recall, precision,
+                       n_positives)
+
+
+def precision_recall_by_method(
+    index: RetrievalIndex, query: int, poolings: Sequence[Pooling | str] = STANDARD_POOLINGS,
+    whiten: bool = False, query_expansion: bool = False,
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, float]]:
+    """One query's precision-recall curve and AP under several poolings, for one plot.
+
+    Args:
+        index: the :class:`RetrievalIndex`.
+        query: 0-based query index (it must have positives).
+        poolings: the poolings compared.
+        whiten, query_expansion: the setting, the same for every pooling.
+
+    Returns:
+        (curves, aps): name → (recall, precision), and name → AP, as
+        :func:`cbir_lab.viz.retrieval.plot_precision_recall` takes them.
+    """
+    curves, aps = {}, {}
+    for pooling in poolings:
+        result = retrieve(index, query, pooling, whiten, query_expansion)
+        if result.recall is None:
+            raise ValueError(f"query {query} has no positives (or the dataset no ground truth): no precision-recall curve")
+        curves[result.method] = (result.recall, result.precision)
+        aps[result.method] = result.ap
+    return curves, aps
+
+
+# --------------------------------------------------------------------------- comparison tables
+
+
+@dataclass(frozen=True)
+class MethodScore:
+    """One row of a comparison table.
+
+    Attributes:
+        method: the pooling's display name.
+        whitened, query_expansion: the setting.
+        dim: the descriptors' dimension.
+        scores: the dataset protocol's scores (:func:`cbir_lab.evaluation.evaluate`).
+        aps: the per-query APs behind the headline score (Medium for revisited
+            datasets), for bootstrap intervals.
+    """
+
+    method: str
+    whitened: bool
+    query_expansion: bool
+    dim: int
+    scores: dict[str, float]
+    aps: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def setting_label(self) -> str:
+        """E.g. ``"GeM, whitened"``."""
+        return ", ".join([self.method] + (["whitened"] if self.whitened else []) + (["α-QE"] if self.query_expansion else []))
+
+
+def comparison_table(
+    index: RetrievalIndex,
+    poolings: Sequence[Pooling | str] = STANDARD_POOLINGS,
+    whitening: Sequence[bool] = (False, True),
+    query_expansion: Sequence[bool] = (False, True),
+) -> list[MethodScore]:
+    """Each pooling's scores with and without whitening and α-QE, under the dataset's protocol.
+
+    Args:
+        index: the :class:`RetrievalIndex` (α-QE uses its ``qe_k`` and ``qe_alpha``).
+        poolings: the poolings compared.
+        whitening: which of (without, with) whitening to run.
+        query_expansion: which of (without, with) α-QE to run.
+
+    Returns:
+        One :class:`MethodScore` per (pooling, whitening, QE), in that order, for
+        :func:`cbir_lab.viz.retrieval.format_scores`.
+    """
+    rows = []
+    for pooling in poolings:
+        for whiten in whitening:
+            for qe in query_expansion:
+                entry = index.setting(pooling, whiten, qe)
+                rows.append(MethodScore(Pooling.parse(pooling).name, bool(whiten), bool(qe), entry["db_vecs"].shape[1],
+                                        index.scores(pooling, whiten, qe), entry.get("aps")))
+    return rows
+
+
+def evaluate_methods(
+    features: DatasetFeatures,
+    poolings: Sequence[Pooling | str] = STANDARD_POOLINGS,
+    whitening: Sequence[bool] = (False, True),
+    query_expansion_k: int | None = None,
+) -> list[MethodScore]:
+    """:func:`comparison_table` on a fresh :class:`RetrievalIndex` of ``features``.
+
+    Args:
+        features: from :func:`cbir_lab.pipeline.extract_dataset`.
+        poolings: the poolings compared.
+        whitening: which of (without, with) whitening to run.
+        query_expansion_k: also score α-QE (α = 3) with this k.
+    """
+    index = RetrievalIndex(features, qe_k=query_expansion_k or 5)
+    return comparison_table(index, poolings, whitening, (False, True) if query_expansion_k else (False,))
+
+
+def compare_methods(rows: Sequence[MethodScore], reference: int | str = 0, n_resamples: int = 10_000,
+                    seed: int = 0) -> dict[str, Interval]:
+    """Each row's headline score against a reference row's, with a paired bootstrap 95 % interval.
+
+    Args:
+        rows: from :func:`comparison_table` (same queries in every row).
+        reference: the reference row, by position or by :attr:`MethodScore.setting_label`.
+        n_resamples, seed: see :func:`cbir_lab.evaluation.paired_bootstrap`.
+
+    Returns:
+        setting label → the :class:`~cbir_lab.evaluation.Interval` of (row − reference),
+        for every row but the reference.
+    """
+    labels = [row.setting_label for row in rows]
+    position = labels.index(reference) if isinstance(reference, str) else int(reference)
+    base = rows[position]
+    if base.aps is None or any(row.aps is None for row in rows):
+        raise ValueError("compare_methods needs rows with per-query APs (a dataset with ground truth)")
+    return {row.setting_label: paired_bootstrap(row.aps, base.aps, n_resamples=n_resamples, seed=seed)
+            for i, row in enumerate(rows) if i != position}
+
+
+# --------------------------------------------------------------------------- why did this match?
+
+
+@dataclass(frozen=True)
+class Contribution:
+    """How much each cell of one image's feature map adds to its similarity with another image.
+
+    Attributes:
+        map: (H, W) contribution of each cell (can be negative after whitening).
+        offset: the part of the score tied to no cell: the whitening's mean term
+            (0 without whitening).
+        score: the similarity itself, the inner product of the two final descriptors;
+            ``map.sum() + offset == score`` up to float rounding.
+        method: the pooling explained (display name).
+    """
+
+    map: np.ndarray
+    offset: float
+    score: float
+    method: str
+
+    @property
+    def located(self) -> float:
+        """The part of the score the map places: ``map.sum()``."""
+        return float(self.map.sum())
+
+
+def _as_map(feature_map) -> np.ndarray:
+    if isinstance(feature_map, torch.Tensor):
+        feature_map = feature_map.detach().cpu().numpy()
+    x = np.asarray(feature_map, dtype=np.float64)
+    if x.ndim == 4 and x.shape[0] == 1:
+        x = x[0]
+    if x.ndim != 3 or min(x.shape) == 0:
+        raise ValueError(f"feature_map must have shape (C, H, W), got {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("feature_map contains NaN or infinite values")
+    return x
+
+
+def _channel_weights(other: np.ndarray, whitening: PCAWhitening | None,
+                     dim: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(v, P, m): v = Pᵀ q brings the other descriptor back to the C channels."""
+    if whitening is None:
+        if other.shape[0] != dim:
+            raise ValueError(f"the other descriptor has dimension {other.shape[0]}, the feature map {dim} channels "
+                             "(pass the whitening the descriptors were made with)")
+        return other, None, None
+    if not hasattr(whitening, "components_"):
+        raise ValueError("whitening must be a fitted PCAWhitening")
+    if whitening.n_features_in_ != dim:
+        raise ValueError(f"the whitening was fitted on dimension {whitening.n_features_in_}, the map has {dim} channels")
+    if other.shape[0] != whitening.n_components_:
+        raise ValueError(f"the other descriptor has dimension {other.shape[0]}, the whitening outputs {whitening.n_components_}")
+    projection = whitening.projection()
+    return projection.T @ other, projection, whitening.mean_
+
+
+def contribution_map(feature_map, other, pooling: Pooling | str, whitening: PCAWhitening | None = None) -> Contribution:
+    r"""Split the similarity ⟨other, descriptor(feature_map)⟩ into per-cell contributions.
+
+    The descriptor is built as :func:`cbir_lab.pipeline.global_descriptors`
+    builds it: pool, L2 (and without whitening that is all); or pool, L2,
+    PCA-whiten, L2 — for R-MAC region by region. See the module docstring for
+    the exact decomposition.
+
+    Args:
+        feature_map: the explained image's map, shape (C, H, W) (or (1, C, H, W)).
+        other: the other image's final descriptor, shape (D,) (e.g. the query's,
+            after query expansion if any).
+        pooling: a :class:`~cbir_lab.pooling.Pooling` or its name.
+        whitening: the fitted whitening the descriptors were whitened with (for
+            R-MAC: fitted on regional vectors), or ``None``.
+
+    Returns:
+        A :class:`Contribution` with ``map`` of shape (H, W).
+
+    Raises:
+        ValueError: unknown pooling, or shapes that do not fit together.
+
+    Examples:
+        >>> x = np.zeros((2, 1, 2)); x[0, 0, 0] = 3.0; x[1, 0, 1] = 4.0  # two cells, one channel each
+        >>> contribution_map(x, np.array([1.0, 0.0]), "SPoC").map.tolist()  # q·X[:, y, x] / ‖g‖ = 3/5, 0
+        [[0.6, 0.0]]
+    """
+    pooling = Pooling.parse(pooling)
+    x = _as_map(feature_map)
+    other = np.asarray(other.detach().cpu().numpy() if isinstance(other, torch.Tensor) else other, dtype=np.float64).ravel()
+    v, projection, mean = _channel_weights(other, whitening, x.shape[0])
+    tiny = 1e-12
+
+    if not pooling.regional:
+        pooled, allocation = cell_allocation(x, pooling)
+        norm = max(np.linalg.norm(pooled), tiny)
+        if projection is None:
+            contributions = np.tensordot(v, allocation, axes=1) / norm
+            offset = 0.0
+        else:
+            z = projection @ (pooled / norm - mean)
+            z_norm = max(np.linalg.norm(z), tiny)
+            contributions = np.tensordot(v, allocation, axes=1) / (norm * z_norm)
+            offset = -float(v @ mean) / z_norm
+    else:
+        parts, terms = [], []
+        for top, left, rh, rw in rmac_regions(x.shape[1], x.shape[2], pooling.levels):
+            pooled, allocation = cell_allocation(x[:, top : top + rh, left : left + rw], MAC)
+            # As regional_vectors (norm clamped at eps), then whitening's own L2.
+            region_norm = max(np.linalg.norm(pooled), tiny)
+            unit = pooled / region_norm
+            if projection is None:
+                vec, coef, const = unit, 1.0 / region_norm, 0.0
+            else:
+                scale = 1.0 / (region_norm * max(np.linalg.norm(unit), tiny))
+                z = projection @ (pooled * scale - mean)
+                z_norm = max(np.linalg.norm(z), tiny)
+                vec, coef, const = z / z_norm, scale / z_norm, -float(v @ mean) / z_norm
+            parts.append(vec)
+            cell_map = np.zeros(x.shape[1:])
+            cell_map[top : top + rh, left : left + rw] = np.tensordot(v, allocation, axes=1) * coef
+            terms.append((cell_map, const))
+        total = max(np.linalg.norm(np.sum(parts, axis=0)), tiny)
+        contributions = sum(m for m, _ in terms) / total
+        offset = sum(c for _, c in terms) / total
+    score = float(contributions.sum() + offset)
+    return Contribution(map=contributions, offset=float(offset), score=score, method=pooling.name)
+
+
+def explain_match(index: RetrievalIndex, query: int, db_index: int, pooling: Pooling | str = SPOC, whiten: bool = False,
+                  query_expansion: bool = False) -> tuple[Contribution, Contribution]:
+    """Contribution maps of a query and one database image under one setting.
+
+    The query's map explains the score with the database descriptor held fixed, and
+    vice versa; both sum (with the whitening's mean term) to the same score, the
+    one the ranking used. With query expansion the database image's map explains
+    its score against the *expanded* query (the ranking's score), while the query's
+    map explains the plain query–result score (the expanded query has no map of its own).
+
+    Args:
+        index: the :class:`RetrievalIndex`.
+        query: 0-based query index.
+        db_index: 0-based database index of the result to explain.
+        pooling, whiten, query_expansion: the setting.
+
+    Returns:
+        (query contribution, result contribution), see :func:`contribution_map`.
+    """
+    entry = index.setting(pooling, whiten, query_expansion)
+    whitening = index.whitening(pooling) if whiten else None
+    features = index.features
+    db = entry["db_vecs"]
+    if not (0 <= int(db_index) < len(db)):
+        raise ValueError(f"db_index must be in 0..{len(db) - 1}, got {db_index}")
+    result = contribution_map(features.db_maps[db_index], entry["query_vecs"][query], pooling, whitening)
+    query_side = contribution_map(features.query_maps[query], db[db_index], pooling, whitening)
+    return query_side, result
+
+
+# --------------------------------------------------------------------------- a few images
+
+
+def compare_images(maps: Sequence, pooling: Pooling | str) -> tuple[np.ndarray, np.ndarray]:
+    """A few images' descriptors under one pooling, and the anchor's cosine similarity to the others.
+
+    Args:
+        maps: feature maps (C, H, W), at least two; ``maps[0]`` is the anchor.
+        pooling: a :class:`~cbir_lab.pooling.Pooling` or its name.
+
+    Returns:
+        (descriptors (n, C), L2-normalised; similarities (n - 1,)).
+
+    Examples:
+        >>> same, other = np.ones((2, 2, 2)), np.zeros((2, 2, 2)); other[0] = 1.0
+        >>> [round(float(s), 4) for s in compare_images([same, same, other], "SPoC")[1]]
+        [1.0, 0.7071]
+    """
+    if len(maps) < 2:
+        raise ValueError(f"compare_images needs an anchor and at least one other map, got {len(maps)}")
+    vectors = describe(maps, pooling)
+    return vectors, vectors[1:] @ vectors[0]
+
+
+def pair_similarities(maps: Sequence, poolings: Sequence[Pooling | str] = STANDARD_POOLINGS) -> dict[str, np.ndarray]:
+    """Cosine similarity of the first map's descriptor to each other map's, per pooling.
+
+    Args:
+        maps: feature maps (C, H, W); ``maps[0]`` is the anchor.
+        poolings: the poolings compared.
+
+    Returns:
+        pooling name → similarities, shape (len(maps) - 1,).
+    """
+    return {Pooling.parse(pooling).name: compare_images(maps, pooling)[1] for pooling in poolings}
+
+
+# --------------------------------------------------------------------------- PCA-whitening and d (lesson 3)
+
+
+def dimension_grid(max_dim: int, start: int = 16, step: int = 16, max_points: int = 16) -> list[int]:
+    """start, start + step, … up to ``max_dim``, with ``max_dim`` itself last.
+
+    The step grows in multiples of ``step`` so that the grid has about
+    ``max_points`` points: each point costs one ranking and one evaluation, and
+    a 1,280-d descriptor would otherwise need 80.
+
+    Examples:
+        >>> dimension_grid(60)
+        [16, 32, 48, 60]
+    """
+    if max_dim < 1:
+        raise ValueError(f"max_dim must be at least 1, got {max_dim}")
+    step *= max(1, math.ceil(max_dim / (step * max_points)))
+    dims = list(range(start, max_dim + 1, step))
+    if not dims or dims[-1] != max_dim:
+        dims.append(max_dim)
+    return dims
+
+
+def train_vs_test_curves(
+    index: RetrievalIndex, poolings: Sequence[Pooling | str] = (SPOC, MAC), power: float = 0.5
+) -> tuple[dict[str, tuple[list[int], np.ndarray]], dict[str, float]]:
+    """mAP against d with the whitening learned on the training split, and on the test database itself.
+
+    Learning on the test database is the overfit lesson 3 shows: its curves
+    are what a paper that did so would report.
+
+    Args:
+        index: the :class:`RetrievalIndex` (its features need a training split).
+        poolings: the poolings compared.
+        power: 0.5 full whitening, 0.25 partial, 0 PCA only.
+
+    Returns:
+        (curves, baselines): ``"<name> (learned on the training set)"`` and
+        ``"<name> (learned on the test set)"`` → (dims, mAP at each), and
+        name → mAP with L2 only.
+    """
+    curves: dict[str, tuple[list[int], np.ndarray]] = {}
+    baselines: dict[str, float] = {}
+    for pooling in map(Pooling.parse, poolings):
+        baselines[pooling.name] = index.l2_score(pooling)
+        for part, label in (("train", "training set"), ("db", "test set")):
+            dims = dimension_grid(index.max_dim(pooling, part))
+            curves[f"{pooling.name} (learned on the {label})"] = (dims, index.whitening_curve(pooling, dims, power, part))
+    return curves, baselines
+
+
+@dataclass(frozen=True)
+class WhiteningGain:
+    """What PCA-whitening learned on the training split does to one pooling.
+
+    Attributes:
+        method: the pooling's display name.
+        l2_only: mAP without PCA.
+        full, partial: mAP with every useful component, whitened by λ^-1/2 and λ^-1/4.
+        best, best_dim: the best full-whitening mAP over the dimension grid, and its d.
+    """
+
+    method: str
+    l2_only: float
+    full: float
+    partial: float
+    best: float
+    best_dim: int
+
+
+def whitening_gains(index: RetrievalIndex, poolings: Sequence[Pooling | str] = (SPOC, MAC, GEM)) -> list[WhiteningGain]:
+    """Each pooling's mAP without PCA, with full and partial whitening, and at its best d.
+
+    Args:
+        index: the :class:`RetrievalIndex` (its features need a training split).
+        poolings: the poolings compared.
+
+    Returns:
+        One :class:`WhiteningGain` per pooling.
+    """
+    gains = []
+    for pooling in map(Pooling.parse, poolings):
+        top = index.max_dim(pooling)
+        dims = dimension_grid(top)
+        full = index.whitening_curve(pooling, dims, 0.5)
+        best = int(np.argmax(full))
+        gains.append(WhiteningGain(pooling.name, l2_only=index.l2_score(pooling), full=float(full[-1]),
+                                   partial=index.whitened_score(pooling, top, 0.25), best=float(full[best]),
+                                   best_dim=dims[best]))
+    return gains
