@@ -58,10 +58,10 @@ def test_no_requirement_asks_for_a_newer_torch_than_2_14_1():
     assert not re.search(r"(==|>=|>)\s*2\.(1[5-9]|[2-9]\d)", reqs["torch"])
 
 
-LAYERS = ["paths", "backbones", "features", "pooling", "whitening", "search", "evaluation",
+LAYERS = ["paths", "backbones", "features", "pooling", "aggregation", "whitening", "search", "evaluation",
           "datasets", "pipeline", "index", "viz", "widgets", "exercises", "talk", "cli", "course"]
 #: The ground floor: stages that know nothing of each other (only where files live).
-GROUND_FLOOR = {"backbones", "pooling", "whitening", "search", "evaluation"}
+GROUND_FLOOR = {"backbones", "pooling", "aggregation", "whitening", "search", "evaluation"}
 #: What a widget may build on: the retrieval core, the pictures, the Pooling value, one image's maps.
 WIDGET_IMPORTS = {"index", "viz", "widgets", "pooling", "features"}
 
