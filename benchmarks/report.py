@@ -11,7 +11,8 @@ import json
 import os
 import platform
 import sys
-from dataclasses import asdict, dataclass
+import time
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -25,12 +26,17 @@ __all__ = [
     "render_markdown",
     "write_results",
     "load_store",
+    "wait_for_quiet",
+    "mark_under_load",
 ]
 
 #: The sections, in the order the runner runs and reports them.
 SECTIONS = ("extraction", "interaction", "search", "course")
 
-STATUSES = ("met", "missed", "info", "not measured")
+STATUSES = ("met", "missed", "info", "not measured", "measured under load")
+
+#: A section is measured on a quiet machine: a 1-minute load average below this, per core.
+QUIET_LOAD_PER_CORE = 0.5
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,44 @@ class Result:
             raise ValueError(f"unknown section {self.section!r}; use one of {SECTIONS}")
         if self.status not in STATUSES:
             raise ValueError(f"unknown status {self.status!r}; use one of {STATUSES}")
+
+
+def wait_for_quiet(max_wait: float = 300.0, per_core: float = QUIET_LOAD_PER_CORE, poll: float = 5.0,
+                   load=None, sleep=time.sleep, cores: int | None = None) -> tuple[bool, float, float]:
+    """Wait until the 1-minute load average is below ``per_core`` × cores, for at most ``max_wait`` seconds.
+
+    A benchmark taken beside other work misleads (a run at load 6 once made ``rank``
+    look twice as fast as faiss, which it is not on a quiet machine).
+
+    Args:
+        max_wait: the longest wait, in seconds.
+        per_core: the quiet threshold per core.
+        poll: seconds between looks.
+        load, sleep, cores: how to read the load, wait and count cores (tests replace them).
+
+    Returns:
+        (quiet, the load when the wait ended, seconds waited).
+    """
+    load = load or (lambda: os.getloadavg()[0])
+    cores = cores or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    threshold = per_core * cores
+    waited = 0.0
+    while True:
+        now = load()
+        if now < threshold:
+            return True, now, waited
+        if waited >= max_wait:
+            return False, now, waited
+        sleep(poll)
+        waited += poll
+
+
+def mark_under_load(results: list[Result], load_before: float, load_after: float, threshold: float) -> list[Result]:
+    """The results of a section measured under load: no figure of it is reported as met or missed."""
+    note = (f"measured under load (1-minute load average {load_before:.2f} before, {load_after:.2f} after; "
+            f"quiet means below {threshold:.2f}): not comparable with a quiet run")
+    return [replace(r, status="measured under load", note=(r.note + " " if r.note else "") + note)
+            if r.status in ("met", "missed") else r for r in results]
 
 
 def judge(value: float, limit: float) -> str:
@@ -124,7 +168,8 @@ def format_table(results: list[Result]) -> str:
 
 
 def merge_sections(store: dict, machine: dict[str, str], section_results: dict[str, list[Result]],
-                   quick: bool, command: str, measured_at: str | None = None) -> dict:
+                   quick: bool, command: str, measured_at: str | None = None,
+                   loads: dict[str, str] | None = None) -> dict:
     """A new store: ``store``'s sections, with those in ``section_results`` replaced.
 
     Args:
@@ -134,6 +179,7 @@ def merge_sections(store: dict, machine: dict[str, str], section_results: dict[s
         quick: whether this run used ``--quick``.
         command: the command line, recorded with each section.
         measured_at: ISO time stamp (default: now, UTC).
+        loads: section name → its 1-minute load average before and after it ran.
 
     Returns:
         ``{"sections": {name: {"measured_at", "quick", "command", "machine", "results"}}}``.
@@ -143,11 +189,14 @@ def merge_sections(store: dict, machine: dict[str, str], section_results: dict[s
     for name, results in section_results.items():
         if name not in SECTIONS:
             raise ValueError(f"unknown section {name!r}")
+        own_machine = dict(machine)
+        if loads and name in loads:
+            own_machine["load average (1 min) around the section"] = loads[name]
         sections[name] = {
             "measured_at": stamp,
             "quick": quick,
             "command": command,
-            "machine": machine,
+            "machine": own_machine,
             "results": [asdict(r) for r in results],
         }
     return {"sections": {name: sections[name] for name in SECTIONS if name in sections}}
@@ -192,7 +241,7 @@ def render_markdown(store: dict) -> str:
         notes = []
         for raw in section["results"]:
             r = Result(**raw)
-            status = {"met": "met", "missed": "**missed**"}.get(r.status, r.status)
+            status = {"met": "met", "missed": "**missed**", "measured under load": "*under load*"}.get(r.status, r.status)
             figure = r.figure
             if r.note:
                 notes.append(r.note)
@@ -220,9 +269,7 @@ def load_store(json_path: str | os.PathLike) -> dict:
 
 def write_results(store: dict, markdown_path: str | os.PathLike, json_path: str | os.PathLike) -> None:
     """Write ``results.json`` and the ``RESULTS.md`` rendered from it (each replaced atomically)."""
-    for path, text in ((Path(json_path), json.dumps(store, indent=1, ensure_ascii=False) + "\n"),
-                       (Path(markdown_path), render_markdown(store))):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
+    from cbir_lab.paths import atomic_write
+
+    atomic_write(json_path, json.dumps(store, indent=1, ensure_ascii=False) + "\n")
+    atomic_write(markdown_path, render_markdown(store))

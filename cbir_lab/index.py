@@ -49,6 +49,7 @@ from cbir_lab.evaluation import (
     Interval,
     compute_map,
     evaluate,
+    map_from_scores,
     median_ap_query,
     paired_bootstrap,
     precision_recall,
@@ -56,7 +57,7 @@ from cbir_lab.evaluation import (
 )
 from cbir_lab.pipeline import DatasetFeatures, describe, global_descriptors, learn_whitening
 from cbir_lab.pooling import GEM, MAC, SPOC, STANDARD_POOLINGS, Pooling, cell_allocation, rmac_regions
-from cbir_lab.search import alpha_query_expansion, rank
+from cbir_lab.search import alpha_query_expansion, rank, similarities
 from cbir_lab.whitening import PCAWhitening, l2n
 
 __all__ = [
@@ -152,6 +153,7 @@ class RetrievalIndex:
         self._settings: dict[Setting, dict] = {}
         self._coordinates: dict[tuple[Pooling, str], tuple[np.ndarray, np.ndarray]] = {}
         self._sweep: dict[tuple[Pooling, str, float, int], float] = {}
+        self._scaled: dict[Pooling, tuple] = {}
 
     # ------------------------------------------------------------------ descriptors
 
@@ -194,7 +196,7 @@ class RetrievalIndex:
             if query_expansion:
                 q = alpha_query_expansion(q, db, k=self.qe_k, alpha=self.qe_alpha, ranks=ranks)
                 ranks = rank(q, db)
-            entry = {"query_vecs": q, "db_vecs": db, "similarities": q @ db.T, "ranks": ranks}
+            entry = {"query_vecs": q, "db_vecs": db, "similarities": similarities(q, db), "ranks": ranks}
             if self.gnd is not None:
                 result = compute_map(ranks, self.gnd)
                 entry["aps"], entry["map"] = result.aps, result.map
@@ -209,11 +211,22 @@ class RetrievalIndex:
         return entry["scores"]
 
     def precompute(self, poolings: Sequence[Pooling | str] = STANDARD_POOLINGS) -> None:
-        """Compute every setting of ``poolings`` now (whitened ones when a training split exists)."""
+        """Compute every setting of ``poolings`` now (whitened ones when a training split exists).
+
+        A pooling that cannot be computed (R-MAC on pooled vectors without maps, say)
+        is skipped: asking for it later raises the same error where it can be shown.
+        """
         for pooling in poolings:
-            for whiten in (False, True) if self.can_whiten else (False,):
-                for query_expansion in (False, True):
-                    self.setting(pooling, whiten, query_expansion)
+            try:
+                for whiten in (False, True) if self.can_whiten else (False,):
+                    for query_expansion in (False, True):
+                        self.setting(pooling, whiten, query_expansion)
+            except ValueError:
+                continue
+
+    def computed_settings(self) -> list[tuple[Pooling, bool, bool]]:
+        """The (pooling, whitened, query expansion) settings computed so far."""
+        return list(self._settings)
 
     def typical_query(self, pooling: Pooling | str = GEM, whiten: bool = False) -> int:
         """The query whose AP is the median AP under ``pooling``: a ranking with hits and misses.
@@ -236,11 +249,8 @@ class RetrievalIndex:
         key = (pooling, part)
         if key not in self._coordinates:
             whitening = self.whitening(pooling, part)
-            # float32: every sweep step reads them, and rankings do not need float64
-            self._coordinates[key] = (
-                whitening.coordinates(self.features.pooled("query", pooling)).astype(np.float32),
-                whitening.coordinates(self.features.pooled("db", pooling)).astype(np.float32),
-            )
+            self._coordinates[key] = (whitening.coordinates(self.features.pooled("query", pooling)),
+                                      whitening.coordinates(self.features.pooled("db", pooling)))
         return self._coordinates[key]
 
     def max_dim(self, pooling: Pooling | str, part: str = "train") -> int:
@@ -268,21 +278,37 @@ class RetrievalIndex:
         pooling = Pooling.parse(pooling)
         key = (pooling, part, float(power), int(d))
         if key not in self._sweep:
-            self._sweep[key] = self._score(*self.whitened(pooling, d, power, part))
+            if pooling.regional or self.dataset.protocol not in ("standard", "revisited"):
+                self._sweep[key] = self._score(*self.whitened(pooling, d, power, part))
+            else:
+                self._sweep[key] = map_from_scores(self._sweep_similarities(pooling, int(d), float(power), part), self.gnd)
         return self._sweep[key]
+
+    def _sweep_similarities(self, pooling: Pooling, d: int, power: float, part: str) -> np.ndarray:
+        """Cosine similarities of the queries and the database whitened to d, without a copy of them per d."""
+        setting = (part, power)
+        if self._scaled.get(pooling, (None,))[0] != setting:  # one setting per pooling kept: 2 × (n_db, k) floats
+            whitening = self.whitening(pooling, part)
+            self._scaled[pooling] = (setting, *(whitening.scaled_coordinates(c, power)
+                                                for c in self._sweep_coordinates(pooling, part)))
+        _, (query, query_prefix), (db, db_prefix) = self._scaled[pooling]
+        if not 1 <= d <= query.shape[1]:
+            raise ValueError(f"d must be in 1..{query.shape[1]} for this whitening, got {d}")
+        dots = query[:, :d] @ db[:, :d].T
+        norms = np.sqrt(np.maximum(query_prefix[:, d - 1], 1e-24))[:, None] * np.sqrt(np.maximum(db_prefix[:, d - 1], 1e-24))
+        return dots / norms
 
     def l2_score(self, pooling: Pooling | str) -> float:
         """The headline mAP of L2-normalised descriptors without PCA: every whitening curve's baseline."""
         return headline_score(self.scores(pooling))
 
-    def curve_is_ready(self, pooling: Pooling | str, power: float = 0.5, part: str = "train") -> bool:
-        """Whether the whitening and every point of its :func:`dimension_grid` curve are already computed
+    def curve_is_ready(self, pooling: Pooling | str, dims: Sequence[int], power: float = 0.5, part: str = "train") -> bool:
+        """Whether the whitening and every point of this curve are already computed
         (a widget that must compute them first can say so before it starts)."""
         pooling = Pooling.parse(pooling)
         if (pooling, part) not in self._whitenings:
             return False
-        dims = dimension_grid(self.max_dim(pooling, part))
-        return all((pooling, part, float(power), d) in self._sweep for d in dims)
+        return all((pooling, part, float(power), int(d)) in self._sweep for d in dims)
 
     def whitening_curve(self, pooling: Pooling | str, dims: Sequence[int], power: float = 0.5,
                         part: str = "train") -> np.ndarray:
@@ -292,6 +318,9 @@ class RetrievalIndex:
     def _score(self, query: np.ndarray, db: np.ndarray) -> float:
         if not self.dataset.has_ground_truth:
             raise ValueError(f"dataset {self.dataset.name!r} has no ground truth: nothing to score")
+        if self.dataset.protocol in ("standard", "revisited"):
+            # the headline mAP (Medium for revisited) without sorting the database: sweeps score dozens of settings
+            return map_from_scores(similarities(query, db), self.gnd)
         return headline_score(evaluate(rank(query, db), self.dataset.gnd, self.dataset.protocol))
 
 

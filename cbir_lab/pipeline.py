@@ -141,13 +141,14 @@ def learn_whitening(
         ValueError: the part has no images (e.g. no training split).
     """
     pooling = Pooling.parse(pooling)
-    if not features.maps(part):
+    try:
+        if pooling.regional:
+            vectors = np.concatenate(features.regional(part, pooling.levels))
+        else:
+            vectors = features.pooled(part, pooling)
+    except ValueError:  # no maps in that part (and nothing pooled from them before)
         what = "training split" if part == "train" else f"{part!r} images"
-        raise ValueError(f"dataset {features.dataset.name!r} has no {what} to learn the whitening on")
-    if pooling.regional:
-        vectors = np.concatenate(features.regional(part, pooling.levels))
-    else:
-        vectors = features.pooled(part, pooling)
+        raise ValueError(f"dataset {features.dataset.name!r} has no {what} to learn the whitening on") from None
     return PCAWhitening(n_components=n_components, power=power).fit(vectors)
 
 

@@ -8,7 +8,7 @@ from PIL import Image
 from skimage import data
 from sklearn.datasets import load_sample_image
 
-from cbir_lab.backbones import WeightsUnavailableError, available_backbones, load_backbone
+from cbir_lab.backbones import WeightsUnavailableError, available_backbones, fold_batch_norms, load_backbone
 from cbir_lab.features import prepare_image
 from tests.fixtures_benchmarks import FileServer
 
@@ -144,12 +144,34 @@ def test_layer_maps_of_a_shallower_cut_and_unknown_layers():
         backbone.layer_maps(torch.zeros(3, 64, 64))
 
 
-def test_channels_last_gives_the_default_layouts_maps(random_lite0):
-    # the backbone runs in channels_last (faster on oneDNN); its maps must equal a default-layout run
+def test_the_optimised_network_gives_the_plain_networks_maps():
+    # channels_last and folded batch norms must change the maps by float rounding only
     x = torch.randn(2, 3, 96, 64, generator=torch.Generator().manual_seed(0))
-    with torch.inference_mode():
-        fast = random_lite0(x)
-        plain = random_lite0.body.to(memory_format=torch.contiguous_format)(x)
-        random_lite0.body.to(memory_format=torch.channels_last)
-    assert fast.is_contiguous()
-    assert torch.allclose(fast, plain, atol=1e-4)
+    for name in ("efficientnet_lite0", "resnet50"):
+        torch.manual_seed(0)
+        fast = load_backbone(name, weights=None, device="cpu")
+        torch.manual_seed(0)
+        plain = load_backbone(name, weights=None, device="cpu", optimize=False)
+        with torch.inference_mode():
+            got, expected = fast(x), plain(x)
+        assert got.is_contiguous() and not plain.channels_last
+        assert torch.allclose(got, expected, rtol=1e-4, atol=1e-4 * float(expected.abs().max())), name
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.body.modules())
+
+
+def test_fold_batch_norms_by_hand():
+    # one 1x1 conv (weight 2, bias 1) then a norm with mean 3, var 4 - eps, gamma 5, beta 6:
+    # y = 5 · (2x + 1 - 3) / 2 + 6 = 5x + 1
+    conv = torch.nn.Conv2d(1, 1, 1)
+    norm = torch.nn.BatchNorm2d(1).eval()
+    with torch.no_grad():
+        conv.weight.fill_(2.0)
+        conv.bias.fill_(1.0)
+        norm.running_mean.fill_(3.0)
+        norm.running_var.fill_(4.0 - norm.eps)
+        norm.weight.fill_(5.0)
+        norm.bias.fill_(6.0)
+    net = torch.nn.Sequential(conv, norm)
+    assert fold_batch_norms(net) == 1
+    assert isinstance(net[1], torch.nn.Identity)
+    assert net(torch.tensor([[[[2.0]]]])).item() == pytest.approx(11.0)

@@ -7,7 +7,17 @@ import pytest
 
 # benchmarks/ is a folder of the repository, not an installed package: import it from the checkout.
 
-from benchmarks.report import Result, format_table, judge, load_store, merge_sections, render_markdown, write_results
+from benchmarks.report import (
+    Result,
+    format_table,
+    judge,
+    load_store,
+    mark_under_load,
+    merge_sections,
+    render_markdown,
+    wait_for_quiet,
+    write_results,
+)
 from benchmarks.search import recall_at_k
 from benchmarks.timing import (
     Stats,
@@ -129,3 +139,23 @@ def test_machine_facts_shared_by_all_sections_are_listed_once_and_the_load_per_s
     text = render_markdown(both)
     assert text.count("| CPU | x |") == 1 and "| load |" not in text
     assert "load: 1.0." in text and "load: 3.0." in text
+
+
+def test_wait_for_quiet_waits_until_the_load_falls_and_gives_up_after_the_limit():
+    loads = iter([1.6, 1.2, 0.8])
+    slept = []
+    assert wait_for_quiet(60, load=lambda: next(loads), sleep=slept.append, cores=2, poll=5) == (True, 0.8, 10.0)
+    assert slept == [5, 5]  # 1.6 and 1.2 are not below 0.5 × 2 cores
+    assert wait_for_quiet(12, load=lambda: 3.0, sleep=lambda s: None, cores=2, poll=5) == (False, 3.0, 15.0)
+
+
+def test_a_section_under_load_reports_nothing_as_met():
+    results = [Result("search", "a", "1 s", target="≤ 2 s", status="met"),
+               Result("search", "b", "1 s", status="info"),
+               Result("search", "c", "3 s", target="≤ 2 s", status="missed", note="why")]
+    marked = mark_under_load(results, 1.5, 1.7, 1.0)
+    assert [r.status for r in marked] == ["measured under load", "info", "measured under load"]
+    assert marked[2].note.startswith("why measured under load (1-minute load average 1.50 before, 1.70 after")
+    markdown = render_markdown(merge_sections({}, {"CPU": "x"}, {"search": marked}, False, "cmd",
+                                              loads={"search": "1.50 before, 1.70 after (NOT quiet)"}))
+    assert "*under load*" in markdown and "met" not in markdown.split("| Figure")[1]

@@ -17,7 +17,6 @@ from cbir_lab.viz.feature_maps import (
     format_layers,
     format_map_sizes,
     plot_cell_grid,
-    plot_channel,
     plot_channels,
     plot_map_sizes,
     strongest_channels,
@@ -26,7 +25,6 @@ from cbir_lab.viz.pooling import (
     format_pair_similarities,
     format_similarity_gaps,
     mac_location,
-    plot_method_channel,
     plot_pair_similarities,
     plot_pooling_channel,
     plot_rmac_grid,
@@ -34,6 +32,7 @@ from cbir_lab.viz.pooling import (
     region_maxima,
 )
 from cbir_lab.viz.whitening import (
+    MapCurveFigure,
     covariance,
     format_curves_at,
     format_whitening_gains,
@@ -74,10 +73,8 @@ def test_lesson1_figures_are_figures():
     image = np.zeros((64, 96, 3), np.uint8)
     fmap = np.random.default_rng(0).random((5, 2, 3))
     for fig in (plot_map_sizes([32, 64], [(1, 2), (2, 4)], 32), plot_cell_grid(image, {"a": fmap}),
-                plot_channels(image, fmap, [0, 1]), plot_channel(image, fmap, 4)):
+                plot_channels(image, fmap, [0, 1])):
         assert isinstance(fig, Figure)
-    with pytest.raises(ValueError, match="channel must be in 0..4"):
-        plot_channel(image, fmap, 5)
 
 
 # ----- lesson 2 -----------------------------------------------------------------------------------
@@ -114,7 +111,6 @@ def test_lesson2_figures_are_figures():
     fmap = np.random.default_rng(0).random((3, 6, 8))
     figs = [plot_pooling_channel(image, fmap, 1), plot_rmac_grid(image, fmap, 2, levels=3),
             plot_pair_similarities([image] * 3, ["a", "b", "c"], pair_similarities([fmap, fmap, fmap * 0.5]))]
-    figs += [plot_method_channel(image, fmap, m, 0) for m in ("SPoC+prior", "MAC", "R-MAC", "GeM")]
     assert all(isinstance(f, Figure) for f in figs)
     # one rectangle per R-MAC region, over the level panels
     assert sum(len(ax.patches) for ax in figs[1].axes) == len(rmac_regions(6, 8, 3))
@@ -140,22 +136,12 @@ def test_lesson3_figures_are_figures():
     assert len(figs[2].axes[0].lines) == 4  # the curve, the baseline, the marker line, the current dot
 
 
-def test_gem_panel_shows_each_cells_share_of_the_power_mean():
-    image = np.zeros((20, 20, 3), np.uint8)
-    fmap = np.zeros((1, 2, 2))
-    fmap[0] = [[1.0, 2.0], [2.0, 3.0]]  # cubes 1, 8, 8, 27: GeM = (44 / 4) ** (1/3) = 2.22
-    fig = plot_method_channel(image, fmap, "GeM", 0)
-    assert "= 2.22" in fig.axes[0].get_title()
-    shown = fig.axes[0].images[1].get_array()
-    np.testing.assert_allclose(np.asarray(shown).sum(), (44 / 4) ** (1 / 3))  # the shares add up to the value
-    np.testing.assert_allclose(np.asarray(shown)[1, 1] / np.asarray(shown)[0, 0], 27.0)
-
-
 def test_pooling_view_caption_names_the_setting():
     image = np.zeros((20, 20, 3), np.uint8)
     maps = [np.ones((2, 2, 2)), np.ones((2, 2, 2))]
     _, caption, sims = pooling_view([image] * 2, maps, ["a", "b"], "R-MAC (L=2)", 1, np.eye(2)[[0, 0]])
-    assert caption == "R-MAC (L=2): descriptor[1] = 0.000 | cos(a, b) = 1.000"
+    assert caption.splitlines() == ["R-MAC, L = 2: 5 regions, one max each; channel 1",
+                                    "R-MAC (L=2): descriptor[1] = 0.000 | cos(a, b) = 1.000"]
     assert sims.tolist() == [1.0]
 
 
@@ -172,7 +158,13 @@ def test_text_tables():
 
 
 
-def test_whitening_view_caption():
-    fig, caption = whitening_view({"SPoC": np.array([0.5, 0.6])}, [16, 32], {"SPoC": 0.55}, 32, {"SPoC": 0.6}, "t")
-    assert caption == "d = 32: SPoC 0.600 (+0.050 vs L2 only 0.550)"
-    assert isinstance(fig, Figure)
+def test_whitening_view_caption_and_a_blitted_frame_equals_a_full_render():
+    live = MapCurveFigure()
+    limits = ((0, 40), (0.4, 0.7))
+    args = ({"SPoC": np.array([0.5, 0.6])}, [16, 32], {"SPoC": 0.55})
+    png, caption = whitening_view(*args, 32, {"SPoC": 0.6}, "full whitening", live, limits)
+    assert caption == "full whitening · d = 32: SPoC 0.600 (+0.050 vs L2 only 0.550)"
+    whitening_view(*args, 16, {"SPoC": 0.5}, "full whitening", live, limits)  # blitted: only the curves redrawn
+    blitted, _ = whitening_view(*args, 32, {"SPoC": 0.6}, "full whitening", live, limits)
+    live.invalidate()
+    assert whitening_view(*args, 32, {"SPoC": 0.6}, "full whitening", live, limits)[0] == blitted == png

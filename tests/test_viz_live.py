@@ -9,8 +9,6 @@ import pytest
 from PIL import Image
 
 from cbir_lab.viz._live import LiveFigure
-from cbir_lab.viz.feature_maps import ChannelFigure
-from cbir_lab.viz.pooling import MethodChannelFigure
 from cbir_lab.viz.whitening import MapCurveFigure
 from cbir_lab.widgets._display import figure_png
 
@@ -53,39 +51,6 @@ def test_another_structure_rebuilds_the_same_figure():
     assert live.draw({"a": [1], "b": [2]}) is fig
     assert live.builds == 2
     assert len(fig.axes) == 1 and len(live.ax.lines) == 2  # the old axes were cleared, not stacked
-
-
-def test_channel_figure_shows_the_requested_channel():
-    image = np.zeros((64, 96, 3), np.uint8)
-    fmap = np.zeros((3, 2, 3), np.float32)
-    fmap[1, 1, 2] = 5.0  # channel 1 peaks at (y=1, x=2)
-    fmap[2] = -1.0  # channel 2 is constant
-    live = ChannelFigure()
-    live.draw(image, fmap, 0)
-    fig = live.draw(image, fmap, 1)
-    np.testing.assert_array_equal(live.values.get_array(), fmap[1])
-    assert live.values.get_clim() == (0.0, 5.0)
-    assert list(live.peak.get_xdata()) == [2] and list(live.peak.get_ydata()) == [1]
-    assert len(live.cells.get_segments()) == (2 + 1) + (3 + 1)  # the borders of a 2 × 3 grid
-    live.draw(image, fmap, 2)
-    low, high = live.values.get_clim()
-    assert low == -1.0 and high > low  # a constant channel still gets a valid colour range
-    assert fig.axes[2].get_ylim() == (low, high)  # the colour bar follows
-    with pytest.raises(ValueError, match="channel must be in 0..2"):
-        live.draw(image, fmap, 3)
-
-
-def test_method_figure_keeps_no_marks_of_the_previous_method():
-    image = np.zeros((60, 60, 3), np.uint8)
-    fmap = np.arange(2 * 6 * 6, dtype=np.float32).reshape(2, 6, 6)
-    live = MethodChannelFigure()
-    live.draw(image, fmap, "R-MAC", 0)
-    assert len(live.ax.patches) == 14  # 1 + 4 + 9 regions on a square map
-    live.draw(image, fmap, "MAC", 1)
-    assert len(live.ax.patches) == 0 and len(live.ax.lines) == 1  # only MAC's star is left
-    assert live.ax.lines[0].get_xdata()[0] == pytest.approx(54.5)  # centre of cell x = 5, 10 px a cell: 5.5 · 10 - 0.5
-    live.draw(image, fmap, "SPoC+prior", 1)
-    assert len(live.ax.lines) == 0 and len(live.ax.collections) == 1  # the prior's contour
 
 
 def test_map_curve_figure_rescales_to_new_values():

@@ -143,3 +143,13 @@ def test_transform_regions_takes_images_with_different_numbers_of_regions(train_
     np.testing.assert_allclose(w.transform_regions(ragged), expected, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="at least one regional vector"):
         w.transform_regions([test[:2], test[:0]])
+
+
+def test_scaled_coordinates_give_each_whitened_prefix(train_test):
+    train, test = train_test
+    w = PCAWhitening().fit(train)
+    scaled, prefix = w.scaled_coordinates(w.coordinates(test), 0.25)
+    for d in (1, 4, w.n_components_):
+        np.testing.assert_allclose(scaled[:, :d] / np.sqrt(prefix[:, d - 1:d]), w.transform(test, d, 0.25), atol=1e-5)
+    with pytest.raises(ValueError, match="coordinates must have shape"):
+        w.scaled_coordinates(w.coordinates(test)[:, :3])

@@ -9,6 +9,7 @@ from PIL import Image
 
 from cbir_lab.backbones import load_backbone
 from cbir_lab.viz.feature_maps import feature_map_view
+from cbir_lab.viz.panels import png_bytes
 from cbir_lab.widgets.feature_maps import FeatureMapExplorer
 
 
@@ -24,7 +25,7 @@ def explorer():
 def test_pure_view_states_shape_and_stride():
     image = np.zeros((64, 96, 3), np.uint8)
     maps = {"conv_head": np.arange(2 * 2 * 3, dtype=np.float32).reshape(2, 2, 3)}
-    fig, caption = feature_map_view(image, maps, "conv_head", 1)
+    picture, caption = feature_map_view(image, maps, "conv_head", 1)
     assert "2 channels × 2 × 3 cells for a 64 × 96 input" in caption
     assert "stride ≈ 32" in caption
     assert "max 11.00 at (y=1, x=2)" in caption  # channel 1 holds 6 … 11, the last cell largest
@@ -51,33 +52,32 @@ def test_layer_change_resizes_the_channel_slider_and_redraws(explorer):
 
 def test_channel_and_image_change_redraw(explorer):
     explorer.channel.value = 3
-    first, first_png = explorer.figure, explorer.out.outputs[0]["data"]["image/png"]
-    assert "Channel 3" in explorer.caption
+    first_png = explorer.view.value
+    assert first_png[:8] == b"\x89PNG\r\n\x1a\n" and "Channel 3" in explorer.caption
     explorer.image.value = 1
-    assert explorer.figure is first  # redrawn in place, not rebuilt
-    background, channel = explorer.figure.axes[0].get_images()
-    assert background.get_array().shape == (64, 64, 3) and channel.get_array().shape == (2, 2)
-    assert explorer.out.outputs[0]["data"]["image/png"] != first_png
+    assert explorer.view.value != first_png
+    assert explorer.view.value == png_bytes(explorer.picture)
     assert "for a 64 × 64 input" in explorer.caption
     explorer.image.value = 0
 
 
 def test_errors_are_shown_not_raised(explorer):
-    explorer._cache[0] = (explorer._cache[0][0], {})  # break the maps: the update must not raise
+    kept = explorer._maps[0]
+    explorer._maps[0] = (kept[0], {})  # break the maps: the update must not raise
     explorer.channel.value = 4
     assert isinstance(explorer.error, KeyError)
     (shown,) = explorer.out.outputs  # the student sees the error in the Output
     assert shown["name"] == "stderr" and "KeyError" in shown["text"]
-    explorer._cache.pop(0)
+    explorer._maps[0] = kept
     explorer.channel.value = 5
     assert explorer.error is None
 
 
-def test_output_shows_the_figure_and_caption(explorer):
+def test_output_shows_the_picture_and_caption(explorer):
     explorer.channel.value = 6
-    image, caption = explorer.out.outputs
-    assert "image/png" in image["data"]
+    (caption,) = explorer.out.outputs
     assert caption["text"].startswith("conv_head: 1280 channels") and "Channel 6" in caption["text"]
+    assert explorer.picture.size[1] == 280 and explorer.view.format == "png"
 
 
 def test_mimebundle_text_is_the_stable_repr(explorer):

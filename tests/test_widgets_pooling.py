@@ -46,29 +46,30 @@ def test_method_change_updates_similarities_and_disables_unused_controls(explore
     assert explorer.similarities[1] == pytest.approx(8 / 17, abs=1e-6)
     assert explorer.similarities[1] != pytest.approx(spoc_sims[1])
     assert explorer.center.disabled and explorer.p.disabled
-    assert "MAC keeps one cell: max = 4.00 at (y=0, x=0)" in explorer.figure.axes[0].get_title()
+    assert explorer.caption.startswith("MAC keeps one cell: max = 4.00 at (y=0, x=0)")
 
 
 def test_center_prior_changes_spoc(explorer):
     before = explorer.caption
     explorer.center.value = True
-    assert explorer.caption.startswith("SPoC+prior:") and explorer.caption != before
+    assert explorer.caption.splitlines()[1].startswith("SPoC+prior:") and explorer.caption != before
     assert explorer.pooling == Pooling("spoc", center_prior=True)
 
 
 def test_levels_change_the_rmac_grid(explorer):
     explorer.method.value = "rmac"
     explorer.levels.value = 1
-    assert "1 regions" in explorer.figure.axes[0].get_title()
+    assert "1 regions" in explorer.caption
     explorer.levels.value = 3
-    assert "14 regions" in explorer.figure.axes[0].get_title()  # 1 + 4 + 9 on a square map
+    assert "14 regions" in explorer.caption  # 1 + 4 + 9 on a square map
+    assert explorer.view.value[:4] == b"\x89PNG"
 
 
 def test_gem_p_and_channel(explorer):
     explorer.method.value = "gem"
     explorer.p.value = 1.0
     explorer.channel.value = 1
-    assert explorer.caption.startswith("GeM (p=1): descriptor[1]")
+    assert explorer.caption.splitlines()[1].startswith("GeM (p=1): descriptor[1]")
     assert Pooling("gem", p=1.0) in explorer._descriptors  # memoised per setting
     # GeM with p = 1 is SPoC up to scale: the same L2-normalised descriptors
     np.testing.assert_allclose(explorer.descriptors(Pooling("gem", p=1.0)), explorer.descriptors(Pooling("spoc")), atol=1e-5)

@@ -36,7 +36,8 @@ def test_lab_initial_state(lab):
     assert lab.dim.max == 24 and lab.dim.value == 24  # min(128, max)
     assert lab.whitening.value == 0.5 and lab.training.value == "train"
     assert set(lab.scores) == {"SPoC", "MAC"}
-    assert lab.caption.startswith("d = 24: SPoC")
+    assert lab.caption.startswith("whitening on (λ^-1/2), learned on the separate training set · d = 24: SPoC")
+    assert lab.view.value[:4] == b"\x89PNG"
 
 
 def test_lab_dimension_and_power_update_scores(lab, features):
@@ -45,29 +46,31 @@ def test_lab_dimension_and_power_update_scores(lab, features):
     pca = PCAWhitening(n_components=16, power=0.0).fit(features.pooled("train", "SPoC"))
     ranks = rank(pca.transform(features.pooled("query", "SPoC")), pca.transform(features.pooled("db", "SPoC")))
     assert lab.scores["SPoC"] == pytest.approx(compute_map(ranks, features.dataset.gnd).map)
-    assert "d = 16" in lab.caption
-    assert "off (PCA only)" in lab.figure.axes[0].get_title()
+    assert "d = 16" in lab.caption and "off (PCA only)" in lab.caption
 
 
-def test_lab_announces_slow_work_on_large_databases(lab):
+def test_lab_precomputes_its_curves_and_announces_a_refit_on_a_large_database(features, monkeypatch):
+    # 12 database vectors count as large here: the lab precomputes the training split's curves only
+    monkeypatch.setattr(WhiteningLab, "slow_database_size", 10)
+    lab = WhiteningLab(features)
     shown = []
     lab.out.observe(lambda change: shown.append(change["new"]), names="outputs")
-    lab.whitening.value = 0.25  # a new setting, on 12 database vectors: no note
-    assert all(output["output_type"] != "stream" or "learning" not in output["text"] for out in shown for output in out)
-    lab.slow_database_size = 10  # now 12 vectors count as large
+    lab.whitening.value = 0.25  # precomputed when built: no note
+    assert len(shown) == 1 and shown[0][0]["text"].startswith("whitening partial")
     shown.clear()
-    lab.whitening.value = 0.0
+    lab.training.value = "db"  # a whitening learned on the database: computed now, and said first
     assert "learning the PCA and scoring every dimension on 12 database vectors" in shown[0][0]["text"]
-    assert "image/png" in shown[-1][0]["data"]  # then the figure replaces the note
+    assert shown[-1][0]["text"].startswith("whitening partial (λ^-1/4), learned on the test database")
     shown.clear()
-    lab.whitening.value = 0.25  # memoised: no note
-    assert len(shown) == 1 and "image/png" in shown[0][0]["data"]
+    lab.training.value = "train"
+    lab.training.value = "db"  # now memoised: no note
+    assert all("learning the PCA" not in out[0]["text"] for out in shown)
 
 
 def test_lab_learning_on_the_test_set_caps_the_dimension(lab):
     lab.training.value = "db"  # 12 database vectors: at most 11 components
     assert lab.dim.max == 11 and lab.dim.value == 11
-    assert "test database" in lab.figure.axes[0].get_title()
+    assert "test database" in lab.caption
     lab.training.value = "train"
     assert lab.dim.max == 24
 

@@ -4,11 +4,10 @@
   and an image's map sizes (measured by
   :func:`cbir_lab.features.layer_feature_maps` and
   :meth:`cbir_lab.backbones.Backbone.map_sizes`).
-* :func:`plot_map_sizes`, :func:`plot_cell_grid`, :func:`plot_channels` and
-  :func:`plot_channel` draw the figures; each returns a
-  :class:`matplotlib.figure.Figure` and never shows it. :class:`ChannelFigure`
-  is the explorer's figure, redrawn in place for each channel, and
-  :func:`feature_map_view` its picture and caption.
+* :func:`plot_map_sizes`, :func:`plot_cell_grid` and :func:`plot_channels`
+  draw the figures; each returns a :class:`matplotlib.figure.Figure` and never
+  shows it. :func:`channel_panel` is the explorer's picture, composed in numpy
+  (a slider step costs milliseconds), and :func:`feature_map_view` adds its caption.
 
 Maps come in as arrays; nothing here runs a network.
 """
@@ -22,9 +21,10 @@ import numpy as np
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
-from matplotlib.ticker import MaxNLocator
+from PIL import Image as PILImage
 
-from cbir_lab.viz._live import LiveFigure, hide_axes
+from cbir_lab.viz._live import hide_axes
+from cbir_lab.viz.panels import Canvas, blend, colorize, side_by_side, stretch
 
 __all__ = [
     "format_layers",
@@ -33,8 +33,7 @@ __all__ = [
     "plot_map_sizes",
     "plot_cell_grid",
     "plot_channels",
-    "plot_channel",
-    "ChannelFigure",
+    "channel_panel",
     "feature_map_view",
 ]
 
@@ -220,84 +219,50 @@ def plot_channels(image: np.ndarray, fmap: np.ndarray, channels: Sequence[int] |
     return fig
 
 
-class ChannelFigure(LiveFigure):
-    """One channel: over the image (with its cell grid) and as the raw H'×W' grid of numbers.
+def channel_panel(image: np.ndarray, fmap: np.ndarray, channel: int, height: int = 280) -> PILImage.Image:
+    """One channel over the image (with its cell grid) and as the raw H'×W' grid of cells, with a colour bar.
 
-    A :class:`~cbir_lab.viz._live.LiveFigure`: the feature-map explorer keeps one
-    and redraws it for each image, layer and channel. It has no titles: text is
-    the slowest thing matplotlib draws (two titles cost a quarter of a frame), so
-    the explorer states the layer, channel and maximum in its caption instead.
-
-    :meth:`draw` takes the arguments of :func:`plot_channel`.
-    """
-
-    #: the cell grid is drawn on maps up to this many cells a side (finer grids hide the image)
-    max_grid_cells = 48
-
-    def __init__(self) -> None:
-        super().__init__(figsize=(8.0, 3.6))
-
-    def _build(self, image: np.ndarray, fmap: np.ndarray, channel: int) -> None:
-        self.left, self.right, self.bar = self.figure.subplots(1, 3, width_ratios=[1, 1, 0.05])
-        placeholder = np.zeros((1, 1), np.float32)  # _update sets the data (and checks the channel)
-        self.overlay = _overlay(self.left, image, placeholder)
-        self.cells = _draw_cells(self.left, [])
-        self.values = self.right.imshow(placeholder, cmap="inferno", interpolation="nearest")
-        (self.peak,) = self.right.plot([0], [0], marker="*", color="cyan", ms=12, mec="k")
-        for axis in (self.right.xaxis, self.right.yaxis):
-            axis.set_major_locator(MaxNLocator(5, integer=True))
-        self.right.set_xlabel("x (cell)")
-        self.right.set_ylabel("y (cell)")
-        for ax in (self.left, self.right):
-            ax.set_anchor("E")  # narrow (portrait) panels close up towards the colour bar
-        # A colour bar drawn as a plain image: fig.colorbar rebuilds a mesh at every change of range.
-        self.bar_image = self.bar.imshow(np.linspace(0.0, 1.0, 256)[:, None], cmap="inferno", aspect="auto",
-                                         origin="lower", extent=(0, 1, 0, 1))
-        self.bar.xaxis.set_visible(False)
-        self.bar.yaxis.tick_right()
-        self.bar.yaxis.set_major_locator(MaxNLocator(5))
-
-    def _update(self, image: np.ndarray, fmap: np.ndarray, channel: int) -> None:
-        c, h, w = fmap.shape
-        if not 0 <= channel < c:
-            raise ValueError(f"channel must be in 0..{c - 1} for a map with {c} channels, got {channel}")
-        values = fmap[channel]
-        height, width = image.shape[:2]
-        _set_overlay(self.left, self.overlay, image, values)
-        grid = max(h, w) <= self.max_grid_cells
-        self.cells.set_segments(_cell_lines((h, w), (height, width), (height / h, width / w)) if grid else [])
-        self.values.set_data(values)
-        self.values.set_extent((-0.5, w - 0.5, h - 0.5, -0.5))
-        low, high = float(values.min()), float(values.max())
-        high = high if high > low else low + 1.0  # a constant channel (often all zeros) still gets a valid range
-        self.values.set_clim(low, high)
-        self.bar_image.set_extent((0, 1, low, high))
-        self.bar.set_ylim(low, high)
-        y, x = np.unravel_index(int(np.argmax(values)), values.shape)
-        self.peak.set_data([x], [y])
-
-    def _reserve(self) -> None:
-        # room for the widest tick labels later maps need (3-digit cells, 4-character values)
-        self.values.set_extent((-0.5, 199.5, 199.5, -0.5))
-        self.bar.set_ylim(-888.0, 888.0)
-
-
-def plot_channel(image: np.ndarray, fmap: np.ndarray, channel: int) -> Figure:
-    """One channel over the image and as its raw map: :class:`ChannelFigure`, drawn once.
+    The feature-map explorer's picture, composed in numpy (:mod:`cbir_lab.viz.panels`),
+    so a slider step costs milliseconds. The star marks the channel's maximum.
 
     Args:
-        image: the network input (H, W, 3).
+        image: the network input (H, W, 3), uint8.
         fmap: the layer's map (C, H', W').
         channel: which channel.
+        height: the panel's height in pixels.
 
     Returns:
-        The figure: the two panels and the colour bar (no titles; see :class:`ChannelFigure`).
+        A Pillow image: the overlay, the cells, the colour bar, side by side.
     """
-    return ChannelFigure().draw(image, fmap, channel)
+    c, h, w = fmap.shape
+    if not 0 <= channel < c:
+        raise ValueError(f"channel must be in 0..{c - 1} for a map with {c} channels, got {channel}")
+    values = np.asarray(fmap[channel], dtype=np.float64)
+    low, high = min(0.0, float(values.min())), float(values.max())
+    high = high if high > low else low + 1.0  # a constant channel (often all zeros) still gets a valid range
+    colours = colorize(values, "inferno", low, high)
+    y, x = np.unravel_index(int(np.argmax(values)), values.shape)
+
+    width = max(1, round(image.shape[1] * height / image.shape[0]))
+    photo = np.asarray(PILImage.fromarray(np.asarray(image, dtype=np.uint8)).resize((width, height), PILImage.BILINEAR))
+    left = Canvas(blend(photo, stretch(colours, height, width), 0.65))
+    if max(h, w) <= 48:  # finer grids hide the image
+        left.cell_grid((h, w))
+    left.star((x + 0.5) * width / w, (y + 0.5) * height / h)
+
+    cells_width = max(1, min(round(height * w / h), 2 * height))
+    right = Canvas(stretch(colours, height, cells_width))
+    if max(h, w) <= 48:
+        right.cell_grid((h, w), colour=(90, 90, 90))
+    right.star((x + 0.5) * cells_width / w, (y + 0.5) * height / h)
+    right.text(4, 3, f"{h} x {w} cells", colour=(255, 255, 255), background=(0, 0, 0))  # the panel font has no ×
+
+    bar = Canvas((70, height))
+    bar.colour_bar((4, 8, 20, height - 8), "inferno", low, high)
+    return side_by_side([left.image, right.image, bar.image])
 
 
-def feature_map_view(image: np.ndarray, maps: dict[str, np.ndarray], layer: str, channel: int,
-                     figure: ChannelFigure | None = None) -> tuple[Figure, str]:
+def feature_map_view(image: np.ndarray, maps: dict[str, np.ndarray], layer: str, channel: int) -> tuple[PILImage.Image, str]:
     """The feature-map explorer's picture and caption for one (image, layer, channel).
 
     Args:
@@ -305,16 +270,15 @@ def feature_map_view(image: np.ndarray, maps: dict[str, np.ndarray], layer: str,
         maps: layer → map (C, H', W'), from :func:`cbir_lab.features.layer_feature_maps`.
         layer: which layer.
         channel: which channel of it.
-        figure: a :class:`ChannelFigure` to redraw (default: a new one).
 
     Returns:
-        (figure, caption); the caption states the map's shape, the stride it
-        implies and the channel's range.
+        (picture, caption): :func:`channel_panel`, and a caption stating the map's shape,
+        the stride it implies and the channel's range.
     """
     if layer not in maps:
         raise ValueError(f"unknown layer {layer!r}; choose one of {list(maps)}")
     fmap = maps[layer]
-    fig = (figure or ChannelFigure()).draw(image, fmap, channel)  # checks the channel
+    picture = channel_panel(image, fmap, channel)  # checks the channel
     c, h, w = fmap.shape
     height, width = image.shape[:2]
     values = fmap[channel]
@@ -323,4 +287,4 @@ def feature_map_view(image: np.ndarray, maps: dict[str, np.ndarray], layer: str,
                f"→ stride ≈ {height / h:.0f} (⌈{height}/{height / h:.0f}⌉ = {h}).\n"
                f"Channel {channel}, left over the image, right as its {h} × {w} cells: min {values.min():.2f}, "
                f"max {values.max():.2f} at (y={y}, x={x}) (★), {(values > 0).mean():.0%} of cells > 0.")
-    return fig, caption
+    return picture, caption

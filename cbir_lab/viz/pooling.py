@@ -4,9 +4,8 @@
   what SPoC sums, the centre-prior weights and the weighted sum;
   :func:`plot_rmac_grid` draws the R-MAC regions on the image with each region's
   maximum; :func:`plot_pair_similarities` compares two views of one scene with
-  two different scenes; :func:`plot_method_channel` is the pooling explorer's
-  view of one pooling (:class:`MethodChannelFigure`, redrawn in place), and
-  :func:`pooling_view` its picture and caption.
+  two different scenes; :func:`method_channel_panel` is the pooling explorer's
+  picture of one pooling, composed in numpy, and :func:`pooling_view` adds its caption.
 * :func:`mac_location` and :func:`region_maxima` say where maxima fall;
   :func:`format_pair_similarities` and :func:`format_similarity_gaps` print the
   comparisons of :func:`cbir_lab.index.pair_similarities` and
@@ -21,30 +20,31 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import math
+
 import numpy as np
 import torch
-from matplotlib.artist import Artist
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
+from PIL import Image as PILImage
 
 from cbir_lab.pooling import Pooling, cell_allocation, center_prior, rmac_regions
-from cbir_lab.viz._live import LiveFigure, hide_axes
-from cbir_lab.viz.feature_maps import _overlay, _set_overlay
+from cbir_lab.viz._live import hide_axes
+from cbir_lab.viz.feature_maps import _overlay
+from cbir_lab.viz.panels import Canvas, blend, colorize, stretch
 
 __all__ = [
     "mac_location",
     "region_maxima",
     "plot_pooling_channel",
     "plot_rmac_grid",
-    "plot_method_channel",
-    "MethodChannelFigure",
+    "method_channel_panel",
     "pooling_view",
     "plot_pair_similarities",
     "format_pair_similarities",
     "format_similarity_gaps",
 ]
 
-_LEVEL_COLORS = ("#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b")
 _REGION_COLORS = ("#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#17becf", "#e377c2", "#bcbd22", "#d62728")
 
 
@@ -128,24 +128,6 @@ def plot_pooling_channel(image: np.ndarray, fmap: np.ndarray, channel: int) -> F
     return fig
 
 
-def _draw_regions(ax, image, values, levels: int, annotate: bool = True) -> list[Artist]:
-    """Each R-MAC region (coloured by level) with a dot, and its value, at its maximum; returns the artists."""
-    sy, sx = _cell_size(image, values)
-    regions = region_maxima(values, levels)
-    sides = sorted({r[2] for r, _, _ in regions}, reverse=True)
-    artists: list[Artist] = []
-    for (top, left, rh, rw), value, (y, x) in regions:
-        color = _LEVEL_COLORS[sides.index(rh) % len(_LEVEL_COLORS)]
-        artists.append(ax.add_patch(Rectangle((left * sx - 0.5, top * sy - 0.5), rw * sx, rh * sy, fill=False, ec=color,
-                                              lw=1.6, alpha=0.9)))
-        px, py = _to_pixels(image, values, y, x)
-        artists += ax.plot(px, py, "o", color=color, ms=7, mec="k")
-        if annotate:
-            artists.append(ax.annotate(f"{value:.1f}", (px, py), xytext=(3, 3), textcoords="offset points", fontsize=7,
-                                       color="w", bbox={"boxstyle": "round,pad=0.1", "fc": color, "alpha": 0.7, "lw": 0}))
-    return artists
-
-
 def plot_rmac_grid(image: np.ndarray, fmap: np.ndarray, channel: int, levels: int = 3) -> Figure:
     """The R-MAC regions, one panel per level, drawn on the image with each region's maximum of one channel.
 
@@ -184,72 +166,71 @@ def plot_rmac_grid(image: np.ndarray, fmap: np.ndarray, channel: int, levels: in
     return fig
 
 
-class MethodChannelFigure(LiveFigure):
-    """What one pooling does with one channel: the pooling explorer's picture, redrawn in place.
-
-    MAC: the maximum's cell; SPoC: the (optionally prior-weighted) map it sums;
-    R-MAC: the region grid with each region's maximum; GeM: each cell's share of
-    the power mean (large p leaves only the peaks, like MAC).
-
-    :meth:`draw` takes the arguments of :func:`plot_method_channel`.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(figsize=(4.6, 3.8))
-        self._marks: list[Artist] = []
-
-    def _build(self, image, fmap, pooling, channel) -> None:
-        self.ax = self.figure.subplots()
-        self.overlay = _overlay(self.ax, image, np.zeros((1, 1)))  # _update sets the data
-
-    def _update(self, image: np.ndarray, fmap: np.ndarray, pooling: Pooling | str, channel: int) -> None:
-        pooling = Pooling.parse(pooling)
-        if not 0 <= channel < fmap.shape[0]:
-            raise ValueError(f"channel must be in 0..{fmap.shape[0] - 1}, got {channel}")
-        for mark in self._marks:
-            mark.remove()
-        ax, marks = self.ax, []
-        values = np.asarray(fmap[channel], dtype=np.float64)
-        h, w = values.shape
-        shown, vmax = values, max(float(values.max()), 1e-6)
-        if pooling.method == "mac":
-            y, x = mac_location(values)
-            marks += ax.plot(*_to_pixels(image, values, y, x), marker="*", ms=18, color="cyan", mec="k")
-            title = f"MAC keeps one cell: max = {values.max():.2f} at (y={y}, x={x})"
-        elif pooling.method == "spoc":
-            pooled, shown = cell_allocation(values[None], pooling)
-            shown = shown[0]
-            if pooling.center_prior:
-                weights = center_prior(h, w, dtype=torch.float64).numpy()
-                marks.append(ax.contour(np.linspace(-0.5, image.shape[1] - 0.5, w), np.linspace(-0.5, image.shape[0] - 0.5, h),
-                                        weights, levels=[0.25, 0.5, 0.75], colors="cyan", linewidths=1))
-            title = f"{pooling.name}: sums all cells = {pooled[0]:.1f}"
-        elif pooling.method == "rmac":
-            n_regions = len(rmac_regions(h, w, pooling.levels))
-            marks += _draw_regions(ax, image, values, pooling.levels, annotate=n_regions <= 30)
-            title = f"R-MAC, L = {pooling.levels}: {n_regions} regions, one max each"
-        else:
-            pooled, shares = cell_allocation(values[None], pooling)
-            shown, vmax = shares[0], max(float(shares.max()), 1e-12)
-            title = f"GeM, p = {pooling.p:g}: each cell's share of (mean x^p)^(1/p) = {pooled[0]:.2f}"
-        _set_overlay(ax, self.overlay, image, shown, vmin=0, vmax=vmax)
-        ax.set_title(f"{title}\nchannel {channel}", fontsize=9)
-        self._marks = marks
+_PANEL_LEVEL_COLOURS = ((31, 119, 180), (44, 160, 44), (255, 127, 14), (148, 103, 189), (140, 86, 75))
 
 
-def plot_method_channel(image: np.ndarray, fmap: np.ndarray, pooling: Pooling | str, channel: int) -> Figure:
-    """What one pooling does with one channel: :class:`MethodChannelFigure`, drawn once.
+def method_channel_panel(image: np.ndarray, fmap: np.ndarray, pooling: Pooling | str, channel: int,
+                         height: int = 300) -> tuple[PILImage.Image, str]:
+    """What one pooling does with one channel, over the image: the pooling explorer's picture.
+
+    MAC: the maximum's cell (a star); SPoC: the map it sums (times the centre prior,
+    whose contours are drawn, when on); R-MAC: the region grid, each region's
+    maximum (a dot, coloured by level) and its value; GeM: each cell's share of the
+    power mean (:func:`cbir_lab.pooling.cell_allocation`; large p leaves only the
+    peaks, like MAC). Composed in numpy (:mod:`cbir_lab.viz.panels`).
 
     Args:
-        image: the network input (H, W, 3).
+        image: the network input (H, W, 3), uint8.
         fmap: its map (C, H', W').
         pooling: a :class:`~cbir_lab.pooling.Pooling` or its name.
         channel: which channel.
+        height: the panel's height in pixels.
 
     Returns:
-        The figure (one panel).
+        (picture, title): a Pillow image, and one line saying what it shows.
     """
-    return MethodChannelFigure().draw(image, fmap, pooling, channel)
+    pooling = Pooling.parse(pooling)
+    if not 0 <= channel < fmap.shape[0]:
+        raise ValueError(f"channel must be in 0..{fmap.shape[0] - 1}, got {channel}")
+    values = np.asarray(fmap[channel], dtype=np.float64)
+    h, w = values.shape
+    width = max(1, round(image.shape[1] * height / image.shape[0]))
+    sx, sy = width / w, height / h
+    shown = values
+    if pooling.method in ("spoc", "gem"):
+        pooled, shares = cell_allocation(values[None], pooling)
+        shown = shares[0]
+    colours = colorize(shown, "inferno", 0.0, max(float(shown.max()), 1e-12))
+    photo = np.asarray(PILImage.fromarray(np.asarray(image, dtype=np.uint8)).resize((width, height), PILImage.BILINEAR))
+    canvas = Canvas(blend(photo, stretch(colours, height, width), 0.65))
+    if pooling.method == "mac":
+        y, x = mac_location(values)
+        canvas.star((x + 0.5) * sx, (y + 0.5) * sy, radius=11)
+        title = f"MAC keeps one cell: max = {values.max():.2f} at (y={y}, x={x})"
+    elif pooling.method == "spoc":
+        if pooling.center_prior:
+            sigma = min(h, w) / 6.0  # the prior's contours are circles in cells: α = level at radius σ·√(-2 ln level)
+            for level in (0.25, 0.5, 0.75):
+                radius = sigma * math.sqrt(-2.0 * math.log(level))
+                canvas.ellipse(((w / 2 - radius) * sx, (h / 2 - radius) * sy, (w / 2 + radius) * sx, (h / 2 + radius) * sy),
+                               colour=(0, 255, 255))
+        title = f"{pooling.name}: sums all cells = {pooled[0]:.1f}"
+    elif pooling.method == "rmac":
+        regions = region_maxima(values, pooling.levels)
+        sides = sorted({r[2] for r, _, _ in regions}, reverse=True)
+        for k, ((top, left, rh, rw), value, (y, x)) in enumerate(regions):
+            colour = _PANEL_LEVEL_COLOURS[sides.index(rh) % len(_PANEL_LEVEL_COLOURS)]
+            inset = 2 * (k % 4)  # overlapping regions of a level stay apart
+            canvas.rectangle((left * sx + inset, top * sy + inset, (left + rw) * sx - 1 - inset, (top + rh) * sy - 1 - inset),
+                             colour)
+            px, py = (x + 0.5) * sx, (y + 0.5) * sy
+            canvas.dot(px, py, colour=colour)
+            if len(regions) <= 30:
+                canvas.text(px + 4, py + 2, f"{value:.1f}", colour=(255, 255, 255), size=10, background=colour)
+        title = f"R-MAC, L = {pooling.levels}: {len(regions)} regions, one max each"
+    else:
+        title = f"GeM, p = {pooling.p:g}: each cell's share of (mean x^p)^(1/p) = {pooled[0]:.2f}"
+    return canvas.image, f"{title}; channel {channel}"
 
 
 def pooling_view(
@@ -259,8 +240,7 @@ def pooling_view(
     pooling: Pooling | str,
     channel: int,
     descriptors: np.ndarray,
-    figure: MethodChannelFigure | None = None,
-) -> tuple[Figure, str, np.ndarray]:
+) -> tuple[PILImage.Image, str, np.ndarray]:
     """The pooling explorer's picture, caption and similarities for one setting.
 
     Args:
@@ -271,20 +251,20 @@ def pooling_view(
         channel: the anchor's channel to draw.
         descriptors: the images' L2-normalised descriptors under ``pooling``, (n, C)
             (:func:`cbir_lab.index.compare_images`).
-        figure: a :class:`MethodChannelFigure` to redraw (default: a new one).
 
     Returns:
-        (figure, caption, similarities of the anchor to each other image).
+        (picture, caption, similarities of the anchor to each other image): the
+        caption's first line says what the picture shows, its second the numbers.
     """
     pooling = Pooling.parse(pooling)
     vecs = np.asarray(descriptors)
     sims = vecs[1:] @ vecs[0]
-    fig = (figure or MethodChannelFigure()).draw(images[0], maps[0], pooling, channel)
+    picture, title = method_channel_panel(images[0], maps[0], pooling, channel)
     parts = [f"{pooling.name}: descriptor[{channel}] = {vecs[0][channel]:.3f}"]
     parts += [f"cos({names[0]}, {name}) = {s:.3f}" for name, s in zip(names[1:], sims)]
     if len(sims) >= 2:
         parts.append(f"margin = {sims[0] - sims[1]:+.3f}")
-    return fig, " | ".join(parts), sims
+    return picture, title + "\n" + " | ".join(parts), sims
 
 
 def plot_pair_similarities(images: Sequence[np.ndarray], names: Sequence[str], similarities: dict[str, np.ndarray]) -> Figure:

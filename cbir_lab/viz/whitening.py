@@ -116,18 +116,22 @@ class MapCurveFigure(LiveFigure):
     """mAP against the number of dimensions d, one line per curve; the whitening lab redraws it in place.
 
     :meth:`draw` takes the arguments of :func:`plot_map_curves`. The same labels
-    (and styles) redraw in place; other labels rebuild the figure.
+    (and styles) redraw in place; other labels rebuild the figure. The curves,
+    the marker and the current values are animated (:meth:`LiveFigure.png` blits
+    them over the kept axes, legend and baselines); fixed ``limits`` keep the
+    axes still from frame to frame, so a slider step only draws those.
     """
 
     def __init__(self) -> None:
         super().__init__(figsize=(9.6, 3.6))
+        self._still: tuple | None = None
 
     @staticmethod
-    def _structure(dims, curves, baselines=None, marker=None, current=None, title="", styles=None):
+    def _structure(dims, curves, baselines=None, marker=None, current=None, title="", styles=None, limits=None):
         return (tuple(curves), tuple(baselines or ()), tuple(current or ()), marker is None,
                 tuple(sorted((styles or {}).items())))
 
-    def _build(self, dims, curves, baselines=None, marker=None, current=None, title="", styles=None) -> None:
+    def _build(self, dims, curves, baselines=None, marker=None, current=None, title="", styles=None, limits=None) -> None:
         ax = self.ax = self.figure.subplots()
         styles = styles or {}
         self.curves = {label: ax.plot([], [], styles.get(label, "-"), marker=".", color=_COLORS.get(label.split()[0]),
@@ -137,12 +141,13 @@ class MapCurveFigure(LiveFigure):
         self.marker = None if marker is None else ax.axvline(marker, color="k", lw=0.8, alpha=0.6)
         self.current = {label: ax.plot([], [], "o", color=_COLORS.get(label.split()[0]), ms=8, mec="k")[0]
                         for label in current or {}}
+        self.animate(*self.curves.values(), *self.current.values(), *([self.marker] if self.marker else []))
         ax.set_xlabel("dimensions d")
         ax.set_ylabel("mAP")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))  # outside: never hides a curve
 
-    def _update(self, dims, curves, baselines=None, marker=None, current=None, title="", styles=None) -> None:
+    def _update(self, dims, curves, baselines=None, marker=None, current=None, title="", styles=None, limits=None) -> None:
         for label, values in curves.items():
             xs, ys = values if isinstance(values, tuple) else (dims, values)
             self.curves[label].set_data(np.asarray(xs, dtype=float), np.asarray(ys, dtype=float))
@@ -152,9 +157,17 @@ class MapCurveFigure(LiveFigure):
             self.marker.set_xdata([marker, marker])
         for label, value in (current or {}).items():
             self.current[label].set_data([marker], [value])
-        self.ax.relim()
-        self.ax.autoscale_view()
+        if limits is None:
+            self.ax.relim(visible_only=False)
+            self.ax.autoscale_view()
+        else:
+            self.ax.set_xlim(*limits[0])
+            self.ax.set_ylim(*limits[1])
         self.ax.set_title(title, fontsize=10)
+        still = (self.ax.get_xlim(), self.ax.get_ylim(), title, tuple(sorted((baselines or {}).items())))
+        if still != self._still:  # the axes, the title or a baseline moved: render the still part afresh
+            self._still = still
+            self.invalidate()
 
 
 def plot_map_curves(
@@ -165,6 +178,7 @@ def plot_map_curves(
     current: dict[str, float] | None = None,
     title: str = "",
     styles: dict[str, str] | None = None,
+    limits: tuple[tuple[float, float], tuple[float, float]] | None = None,
 ) -> Figure:
     """mAP against the number of dimensions d: :class:`MapCurveFigure`, drawn once.
 
@@ -176,11 +190,15 @@ def plot_map_curves(
         current: label → mAP at ``marker``, drawn as dots.
         title: the figure's title.
         styles: label → matplotlib line style (e.g. ``"--"`` for the test-set curves).
+        limits: ((x_min, x_max), (y_min, y_max)), or None to fit the data.
 
     Returns:
         The figure.
     """
-    return MapCurveFigure().draw(dims, curves, baselines, marker, current, title, styles)
+    fig = MapCurveFigure().draw(dims, curves, baselines, marker, current, title, styles, limits)
+    for line in fig.axes[0].lines:  # a figure drawn once is shown whole: nothing is blitted
+        line.set_animated(False)
+    return fig
 
 
 def whitening_view(
@@ -189,10 +207,11 @@ def whitening_view(
     baselines: dict[str, float],
     dim: int,
     current: dict[str, float],
-    title: str,
-    figure: MapCurveFigure | None = None,
-) -> tuple[Figure, str]:
-    """The whitening lab's picture and caption.
+    setting: str,
+    figure: MapCurveFigure,
+    limits: tuple[tuple[float, float], tuple[float, float]] | None = None,
+) -> tuple[bytes, str]:
+    """The whitening lab's picture (PNG bytes) and caption.
 
     Args:
         curves: method → mAP at each of ``dims``.
@@ -200,17 +219,18 @@ def whitening_view(
         baselines: method → mAP without PCA (L2 only).
         dim: the chosen dimension (marked).
         current: method → mAP at ``dim``.
-        title: the figure's title (the setting).
-        figure: a :class:`MapCurveFigure` to redraw (default: a new one).
+        setting: what the curves are (the whitening and where it was learned), for the caption.
+        figure: the :class:`MapCurveFigure` to redraw.
+        limits: fixed axis limits, so that a new d redraws only the curves (see :class:`MapCurveFigure`).
 
     Returns:
-        (figure, caption).
+        (PNG bytes, caption).
     """
-    fig = (figure or MapCurveFigure()).draw(dims, curves, baselines, dim, current, title)
-    caption = f"d = {dim}: " + " | ".join(
+    figure.draw(dims, curves, baselines, dim, current, "", None, limits)
+    caption = f"{setting} · d = {dim}: " + " | ".join(
         f"{m} {current[m]:.3f} ({current[m] - baselines[m]:+.3f} vs L2 only {baselines[m]:.3f})" for m in current
     )
-    return fig, caption
+    return figure.png(), caption
 
 
 def format_curves_at(curves: dict[str, tuple[Sequence[int], np.ndarray]], dims: Sequence[int] = (32, 64, 128)) -> str:

@@ -1,9 +1,10 @@
 """The feature-map explorer of lesson 1: pick an image, a layer and a channel.
 
 :class:`FeatureMapExplorer` reads each image once and runs the backbone once per
-image (all layers in one pass, :func:`cbir_lab.features.layer_feature_maps`,
-memoised), so changing layer or channel only redraws. The picture comes from
-:func:`cbir_lab.viz.feature_maps.feature_map_view`.
+image (all layers in one pass, :func:`cbir_lab.features.layer_feature_maps`),
+when it is built, so changing image, layer or channel only redraws. The picture
+comes from :func:`cbir_lab.viz.feature_maps.feature_map_view`, composed in numpy
+and sent to an ``ipywidgets.Image`` as PNG bytes.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from typing import Sequence
 
 import ipywidgets as widgets
 import numpy as np
-from matplotlib.figure import Figure
+from PIL import Image
 
 from cbir_lab.features import layer_feature_maps
-from cbir_lab.viz.feature_maps import ChannelFigure, feature_map_view, strongest_channels
+from cbir_lab.viz.feature_maps import feature_map_view, strongest_channels
+from cbir_lab.viz.panels import png_bytes
 from cbir_lab.widgets._display import PanelRepr, show_in
 
 __all__ = ["FeatureMapExplorer"]
@@ -32,9 +34,10 @@ class FeatureMapExplorer(PanelRepr):
 
     Attributes:
         image, layer, channel: the controls (``Dropdown``, ``Dropdown``, ``IntSlider``).
-        out: the ``Output`` the figure (or an error) is drawn in.
+        view: the ``ipywidgets.Image`` the picture is shown in.
+        out: the ``Output`` for the caption (or an error).
         error: the exception of the last update, or ``None``.
-        figure, caption: what the last update drew (one figure, redrawn in place).
+        picture, caption: what the last update showed (a Pillow image and its text).
         widget: the whole panel (displayed when the explorer is the cell's result).
     """
 
@@ -48,7 +51,8 @@ class FeatureMapExplorer(PanelRepr):
         self.images = list(images)
         self.backbone = backbone
         self.max_side = max_side
-        self._cache: dict[int, tuple[np.ndarray, dict[str, np.ndarray]]] = {}
+        # every image's maps now: a few forward passes here spare the student a wait at each switch
+        self._maps = [layer_feature_maps(item, backbone, max_side) for item in self.images]
         self._updating = False
         first_maps = self.maps(0)[1]
         self.image = widgets.Dropdown(options=[(n, i) for i, n in enumerate(names)], value=0, description="image")
@@ -56,21 +60,19 @@ class FeatureMapExplorer(PanelRepr):
         top = first_maps[backbone.layer]
         self.channel = widgets.IntSlider(value=strongest_channels(top, 1)[0], min=0, max=top.shape[0] - 1,
                                          description="channel", continuous_update=False)
+        self.view = widgets.Image(format="png")
         self.out = widgets.Output()
-        self._channel_figure = ChannelFigure()
-        self.figure: Figure | None = None
+        self.picture: Image.Image | None = None
         self.caption = ""
         self.error: Exception | None = None
         for control in (self.image, self.layer, self.channel):
             control.observe(self.update, names="value")
-        self.widget = widgets.VBox([widgets.HBox([self.image, self.layer]), self.channel, self.out])
+        self.widget = widgets.VBox([widgets.HBox([self.image, self.layer]), self.channel, self.view, self.out])
         self.update()
 
     def maps(self, index: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """(network input, layer → map) of image ``index``, computed once."""
-        if index not in self._cache:
-            self._cache[index] = layer_feature_maps(self.images[index], self.backbone, self.max_side)
-        return self._cache[index]
+        """(network input, layer → map) of image ``index``."""
+        return self._maps[index]
 
     def update(self, change=None) -> None:
         """Redraw for the controls' current values (the channel range follows the layer)."""
@@ -86,9 +88,10 @@ class FeatureMapExplorer(PanelRepr):
                     self.channel.max = n_channels - 1
                 finally:
                     self._updating = False
-            self.figure, self.caption = feature_map_view(image, maps, self.layer.value, self.channel.value,
-                                                            self._channel_figure)
-            show_in(self.out, self.figure, self.caption)
+            self.picture, self.caption = feature_map_view(image, maps, self.layer.value, self.channel.value)
+            self.view.value = png_bytes(self.picture)
+            self.view.width = str(self.picture.size[0])  # its own size: a front end would stretch it to the page
+            show_in(self.out, text=self.caption)
 
         self._redraw(draw)
 

@@ -4,7 +4,8 @@
 and a different scene (their feature maps). Each change draws what the pooling
 does with one channel of the anchor, and how similar the anchor's descriptor is
 to the other two. The descriptors come from :func:`cbir_lab.index.compare_images`
-(memoised per setting), the picture from :func:`cbir_lab.viz.pooling.pooling_view`.
+(memoised per setting), the picture from :func:`cbir_lab.viz.pooling.pooling_view`,
+composed in numpy and sent to an ``ipywidgets.Image`` as PNG bytes.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from typing import Sequence
 
 import ipywidgets as widgets
 import numpy as np
-from matplotlib.figure import Figure
+from PIL import Image
 
 from cbir_lab.index import compare_images
 from cbir_lab.pooling import SPOC, STANDARD_POOLINGS, Pooling
 from cbir_lab.viz.feature_maps import strongest_channels
-from cbir_lab.viz.pooling import MethodChannelFigure, pooling_view
+from cbir_lab.viz.panels import png_bytes
+from cbir_lab.viz.pooling import pooling_view
 from cbir_lab.widgets._display import PanelRepr, show_in
 
 __all__ = ["PoolingExplorer"]
@@ -39,9 +41,10 @@ class PoolingExplorer(PanelRepr):
     Attributes:
         method, levels, center, p, channel: the controls (``method``'s value is the method,
             e.g. ``"rmac"``; :attr:`pooling` is the whole setting).
-        out: the ``Output`` the figure (or an error) is drawn in.
+        view: the ``ipywidgets.Image`` the picture is shown in.
+        out: the ``Output`` for the caption (or an error).
         error: the exception of the last update, or ``None``.
-        figure, caption, similarities: what the last update computed.
+        picture, caption, similarities: what the last update computed.
         widget: the whole panel.
     """
 
@@ -66,15 +69,16 @@ class PoolingExplorer(PanelRepr):
                                      continuous_update=False, style=wide)
         self.channel = widgets.IntSlider(value=channel, min=0, max=n_channels - 1, description="channel",
                                          continuous_update=False)
+        self.view = widgets.Image(format="png")
         self.out = widgets.Output()
-        self._method_figure = MethodChannelFigure()
-        self.figure: Figure | None = None
+        self.picture: Image.Image | None = None
         self.caption = ""
         self.error: Exception | None = None
         self.similarities = np.zeros(len(images) - 1)
         for control in (self.method, self.levels, self.center, self.p, self.channel):
             control.observe(self.update, names="value")
-        self.widget = widgets.VBox([self.method, widgets.HBox([self.levels, self.center, self.p]), self.channel, self.out])
+        self.widget = widgets.VBox([self.method, widgets.HBox([self.levels, self.center, self.p]), self.channel,
+                                    self.view, self.out])
         self.update()
 
     @property
@@ -95,11 +99,11 @@ class PoolingExplorer(PanelRepr):
             self.center.disabled = self.method.value != "spoc"
             self.p.disabled = self.method.value != "gem"
             pooling = self.pooling
-            self.figure, self.caption, self.similarities = pooling_view(
-                self.images, self.maps, self.names, pooling, self.channel.value, self.descriptors(pooling),
-                figure=self._method_figure,
-            )
-            show_in(self.out, self.figure, self.caption)
+            self.picture, self.caption, self.similarities = pooling_view(
+                self.images, self.maps, self.names, pooling, self.channel.value, self.descriptors(pooling))
+            self.view.value = png_bytes(self.picture)
+            self.view.width = str(self.picture.size[0])  # its own size: a front end would stretch it to the page
+            show_in(self.out, text=self.caption)
 
         self._redraw(draw)
 

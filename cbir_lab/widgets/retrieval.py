@@ -59,13 +59,7 @@ class RetrievalExplorer(widgets.VBox):
         method = Pooling.parse(method)
         poolings = tuple(dict.fromkeys(STANDARD_POOLINGS + (method,)))
         if precompute:
-            for pooling in poolings:
-                try:
-                    self.index.precompute([pooling])
-                except ValueError:
-                    # Only an optimisation: e.g. R-MAC without feature maps (pooled vectors only).
-                    # Choosing that pooling later shows the same error to the student.
-                    continue
+            self.index.precompute(poolings)
         self.thumb_side = thumb_side
         self.query_index = int(query)
         self.last_result: QueryResult | None = None

@@ -18,10 +18,13 @@ import html
 from cbir_lab.index import RetrievalIndex, retrieve
 from cbir_lab.pooling import GEM, STANDARD_POOLINGS, Pooling
 from cbir_lab.viz.images import jpeg_data_uri, thumbnail_jpeg
-from cbir_lab.viz.talk import TALK_CSS, render_talk_html, talk_method_label
+from cbir_lab.viz.talk import TALK_CSS, render_talk_html
 from cbir_lab.widgets._display import clear, show_in
 
 __all__ = ["TalkWidget"]
+
+#: The results' thumbnail size, as :func:`cbir_lab.viz.talk.render_talk_html` draws them.
+THUMB_SIDE = 256
 
 
 class TalkWidget:
@@ -60,6 +63,16 @@ class TalkWidget:
         if not 0 <= query < ds.n_queries:
             raise ValueError(f"query must be in 0..{ds.n_queries - 1}, got {query}")
         self._query_items = ds.queries()
+        # every setting the switches can show, and every thumbnail they can put on screen, now:
+        # the speaker never waits in front of the room
+        poolings = tuple(dict.fromkeys(STANDARD_POOLINGS + (method,)))
+        self.index.precompute(poolings)
+        shown = set()
+        for setting in self.index.computed_settings():
+            if setting[0] in poolings and not setting[2]:
+                shown.update(self.index.setting(*setting)["ranks"][: self.k].ravel().tolist())
+        for i in shown:
+            thumbnail_jpeg(ds.db_images[i], THUMB_SIDE)
 
         options = [(p.name, p) for p in dict.fromkeys(STANDARD_POOLINGS + (method,))]
         self.method = widgets.ToggleButtons(options=options, value=method, style={"button_width": "140px"})
@@ -122,7 +135,7 @@ class TalkWidget:
                 button.remove_class("cbir-talk-selected")
         try:
             self.results.value = render_talk_html(self.current(), self._query_items[self.query],
-                                                  self.index.dataset.db_images, self.columns)
+                                                  self.index.dataset.db_images, self.columns, thumb_side=THUMB_SIDE)
         except Exception as err:  # shown to the speaker instead of vanishing in the kernel log
             self.results.value = f'<div class="cbir-talk-error">Could not show this: {html.escape(str(err))}</div>'
             show_in(self.errors, error=err)

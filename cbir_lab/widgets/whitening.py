@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import ipywidgets as widgets
-from matplotlib.figure import Figure
+import numpy as np
 
 from cbir_lab.index import RetrievalIndex, dimension_grid
 from cbir_lab.pooling import MAC, SPOC, Pooling
@@ -41,9 +41,11 @@ class WhiteningLab(PanelRepr):
 
     Attributes:
         dim, whitening, training: the controls (``IntSlider``, ``ToggleButtons``, ``Dropdown``).
-        out: the ``Output`` the figure (or an error) is drawn in.
+        view: the ``ipywidgets.Image`` the curves are shown in (PNG).
+        out: the ``Output`` for the caption, a "computing…" note, or an error.
         error: the exception of the last update, or ``None``.
-        figure, caption, scores: what the last update showed (``scores``: method → mAP at the chosen d).
+        figure: the :class:`~cbir_lab.viz.whitening.MapCurveFigure` drawn (one, redrawn in place).
+        caption, scores: what the last update showed (``scores``: method → mAP at the chosen d).
         widget: the whole panel.
     """
 
@@ -55,27 +57,50 @@ class WhiteningLab(PanelRepr):
         if not self.index.can_whiten:
             raise ValueError(f"dataset {self.index.dataset.name!r} has no training split to learn the whitening on")
         self.methods = tuple(Pooling.parse(m) for m in methods)
+        self._max_dims: dict[tuple[Pooling, str], int] = {}
         self.baselines = {m.name: self.index.l2_score(m) for m in self.methods}
         self.training = widgets.Dropdown(options=list(TRAINING_SETS.items()), value="train", description="learn on")
         self.whitening = widgets.ToggleButtons(options=list(WHITENING_POWERS.items()), value=0.5, description="whitening")
         top = self.max_dim("train")
         self.dim = widgets.IntSlider(value=min(128, top), min=min(16, top), max=top, description="dimensions",
                                      continuous_update=False)
+        self.view = widgets.Image(format="png", width=str(round(self.figure.figure.bbox.width)))
         self.out = widgets.Output()
-        self._curve_figure = MapCurveFigure()
-        self.figure: Figure | None = None
+        self.figure = MapCurveFigure()
         self.caption = ""
         self.error: Exception | None = None
         self.scores: dict[str, float] = {}
         for control in (self.training, self.whitening, self.dim):
             control.observe(self.update, names="value")
-        self.widget = widgets.VBox([widgets.HBox([self.training, self.dim]), self.whitening, self.out])
+        self.widget = widgets.VBox([widgets.HBox([self.training, self.dim]), self.whitening, self.view, self.out])
         self._updating = False
+        # every curve a control can ask for, now; learning on a large test database (a refit on
+        # thousands of vectors) is left for when it is chosen, and says so while it runs
+        parts = ("train", "db") if self.index.dataset.n_db < self.slow_database_size else ("train",)
+        for part in parts:
+            dims = dimension_grid(self.max_dim(part))
+            for power in WHITENING_POWERS.values():
+                for method in self.methods:
+                    self.index.whitening_curve(method, dims, power, part)
         self.update()
+
+    def _limits(self, part: str, dims: list[int], shown: dict[str, np.ndarray]) -> tuple[tuple[float, float], tuple[float, float]]:
+        """Axis limits that hold every curve of ``part`` computed so far, so that moving d redraws only the curves."""
+        values = [v for m in self.methods for power in WHITENING_POWERS.values()
+                  if self.index.curve_is_ready(m, dims, power, part)
+                  for v in self.index.whitening_curve(m, dims, power, part)]
+        values += [v for curve in shown.values() for v in curve] + list(self.baselines.values())
+        low, high = min(values), max(values)
+        pad = max(0.02, 0.05 * (high - low))
+        x_pad = max(1.0, 0.03 * dims[-1])
+        return (dims[0] - x_pad, dims[-1] + x_pad), (max(0.0, low - pad), min(1.02, high + pad))
 
     def max_dim(self, part: str) -> int:
         """The largest d every pooling's whitening learned on ``part`` supports."""
-        return min(self.index.max_dim(m, part) for m in self.methods)
+        for m in self.methods:
+            if (m, part) not in self._max_dims:
+                self._max_dims[(m, part)] = self.index.max_dim(m, part)  # fits the whitening: once
+        return min(self._max_dims[(m, part)] for m in self.methods)
 
     def update(self, change=None) -> None:
         """Recompute and redraw for the controls' current values."""
@@ -84,7 +109,8 @@ class WhiteningLab(PanelRepr):
         def draw() -> None:
             part, power = self.training.value, self.whitening.value
             n_db = self.index.dataset.n_db
-            fresh = not all(self.index.curve_is_ready(m, power, part) for m in self.methods)
+            fresh = any((m, part) not in self._max_dims or not self.index.curve_is_ready(
+                m, dimension_grid(self.max_dim(part)), power, part) for m in self.methods)
             if fresh and n_db >= self.slow_database_size:
                 # seconds of work ahead: say so, rather than leave a frozen figure
                 show_in(self.out, text=f"learning the PCA and scoring every dimension on {n_db:,} database vectors…")
@@ -104,10 +130,11 @@ class WhiteningLab(PanelRepr):
             dims = dimension_grid(top)
             curves = {m.name: self.index.whitening_curve(m, dims, power, part) for m in self.methods}
             self.scores = {m.name: self.index.whitened_score(m, d, power, part) for m in self.methods}
-            title = f"whitening {self.whitening.label}, learned on the {self.training.label}"
-            self.figure, self.caption = whitening_view(curves, dims, self.baselines, d, self.scores, title,
-                                                         self._curve_figure)
-            show_in(self.out, self.figure, self.caption)
+            setting = f"whitening {self.whitening.label}, learned on the {self.training.label}"
+            png, self.caption = whitening_view(curves, dims, self.baselines, d, self.scores, setting, self.figure,
+                                               self._limits(part, dims, curves))
+            self.view.value = png
+            show_in(self.out, text=self.caption)
 
         self._redraw(draw)
 
