@@ -64,9 +64,9 @@ class WhiteningLab(PanelRepr):
         top = self.max_dim("train")
         self.dim = widgets.IntSlider(value=min(128, top), min=min(16, top), max=top, description="dimensions",
                                      continuous_update=False)
+        self.figure = MapCurveFigure()
         self.view = widgets.Image(format="png", width=str(round(self.figure.figure.bbox.width)))
         self.out = widgets.Output()
-        self.figure = MapCurveFigure()
         self.caption = ""
         self.error: Exception | None = None
         self.scores: dict[str, float] = {}
