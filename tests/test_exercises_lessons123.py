@@ -9,6 +9,13 @@ import pytest
 import torch
 
 from cbir_lab.exercises import (
+    check_power_mean,
+    check_receptive_field,
+    check_rmac_grid,
+    check_whitened_variances,
+    reference_power_mean,
+    reference_receptive_field,
+    reference_whitened_variances,
     CheckResult,
     check_feature_map_size,
     check_gem,
@@ -16,6 +23,7 @@ from cbir_lab.exercises import (
     check_whitening,
     reference_feature_map_size,
 )
+from cbir_lab.pooling import rmac_regions
 from cbir_lab.whitening import l2n
 
 
@@ -214,3 +222,58 @@ def test_call_student_turns_stubs_and_errors_into_feedback():
         call_student("ex", "Return 3x.", "f(2)", broken, 2)
     assert failed.value.result.message == "✗ ex: f(2) raised ValueError: boom"
     assert failed.value.result.failures == ("error",) and not failed.value.result.passed
+
+
+# ----- stride and receptive field ---------------------------------------------------------------------
+
+def test_receptive_field_reference_by_hand():
+    # 3x3 conv: field 3; a 2x2 stride-2 pool adds 1 (jump 1), then the next 3x3 conv adds 2 · 2 = 4: field 8
+    assert reference_receptive_field([(3, 1), (2, 2), (3, 1)]) == (2, 8)
+    assert reference_receptive_field([(3, 2)] * 5) == (32, 63)  # 1 + 2·(1 + 2 + 4 + 8 + 16)
+
+
+def test_receptive_field_check_names_the_slips():
+    assert check_receptive_field(reference_receptive_field, verbose=False).passed
+    no_jump = lambda layers: (math.prod(s for _, s in layers), 1 + sum(k - 1 for k, _ in layers))
+    result = check_receptive_field(no_jump, verbose=False)
+    assert not result.passed and "no_jump" in result.failures and "(k - 1) · j" in result.message
+
+    def stride_first(layers):
+        jump, field = 1, 1
+        for k, s in layers:
+            jump *= s
+            field += (k - 1) * jump
+        return jump, field
+
+    assert "stride_first" in check_receptive_field(stride_first, verbose=False).failures
+    assert not check_receptive_field(lambda layers: (_ for _ in ()).throw(NotImplementedError), verbose=False).implemented
+
+
+# ----- the R-MAC grid and the power mean --------------------------------------------------------------
+
+def test_rmac_grid_check():
+    assert check_rmac_grid(rmac_regions, verbose=False).passed
+    assert check_rmac_grid(lambda h, w, L: list(reversed(rmac_regions(h, w, L))), verbose=False).passed  # order-free
+    square_only = check_rmac_grid(lambda h, w, L: rmac_regions(min(h, w), min(h, w), L), verbose=False)
+    assert not square_only.passed and "square_only" in square_only.failures
+    shifted = lambda h, w, L: [(t + 0, l + 1 if l == 0 else l, s, s2) for t, l, s, s2 in rmac_regions(h, w, L)]
+    assert "offsets" in check_rmac_grid(shifted, verbose=False).failures
+
+
+def test_power_mean_reference_and_check():
+    assert reference_power_mean([1.0, 2.0, 3.0, 6.0], 1.0) == pytest.approx(3.0)
+    assert reference_power_mean([0.0, 0.0], 3.0) == 0.0
+    assert reference_power_mean([0.0, 0.5, 6.0, 2.0], 500.0) == pytest.approx(6.0 * 0.25 ** (1 / 500))
+    assert check_power_mean(reference_power_mean, verbose=False).passed
+    naive = check_power_mean(lambda x, p: np.mean(x ** p) ** (1 / p), verbose=False)
+    assert naive.failures == ("overflow",)
+    assert "no_root" in check_power_mean(lambda x, p: np.mean(x ** p), verbose=False).failures
+
+
+# ----- partial whitening -------------------------------------------------------------------------------
+
+def test_whitened_variances_check():
+    assert reference_whitened_variances([4.0, 1.0], 0.5).tolist() == [1.0, 1.0]
+    assert check_whitened_variances(reference_whitened_variances, verbose=False).passed
+    assert "scale" in check_whitened_variances(lambda l, p: l ** -p, verbose=False).failures
+    assert "not_squared" in check_whitened_variances(lambda l, p: l ** (1 - p), verbose=False).failures

@@ -7,6 +7,8 @@ import pytest
 
 from cbir_lab.evaluation import average_precision, positive_positions, revisited_gnd
 from cbir_lab.exercises.retrieval import (
+    check_ns_score,
+    check_paired_bootstrap,
     AP_CASES,
     check_average_precision,
     check_holidays_gnd,
@@ -166,3 +168,43 @@ def test_revisited_slips_are_named(slip, key):
     result = check_revisited_gnd(lambda gnd, s: _revisited(gnd, s, **slip), verbose=False)
     assert result.failures == (key,)
     assert not result.passed
+
+
+# ----- paired bootstrap and the N-S score -----------------------------------------------------------------
+
+def _paired(a, b, n, seed):
+    picks = np.random.default_rng(seed).integers(0, len(a), size=(n, len(a)))
+    return np.percentile(a[picks].mean(axis=1) - b[picks].mean(axis=1), [2.5, 97.5])
+
+
+def test_paired_bootstrap_check_recognises_the_recipe_and_the_unpaired_slip():
+    assert check_paired_bootstrap(_paired, verbose=False).passed
+
+    def unpaired(a, b, n, seed):
+        rng = np.random.default_rng(seed)
+        pa, pb = rng.integers(0, len(a), size=(n, len(a))), rng.integers(0, len(a), size=(n, len(a)))
+        return np.percentile(a[pa].mean(axis=1) - b[pb].mean(axis=1), [2.5, 97.5])
+
+    assert check_paired_bootstrap(unpaired, verbose=False).failures == ("unpaired",)
+
+    def normal(a, b, n, seed):
+        d = a - b
+        return d.mean() + np.array([-1.96, 1.96]) * d.std(ddof=1) / np.sqrt(d.size)
+
+    assert check_paired_bootstrap(normal, verbose=False).failures == ("normal",)
+    assert check_paired_bootstrap(lambda a, b, n, s: ((a - b).mean(),) * 2, verbose=False).failures == ("no_resampling",)
+
+
+def test_ns_score_check():
+    def ns(ranks, groups):
+        groups = np.asarray(groups)
+        return np.mean([(groups[ranks[:4, q]] == groups[q]).sum() for q in range(ranks.shape[1])])
+
+    assert check_ns_score(ns, verbose=False).passed
+    assert check_ns_score(lambda r, g: ns(r, g) / 4, verbose=False).failures == ("fraction",)
+
+    def without_self(ranks, groups):
+        groups = np.asarray(groups)
+        return np.mean([((groups[ranks[:4, q]] == groups[q]) & (ranks[:4, q] != q)).sum() for q in range(ranks.shape[1])])
+
+    assert check_ns_score(without_self, verbose=False).failures == ("no_self",)

@@ -1,9 +1,18 @@
-"""Exercises: self-check functions for each lesson, giving feedback rather than just pass/fail."""
+"""Exercises: self-check functions for each lesson, giving feedback rather than just pass/fail, and quick checks.
 
+Each ``check_*`` prints what is right or wrong and returns a
+:class:`~cbir_lab.exercises._feedback.CheckResult`; ``.require()`` raises when
+the answer is missing or wrong, which is how a graded test cell ends.
+:class:`~cbir_lab.exercises.quiz.QuickCheck` asks a multiple-choice question.
+"""
+
+from cbir_lab.exercises._feedback import CheckResult, ExerciseNotPassed
 from cbir_lab.exercises.feature_maps import *  # noqa: F401,F403
 from cbir_lab.exercises.pooling import *  # noqa: F401,F403
 from cbir_lab.exercises.whitening import *  # noqa: F401,F403
 from cbir_lab.exercises.retrieval import *  # noqa: F401,F403
-from cbir_lab.exercises import feature_maps, pooling, retrieval, whitening
+from cbir_lab.exercises.quiz import *  # noqa: F401,F403
+from cbir_lab.exercises import feature_maps, pooling, quiz, retrieval, whitening
 
-__all__ = [*feature_maps.__all__, *pooling.__all__, *whitening.__all__, *retrieval.__all__]
+__all__ = sorted({"CheckResult", "ExerciseNotPassed", *feature_maps.__all__, *pooling.__all__, *whitening.__all__,
+                  *retrieval.__all__, *quiz.__all__})

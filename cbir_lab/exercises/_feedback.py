@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["CheckResult", "StudentCodeError", "not_implemented", "call_student", "report"]
+__all__ = ["CheckResult", "ExerciseNotPassed", "StudentCodeError", "not_implemented", "call_student", "report"]
+
+
+class ExerciseNotPassed(AssertionError):
+    """A graded check found the answer missing or wrong (the feedback was printed above it).
+
+    An ``AssertionError``: nbgrader gives a test cell that raises 0 points.
+    """
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,16 @@ class CheckResult:
         # Notebooks print the feedback themselves; the repr stays short and stable.
         status = "passed" if self.passed else ("not implemented" if not self.implemented else "not yet")
         return f"<CheckResult {self.exercise}: {status}>"
+
+    def require(self) -> "CheckResult":
+        """Raise :class:`ExerciseNotPassed` unless the check passed: what a graded test cell ends with.
+
+        The feedback is printed by the check itself; the exception only marks the cell
+        as failed (0 points in nbgrader), and says where to look.
+        """
+        if not self.passed:
+            raise ExerciseNotPassed(f"{self.exercise}: not yet, see the feedback printed above")
+        return self
 
 
 def not_implemented(exercise: str, what: str) -> CheckResult:

@@ -1,4 +1,4 @@
-"""Self-checks for lesson 2 (pooling): GeM, and SPoC with the centre prior.
+"""Self-checks for lesson 2 (pooling): GeM, SPoC with the centre prior, the R-MAC grid, the power mean.
 
 * :func:`check_gem` compares a student's ``gem_fn(x, p)`` with
   :func:`cbir_lab.pooling.gem` and recognises the usual slips (a forgotten 1/p
@@ -7,6 +7,10 @@
 * :func:`check_spoc_center_prior` compares ``spoc_fn(x)`` with
   :func:`cbir_lab.pooling.spoc` (``center_prior=True``) and recognises a missing
   prior, the wrong σ and an off-by-half centre.
+* :func:`check_rmac_grid` compares ``grid_fn(h, w, levels)`` with
+  :func:`cbir_lab.pooling.rmac_regions` on square and oblong maps.
+* :func:`check_power_mean` checks the power mean behind GeM at its limits
+  (p = 1 the mean, p → ∞ the maximum), where a naive x ** p overflows.
 """
 
 from __future__ import annotations
@@ -17,9 +21,18 @@ import numpy as np
 import torch
 
 from cbir_lab.exercises._feedback import CheckResult, StudentCodeError, call_student, report
-from cbir_lab.pooling import gem, mac, spoc
+from cbir_lab.pooling import gem, mac, rmac_regions, spoc
 
-__all__ = ["check_gem", "check_spoc_center_prior", "pooling_test_maps"]
+__all__ = [
+    "check_gem",
+    "check_spoc_center_prior",
+    "pooling_test_maps",
+    "RMAC_GRID_CASES",
+    "check_rmac_grid",
+    "POWER_MEAN_CASES",
+    "reference_power_mean",
+    "check_power_mean",
+]
 
 
 def pooling_test_maps(seed: int = 0) -> list[torch.Tensor]:
@@ -175,3 +188,156 @@ def check_spoc_center_prior(spoc_fn: Callable[[torch.Tensor], torch.Tensor], ver
         return report(CheckResult(name, False, f"✗ {name} {where}: {why}", failures=(key,)), verbose)
     message = f"✓ {name}: right on {len(maps)} maps, square and not." + ("\n" + notes[0] if notes else "")
     return report(CheckResult(name, True, message), verbose)
+
+
+# --------------------------------------------------------------------------- the R-MAC grid
+
+#: Map sizes (H, W) the grid check runs: square, landscape, portrait, very wide, small.
+RMAC_GRID_CASES: tuple[tuple[int, int], ...] = ((7, 7), (12, 16), (24, 32), (32, 24), (16, 64), (9, 12), (3, 5))
+
+
+def check_rmac_grid(grid_fn: Callable[[int, int, int], list], verbose: bool = True) -> CheckResult:
+    """Check ``grid_fn(h, w, levels)`` against :func:`cbir_lab.pooling.rmac_regions` (L = 3) on :data:`RMAC_GRID_CASES`.
+
+    Regions are ``(top, left, height, width)`` in cells; their order does not matter.
+
+    Args:
+        grid_fn: the student's function.
+        verbose: print the feedback.
+
+    Returns:
+        The :class:`CheckResult`, naming each map size whose grid differs and the likely cause.
+    """
+    name = "R-MAC region grid"
+    hints = {
+        "count": ("Count the regions first: L = 3 on a square map gives 1 + 4 + 9 = 14. A non-square map gets "
+                  "extra regions along its long side, the same number at every level."),
+        "side": "The region side at level l is floor(2 · min(H, W) / (l + 1)), the same along both axes.",
+        "offsets": ("The sides are right but the regions sit elsewhere: offsets are floor(h2 + i · step) - h2, "
+                    "with h2 = floor(s/2 - 1) and step = (length - s) / (k - 1)."),
+        "square_only": "On a non-square map, the long side gets n - 1 extra regions, n chosen for a 40 % overlap.",
+    }
+    lines, failures = [], []
+    for h, w in RMAC_GRID_CASES:
+        expected = sorted(rmac_regions(h, w, 3))
+        try:
+            got = call_student(name, "Return the list of (top, left, height, width) regions.",
+                               f"grid_fn({h}, {w}, 3)", grid_fn, h, w, 3)
+        except StudentCodeError as err:
+            if "not_implemented" in err.result.failures:
+                return report(err.result, verbose)
+            lines.append(err.result.message)
+            failures.append("error")
+            continue
+        try:
+            regions = sorted(tuple(int(v) for v in r) for r in got)
+        except (TypeError, ValueError):
+            lines.append(f"✗ {h}×{w} map: return a list of 4-tuples (top, left, height, width), got {got!r:.80}")
+            failures.append("wrong")
+            continue
+        if regions == expected:
+            continue
+        if len(regions) != len(expected):
+            key = "square_only" if h != w and len(regions) == 14 else "count"
+        elif sorted({r[2] for r in regions}) != sorted({r[2] for r in expected}):
+            key = "side"
+        else:
+            key = "offsets"
+        lines.append(f"✗ {h}×{w} map: expected {len(expected)} regions, got {len(regions)}"
+                     + ("" if len(regions) != len(expected) else " (some differ)"))
+        failures.append(key)
+    if not failures:
+        return report(CheckResult(name, True, f"✓ {name}: all {len(RMAC_GRID_CASES)} map sizes right "
+                                  "(14 regions on a square map, 20 on 24×32 and 12×16, 44 on 16×64)."), verbose)
+    header = f"{name}: {len(failures)} of {len(RMAC_GRID_CASES)} map sizes wrong."
+    advice = [f"Hint: {hints[key]}" for key in dict.fromkeys(failures) if key in hints]
+    return report(CheckResult(name, False, "\n".join([header, *lines, *advice]), failures=tuple(failures)), verbose)
+
+
+# --------------------------------------------------------------------------- the power mean behind GeM
+
+#: (values, p) cases: p = 1 is the mean, large p approaches the maximum, and ReLU6 values at p = 500 overflow x ** p.
+POWER_MEAN_CASES: tuple[tuple[tuple[float, ...], float], ...] = (
+    ((1.0, 2.0, 3.0, 6.0), 1.0),
+    ((1.0, 2.0, 2.0, 3.0), 3.0),
+    ((0.0, 0.5, 6.0, 6.0, 1.0), 50.0),
+    ((0.0, 0.5, 6.0, 2.0), 500.0),
+    ((0.0, 0.0, 0.0), 3.0),
+)
+
+
+def reference_power_mean(values, p: float) -> float:
+    r"""The power mean :math:`(\frac{1}{n}\sum_i x_i^p)^{1/p}` of non-negative values, for any p > 0.
+
+    Written as :math:`m \, (\frac{1}{n}\sum_i (x_i/m)^p)^{1/p}` with m the maximum, so
+    that no power overflows: 6 ** 500 is beyond float64, (6/6) ** 500 is 1.
+    All zeros give 0.
+
+    Examples:
+        >>> round(reference_power_mean([0.0, 0.5, 6.0, 2.0], 500.0), 3)
+        5.983
+    """
+    values = np.asarray(values, dtype=np.float64)
+    top = values.max()
+    if top == 0:
+        return 0.0
+    return float(top * np.mean((values / top) ** p) ** (1.0 / p))
+
+
+def check_power_mean(power_mean_fn: Callable[[np.ndarray, float], float], verbose: bool = True) -> CheckResult:
+    """Check ``power_mean_fn(values, p)`` on :data:`POWER_MEAN_CASES`: the limits p = 1 and p → ∞, without overflow.
+
+    Args:
+        power_mean_fn: the student's function, values a 1-D numpy array of non-negative floats.
+        verbose: print the feedback.
+
+    Returns:
+        The :class:`CheckResult`.
+    """
+    name = "power mean (GeM's p)"
+    hints = {
+        "overflow": ("6 ** 500 overflows float64 (inf), and inf ** (1/500) is inf. Divide by the largest value "
+                     "first, and multiply it back at the end: max · (mean((x / max) ** p)) ** (1/p)."),
+        "zeros": "All-zero values have power mean 0 (and dividing by their max, 0, gives nan: handle it).",
+        "no_root": "Take the p-th root of the mean of the powers, or p = 1 works by luck and nothing else.",
+        "sum": "Average the powers (divide by n) before the root: a sum grows with the number of cells.",
+    }
+    lines, failures = [], []
+    for values, p in POWER_MEAN_CASES:
+        x = np.array(values)
+        expected = reference_power_mean(x, p)
+        try:
+            with np.errstate(all="ignore"):
+                got = call_student(name, "Return (mean of x ** p) ** (1/p), for any p > 0.",
+                                   f"power_mean_fn({list(values)}, {p:g})", power_mean_fn, x.copy(), p)
+        except StudentCodeError as err:
+            if "not_implemented" in err.result.failures:
+                return report(err.result, verbose)
+            lines.append(err.result.message)
+            failures.append("error")
+            continue
+        try:
+            got = float(got)
+        except (TypeError, ValueError):
+            lines.append(f"✗ values {list(values)}, p = {p:g}: return one number, got {got!r:.60}")
+            failures.append("wrong")
+            continue
+        if np.isfinite(got) and np.isclose(got, expected, rtol=1e-6, atol=1e-9):
+            continue
+        with np.errstate(all="ignore"):
+            if not np.isfinite(got):
+                key = "zeros" if expected == 0 else "overflow"
+            elif np.isclose(got, np.mean(x ** p)):
+                key = "no_root"
+            elif np.isclose(got, np.sum(x ** p) ** (1 / p)):
+                key = "sum"
+            else:
+                key = "wrong"
+        lines.append(f"✗ values {list(values)}, p = {p:g}: expected {expected:.4f}, got {got:.4f}")
+        failures.append(key)
+    if not failures:
+        return report(CheckResult(name, True, f"✓ {name}: all {len(POWER_MEAN_CASES)} cases right. p = 1 is the mean "
+                                  "(SPoC up to scale), and p = 500 is within 0.3 % of the maximum (MAC)."), verbose)
+    header = f"{name}: {len(failures)} of {len(POWER_MEAN_CASES)} cases wrong."
+    advice = [f"Hint: {hints[key]}" for key in dict.fromkeys(failures) if key in hints]
+    return report(CheckResult(name, False, "\n".join([header, *lines, *advice]), failures=tuple(failures)), verbose)

@@ -1,6 +1,6 @@
-"""Self-checks for lessons 4 (retrieval) and 5 (the papers' benchmarks).
+"""Self-checks for the retrieval lessons (4 and 5) and the benchmarks lesson (6).
 
-Lesson 4:
+Lessons 4 and 5:
 
 * :func:`check_average_precision`: ``ap_fn(ranking, positives, junk) -> float``,
   AP by the trapezoid rule with junk removed, as the Revisiting Oxford & Paris
@@ -12,11 +12,18 @@ Lesson 4:
   Recognises a missing final L2, a forgotten query, the k *least* similar
   images, k ± 1 neighbours.
 
-Lesson 5:
+* :func:`check_paired_bootstrap`: ``interval_fn(aps_a, aps_b, n_resamples, seed)``,
+  the paired bootstrap interval of a difference of mAPs
+  (:func:`cbir_lab.evaluation.paired_bootstrap`). Recognises an unpaired
+  interval, the normal approximation, and no resampling.
 
+Lesson 6 (benchmarks):
+
+* :func:`check_ns_score`: ``ns_fn(ranks, groups)``, UKBench's N-S score
+  (:func:`cbir_lab.evaluation.ns_score`).
 * :func:`check_holidays_gnd`: ``gnd_fn(names) -> (query_indices, gnd)``, the
   INRIA Holidays protocol from file names (as
-  :func:`cbir_lab.datasets.benchmarks.holidays_dataset`).
+  :func:`cbir_lab.datasets.parsers.holidays_dataset`).
 * :func:`check_revisited_gnd`: ``gnd_fn(gnd, setting) -> list of {'ok', 'junk'}``,
   the Easy / Medium / Hard protocols (:func:`cbir_lab.evaluation.revisited_gnd`).
 
@@ -43,6 +50,8 @@ __all__ = [
     "check_revisited_gnd",
     "holidays_example_names",
     "revisited_example_gnd",
+    "check_paired_bootstrap",
+    "check_ns_score",
 ]
 
 # ---------------------------------------------------------------- average precision
@@ -364,3 +373,127 @@ def check_revisited_gnd(gnd_fn: Callable[[Sequence[dict], str], Sequence[dict]],
             return report(CheckResult(name, False, f"✗ {name} ({setting}): {why}", failures=(key,)), verbose)
     message = f"✓ {name}: Easy, Medium and Hard are right. They match cbir_lab.evaluation.revisited_gnd."
     return report(CheckResult(name, True, message), verbose)
+
+
+# ---------------------------------------------------------------- a paired bootstrap interval
+
+def _bootstrap_data() -> tuple[np.ndarray, np.ndarray]:
+    """Per-query APs of two methods on 25 queries that move together, as real methods do."""
+    rng = np.random.default_rng(11)
+    hardness = rng.random(25)
+    a = np.clip(hardness + rng.normal(0.0, 0.08, 25), 0, 1)
+    b = np.clip(hardness + 0.03 + rng.normal(0.0, 0.08, 25), 0, 1)
+    return a, b
+
+
+def check_paired_bootstrap(interval_fn: Callable, verbose: bool = True) -> CheckResult:
+    """Check ``interval_fn(aps_a, aps_b, n_resamples, seed) -> (low, high)``, the paired 95 % interval of mAP(a) − mAP(b).
+
+    The recipe the check expects (so that the same seed gives the same interval):
+    ``rng = np.random.default_rng(seed)``; ``picks = rng.integers(0, n, size=(n_resamples, n))``;
+    the difference of the two means over each row of picks; its 2.5th and 97.5th percentiles.
+
+    Args:
+        interval_fn: the student's function.
+        verbose: print the feedback.
+
+    Returns:
+        The :class:`CheckResult`; it recognises resampling the two methods independently
+        (an unpaired interval, much wider), a normal approximation, and no resampling at all.
+    """
+    from cbir_lab.evaluation import paired_bootstrap
+
+    name = "paired bootstrap interval"
+    a, b = _bootstrap_data()
+    n_resamples, seed = 2000, 7
+    expected = paired_bootstrap(a, b, n_resamples=n_resamples, seed=seed)
+    try:
+        got = call_student(name, "Return (low, high), the 2.5th and 97.5th percentiles of the resampled differences.",
+                           f"interval_fn(aps_a, aps_b, {n_resamples}, {seed})", interval_fn, a.copy(), b.copy(),
+                           n_resamples, seed)
+    except StudentCodeError as err:
+        return report(err.result, verbose)
+    try:
+        low, high = (float(v) for v in got)
+    except (TypeError, ValueError):
+        return report(CheckResult(name, False, f"✗ {name}: return a pair (low, high), got {got!r:.60}",
+                                  failures=("wrong",)), verbose)
+    if np.isclose(low, expected.low, atol=1e-9) and np.isclose(high, expected.high, atol=1e-9):
+        width = expected.high - expected.low
+        message = (f"✓ {name}: [{low:+.3f}, {high:+.3f}], width {width:.3f}. Both methods are resampled on the "
+                   f"same queries, so the easy and hard queries cancel out of the difference.")
+        return report(CheckResult(name, True, message), verbose)
+    rng = np.random.default_rng(seed)
+    picks_a = rng.integers(0, a.size, size=(n_resamples, a.size))
+    picks_b = rng.integers(0, a.size, size=(n_resamples, a.size))
+    unpaired = np.percentile(a[picks_a].mean(axis=1) - b[picks_b].mean(axis=1), [2.5, 97.5])
+    diff = a - b
+    normal = diff.mean() + np.array([-1.96, 1.96]) * diff.std(ddof=1) / np.sqrt(diff.size)
+    if high - low > 1.5 * (expected.high - expected.low) or np.allclose([low, high], unpaired, atol=0.01):
+        key, hint = "unpaired", ("Your interval is much wider than the paired one: draw the query indices once per "
+                                 "resample and use the *same* indices for both methods.")
+    elif np.allclose([low, high], normal, atol=0.004):
+        key, hint = "normal", ("That is the normal approximation (mean ± 1.96 standard errors); take the percentiles "
+                               "of the resampled differences instead.")
+    elif np.isclose(low, high):
+        key, hint = "no_resampling", "Both ends are equal: resample the queries (with replacement), many times."
+    else:
+        key, hint = "wrong", "Follow the recipe: the same seed must give the same interval."
+    message = (f"{name}: expected [{expected.low:+.4f}, {expected.high:+.4f}], got [{low:+.4f}, {high:+.4f}].\n"
+               f"Hint: {hint}")
+    return report(CheckResult(name, False, message, failures=(key,)), verbose)
+
+
+# ---------------------------------------------------------------- UKBench's N-S score
+
+def check_ns_score(ns_fn: Callable[[np.ndarray, Sequence[int]], float], verbose: bool = True) -> CheckResult:
+    """Check ``ns_fn(ranks, groups) -> score``, UKBench's N-S score, against :func:`cbir_lab.evaluation.ns_score`.
+
+    ``ranks`` has shape (n_db, n_queries), column q best first, and every image is a
+    query (queries are database images, in order); ``groups[i]`` is image i's group
+    of four. The score is the mean, over the queries, of how many of the top 4 are in
+    the query's group, the query itself included (at most 4).
+
+    Args:
+        ns_fn: the student's function.
+        verbose: print the feedback.
+
+    Returns:
+        The :class:`CheckResult`; it recognises leaving the query itself out, a top 5,
+        a sum instead of a mean, and a fraction instead of a count.
+    """
+    from cbir_lab.evaluation import ns_score
+
+    name = "UKBench N-S score"
+    rng = np.random.default_rng(3)
+    groups = np.repeat(np.arange(4), 4)
+    vectors = np.eye(4)[groups] + rng.normal(0, 0.45, (16, 4))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    ranks = rank(vectors, vectors)
+    gnd = [{"ok": np.flatnonzero(groups == g).tolist()} for g in groups]
+    expected = ns_score(ranks, gnd)
+    try:
+        got = call_student(name, "Return the mean number of the query's group in its top 4 (itself included).",
+                           "ns_fn(ranks, groups)", ns_fn, ranks.copy(), groups.tolist())
+    except StudentCodeError as err:
+        return report(err.result, verbose)
+    try:
+        got = float(got)
+    except (TypeError, ValueError):
+        return report(CheckResult(name, False, f"✗ {name}: return one number, got {got!r:.60}", failures=("wrong",)),
+                      verbose)
+    if np.isclose(got, expected):
+        return report(CheckResult(name, True, f"✓ {name}: {got:.2f} of 4. A perfect system scores 4.00: the query "
+                                  "itself (always first) and its three companions."), verbose)
+    hits = [np.isin(ranks[:, q], gnd[q]["ok"]) for q in range(ranks.shape[1])]
+    others = np.mean([(h[:4] & (ranks[:4, q] != q)).sum() for q, h in enumerate(hits)])
+    slips = {
+        "no_self": (others, "Count the query itself: it is in the database, ranked first, and UKBench counts it."),
+        "top5": (np.mean([h[:5].sum() for h in hits]), "Look at the top 4, not 5."),
+        "sum": (expected * len(hits), "Average over the queries: the score is at most 4."),
+        "fraction": (expected / 4, "The score counts images (0 to 4), not a fraction of 4."),
+    }
+    key, hint = next(((k, h) for k, (v, h) in slips.items() if np.isclose(got, v)),
+                     ("wrong", "For each query: how many of its top 4 are in its group? Then the mean."))
+    return report(CheckResult(name, False, f"{name}: expected {expected:.3f}, got {got:.3f}.\nHint: {hint}",
+                              failures=(key,)), verbose)

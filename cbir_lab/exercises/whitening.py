@@ -1,4 +1,7 @@
-"""Self-check for lesson 3 (PCA-whitening): whiten with numpy.
+"""Self-checks for lesson 3 (PCA-whitening): whiten with numpy, and what partial whitening does.
+
+:func:`check_whitened_variances` checks the variance each coordinate has after
+dividing by λ^power (partial whitening, the power dirtorch defaults to 0.25).
 
 :func:`check_whitening` compares a student's ``whiten_fn(train, x, d)`` with
 :class:`cbir_lab.whitening.PCAWhitening` on synthetic data. Eigenvectors are
@@ -17,7 +20,13 @@ import numpy as np
 from cbir_lab.exercises._feedback import CheckResult, StudentCodeError, call_student, report
 from cbir_lab.whitening import PCAWhitening, l2n
 
-__all__ = ["check_whitening", "whitening_test_data"]
+__all__ = [
+    "check_whitening",
+    "whitening_test_data",
+    "WHITENED_VARIANCE_CASES",
+    "reference_whitened_variances",
+    "check_whitened_variances",
+]
 
 
 def whitening_test_data(seed: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
@@ -122,3 +131,79 @@ def check_whitening(whiten_fn: Callable[[np.ndarray, np.ndarray, int], np.ndarra
     msg = (f"✗ {name}: the similarities between your whitened vectors differ from PCAWhitening's "
            f"(e.g. first pair: expected {_gram(expected)[0, 1]:.4f}, got {_gram(out)[0, 1]:.4f}).")
     return report(CheckResult(name, False, msg, failures=("wrong",)), verbose)
+
+
+# --------------------------------------------------------------------------- partial whitening
+
+#: (eigenvalues, power) cases: full whitening, plain PCA, the partial power, a spectrum spanning 10⁴.
+WHITENED_VARIANCE_CASES: tuple[tuple[tuple[float, ...], float], ...] = (
+    ((4.0, 1.0, 0.25), 0.5),
+    ((4.0, 1.0, 0.25), 0.0),
+    ((16.0, 1.0, 0.0625), 0.25),
+    ((1.0, 1e-2, 1e-4), 0.25),
+)
+
+
+def reference_whitened_variances(eigenvalues, power: float) -> np.ndarray:
+    r"""The variance of each coordinate after dividing by :math:`\lambda^{\text{power}}`: :math:`\lambda^{1 - 2\,\text{power}}`.
+
+    A coordinate of variance λ divided by λ^p has variance λ / λ^{2p}. Power 0.5
+    makes every variance 1 (full whitening), 0 keeps them (PCA), 0.25 takes their
+    square root: a spread of 10⁴ becomes 10².
+
+    Examples:
+        >>> reference_whitened_variances([4.0, 1.0, 0.25], 0.25).tolist()
+        [2.0, 1.0, 0.5]
+    """
+    return np.asarray(eigenvalues, dtype=np.float64) ** (1.0 - 2.0 * power)
+
+
+def check_whitened_variances(variances_fn: Callable[[np.ndarray, float], np.ndarray], verbose: bool = True) -> CheckResult:
+    """Check ``variances_fn(eigenvalues, power)`` on :data:`WHITENED_VARIANCE_CASES`.
+
+    Args:
+        variances_fn: the student's function: the variance of each whitened coordinate.
+        verbose: print the feedback.
+
+    Returns:
+        The :class:`CheckResult`, naming the usual slips (returning the scale λ^-p,
+        or λ^(1-p), forgetting that a variance scales with the square).
+    """
+    name = "variances after partial whitening"
+    hints = {
+        "scale": "You returned the factor each coordinate is multiplied by (λ^-power), not the resulting variance.",
+        "not_squared": ("Dividing a coordinate by c divides its variance by c², so the variance is "
+                        "λ / (λ^power)² = λ^(1 - 2·power), not λ^(1 - power)."),
+    }
+    lines, failures = [], []
+    for eigenvalues, power in WHITENED_VARIANCE_CASES:
+        values = np.array(eigenvalues)
+        expected = reference_whitened_variances(values, power)
+        try:
+            got = call_student(name, "Return the variance of each coordinate after dividing it by λ^power.",
+                               f"variances_fn({list(eigenvalues)}, {power})", variances_fn, values.copy(), power)
+        except StudentCodeError as err:
+            if "not_implemented" in err.result.failures:
+                return report(err.result, verbose)
+            lines.append(err.result.message)
+            failures.append("error")
+            continue
+        got = np.asarray(got, dtype=np.float64)
+        if got.shape == expected.shape and np.allclose(got, expected, rtol=1e-6):
+            continue
+        if got.shape == expected.shape and np.allclose(got, values ** -power, rtol=1e-6):
+            key = "scale"
+        elif got.shape == expected.shape and np.allclose(got, values ** (1 - power), rtol=1e-6):
+            key = "not_squared"
+        else:
+            key = "wrong"
+        lines.append(f"✗ eigenvalues {list(eigenvalues)}, power {power}: expected {np.round(expected, 4).tolist()}, "
+                     f"got {np.round(got, 4).tolist()}")
+        failures.append(key)
+    if not failures:
+        return report(CheckResult(name, True, f"✓ {name}: all {len(WHITENED_VARIANCE_CASES)} cases right. Power 0.25 "
+                                  "turns a spread of 10⁴ between variances into 10²: noise directions are "
+                                  "boosted less than by full whitening."), verbose)
+    header = f"{name}: {len(failures)} of {len(WHITENED_VARIANCE_CASES)} cases wrong."
+    advice = [f"Hint: {hints[key]}" for key in dict.fromkeys(failures) if key in hints]
+    return report(CheckResult(name, False, "\n".join([header, *lines, *advice]), failures=tuple(failures)), verbose)
