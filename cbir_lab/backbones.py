@@ -42,6 +42,7 @@ __all__ = [
     "load_backbone",
     "default_device",
     "fold_batch_norms",
+    "weights_are_cached",
 ]
 
 
@@ -128,14 +129,18 @@ class Backbone(nn.Module):
         stride: the layer's total stride (H' ≈ H / stride).
         mean, std: per-channel normalisation of [0, 1] RGB pixels.
         weights: ``"imagenet"`` or ``None`` (random initialisation).
-        classifier: for ``efficientnet_lite0`` with ``layer="conv_head"``, the
-            ImageNet head (pooling + linear) mapping the maps to 1000 logits;
-            otherwise ``None``.
+        heads: the network's own fully connected layers that take this layer's maps
+            to a global vector, by name (an ``nn.ModuleDict``, empty when the cut layer
+            is not the one they follow): ``logits`` (the 1000 ImageNet classes) for
+            EfficientNet-Lite0 at ``conv_head`` and ResNets at ``layer4``; ``fc6`` and
+            ``fc7`` (4096 each, after their ReLU: the "Neural Codes" layers) for VGG16
+            at ``conv5_3``.
+        classifier: ``heads["logits"]`` when there is one, else ``None``.
         channels_last: whether the network runs in the ``channels_last`` layout.
     """
 
     def __init__(self, spec: BackboneSpec, layer: str, body: nn.Module, weights: str | None,
-                 classifier: nn.Module | None = None, channels_last: bool = True) -> None:
+                 heads: dict[str, nn.Module] | None = None, channels_last: bool = True) -> None:
         super().__init__()
         self.spec = spec
         self.name = spec.name
@@ -145,9 +150,22 @@ class Backbone(nn.Module):
         self.std = spec.std
         self.weights = weights
         self.body = body
-        self.classifier = classifier
+        self.heads = nn.ModuleDict(heads or {})
         self.channels_last = channels_last
         self.eval()
+
+    @property
+    def classifier(self) -> nn.Module | None:
+        return self.heads["logits"] if "logits" in self.heads else None
+
+    def head_outputs(self, maps: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Every head's output for maps of this layer (N, C, H', W'): name → (N, dim), float32, on the CPU."""
+        if not self.heads:
+            raise ValueError(f"{self.name} cut at {self.layer} has no fully connected head; "
+                             f"heads follow {self.spec.default_layer}")
+        with torch.inference_mode():
+            maps = maps.to(self.device)
+            return {name: head(maps).float().cpu() for name, head in self.heads.items()}
 
     @property
     def device(self) -> torch.device:
@@ -274,7 +292,7 @@ def _lite0_state_dict() -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def _build_efficientnet_lite0(layer: str, weights: str | None) -> tuple[nn.Module, nn.Module | None]:
+def _build_efficientnet_lite0(layer: str, weights: str | None) -> tuple[nn.Module, dict[str, nn.Module]]:
     import timm
 
     net = timm.create_model("tf_efficientnet_lite0", pretrained=False)
@@ -295,8 +313,8 @@ def _build_efficientnet_lite0(layer: str, weights: str | None) -> tuple[nn.Modul
                 )
             mapped[dst_name] = tensor
         net.load_state_dict(mapped)
-    classifier = nn.Sequential(net.global_pool, net.classifier) if layer == "conv_head" else None
-    return _EfficientNetTrunk(net, layer), classifier
+    heads = {"logits": nn.Sequential(net.global_pool, net.classifier)} if layer == "conv_head" else {}
+    return _EfficientNetTrunk(net, layer), heads
 
 
 def _torchvision_weights(name: str):
@@ -307,6 +325,20 @@ def _torchvision_weights(name: str):
         "resnet50": tvm.ResNet50_Weights.IMAGENET1K_V1,
         "resnet101": tvm.ResNet101_Weights.IMAGENET1K_V1,
     }[name]
+
+
+def weights_are_cached(name: str) -> bool:
+    """Whether ``load_backbone(name)`` can load its ImageNet weights without a download.
+
+    Always true for the offline default ``efficientnet_lite0``; for torchvision's
+    networks, whether their weight file is in the torch hub cache.
+    """
+    if name not in _SPECS:
+        raise ValueError(f"unknown backbone {name!r}; available: {sorted(_SPECS)}")
+    if name == "efficientnet_lite0":
+        return True
+    filename = os.path.basename(_torchvision_weights(name).url)
+    return (Path(torch.hub.get_dir()) / "checkpoints" / filename).is_file()
 
 
 def _torchvision_state_dict(name: str) -> dict[str, torch.Tensor]:
@@ -338,18 +370,23 @@ def _torchvision_state_dict(name: str) -> dict[str, torch.Tensor]:
     return torch.load(target, map_location="cpu", weights_only=True)
 
 
-def _build_torchvision(name: str, layer: str, weights: str | None) -> nn.Module:
+def _build_torchvision(name: str, layer: str, weights: str | None) -> tuple[nn.Module, dict[str, nn.Module]]:
     import torchvision.models as tvm
 
     net = getattr(tvm, name)(weights=None)
     if weights is not None:
         net.load_state_dict(_torchvision_state_dict(name))
     if name == "vgg16":
-        return net.features[: _VGG16_RELU_INDEX[layer] + 1]
+        heads = {}
+        if layer == "conv5_3":  # pool5, then the classifier's first two layers (dropout is off in eval mode)
+            fc6 = nn.Sequential(net.features[30], net.avgpool, nn.Flatten(), *net.classifier[:2])
+            heads = {"fc6": fc6, "fc7": nn.Sequential(*fc6, *net.classifier[2:5])}
+        return net.features[: _VGG16_RELU_INDEX[layer] + 1], heads
     stages = ["layer1", "layer2", "layer3", "layer4"]
     parts = [net.conv1, net.bn1, net.relu, net.maxpool]
     parts += [getattr(net, s) for s in stages[: stages.index(layer) + 1]]
-    return nn.Sequential(*parts)
+    heads = {"logits": nn.Sequential(net.avgpool, nn.Flatten(), net.fc)} if layer == "layer4" else {}
+    return nn.Sequential(*parts), heads
 
 
 def _norm_free(norm: nn.BatchNorm2d) -> nn.Module:
@@ -450,13 +487,12 @@ def load_backbone(
         raise ValueError(f"backbone {name!r} has no layer {layer!r}; choose one of {list(spec.layers)}")
     if weights not in ("imagenet", None):
         raise ValueError(f"weights must be 'imagenet' or None, got {weights!r}")
-    classifier = None
     if name == "efficientnet_lite0":
-        body, classifier = _build_efficientnet_lite0(layer, weights)
+        body, heads = _build_efficientnet_lite0(layer, weights)
     else:
-        body = _build_torchvision(name, layer, weights)
+        body, heads = _build_torchvision(name, layer, weights)
     if optimize:
         body = _fold_checked(body.eval(), name)
-    backbone = Backbone(spec, layer, body, weights, classifier, channels_last=optimize)
+    backbone = Backbone(spec, layer, body, weights, heads, channels_last=optimize)
     backbone = backbone.to(torch.device(device) if device is not None else default_device())
     return backbone.to(memory_format=torch.channels_last) if optimize else backbone

@@ -39,6 +39,7 @@ __all__ = [
     "average_precision",
     "compute_map",
     "ranked_positions",
+    "aps_from_scores",
     "map_from_scores",
     "revisited_gnd",
     "revisited_map",
@@ -221,31 +222,38 @@ def ranked_positions(scores, items) -> np.ndarray:
     return ((scores[None, :] > own) | ((scores[None, :] == own) & earlier)).sum(axis=1).astype(np.int64)
 
 
-def map_from_scores(scores, gnd: Sequence[dict]) -> float:
-    """mAP from a (n_queries, n_db) score matrix, as :func:`compute_map` of its ranking would give it.
+def aps_from_scores(scores, gnd: Sequence[dict]) -> np.ndarray:
+    """Per-query APs from a (n_queries, n_db) score matrix, as :func:`compute_map` of its ranking gives them.
 
     Args:
         scores: similarities, shape (n_queries, n_db).
         gnd: one ``{'ok', 'junk'}`` per query.
 
     Returns:
-        The mean AP over the queries with positives.
-
-    Raises:
-        ValueError: no query has a positive.
+        Shape (n_queries,); NaN for a query without positives.
     """
     scores = np.asarray(scores)
-    aps = []
+    aps = np.full(len(gnd), np.nan)
     for q, g in enumerate(gnd):
         ok = np.asarray(g["ok"], dtype=np.int64)
         if ok.size == 0:
             continue
         pos = np.sort(ranked_positions(scores[q], ok))
         junk = np.sort(ranked_positions(scores[q], g.get("junk", ())))
-        aps.append(average_precision(pos - np.searchsorted(junk, pos), ok.size))
-    if not aps:
+        aps[q] = average_precision(pos - np.searchsorted(junk, pos), ok.size)
+    return aps
+
+
+def map_from_scores(scores, gnd: Sequence[dict]) -> float:
+    """mAP from a (n_queries, n_db) score matrix, as :func:`compute_map` of its ranking would give it.
+
+    Raises:
+        ValueError: no query has a positive.
+    """
+    aps = aps_from_scores(scores, gnd)
+    if np.isnan(aps).all():
         raise ValueError("no query has any positive image: mAP is undefined")
-    return float(np.mean(aps))
+    return float(np.nanmean(aps))
 
 
 def revisited_gnd(gnd: Sequence[dict], setting: str) -> list[dict]:

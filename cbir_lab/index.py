@@ -17,6 +17,9 @@ same object.
 * :func:`contribution_map` / :func:`explain_match`: "why did this match?", the
   similarity of two images split over the cells of one of them.
 * :func:`pair_similarities`: a few images compared under several poolings.
+* :func:`score_descriptors` scores any descriptors of a dataset as a table row, and
+  :func:`depth_comparison` pools maps at several depths of a network and sets them
+  beside its own fully connected outputs (conv against FC descriptors).
 * :func:`dimension_grid`, :func:`train_vs_test_curves`, :func:`whitening_gains`:
   what PCA-whitening does as the dimension d changes.
 
@@ -49,7 +52,7 @@ from cbir_lab.evaluation import (
     Interval,
     compute_map,
     evaluate,
-    map_from_scores,
+    aps_from_scores,
     median_ap_query,
     paired_bootstrap,
     precision_recall,
@@ -76,6 +79,8 @@ __all__ = [
     "explain_match",
     "compare_images",
     "pair_similarities",
+    "score_descriptors",
+    "depth_comparison",
     "dimension_grid",
     "train_vs_test_curves",
     "WhiteningGain",
@@ -273,16 +278,23 @@ class RetrievalIndex:
         query, db = self._sweep_coordinates(pooling, part)
         return whitening.whiten_coordinates(query, d, power), whitening.whiten_coordinates(db, d, power)
 
-    def whitened_score(self, pooling: Pooling | str, d: int, power: float = 0.5, part: str = "train") -> float:
-        """The headline mAP (:func:`headline_score`) of :meth:`whitened` descriptors, memoised."""
+    def whitened_aps(self, pooling: Pooling | str, d: int, power: float = 0.5, part: str = "train") -> np.ndarray:
+        """Per-query APs (Medium for revisited datasets) of :meth:`whitened` descriptors, memoised."""
         pooling = Pooling.parse(pooling)
         key = (pooling, part, float(power), int(d))
         if key not in self._sweep:
-            if pooling.regional or self.dataset.protocol not in ("standard", "revisited"):
-                self._sweep[key] = self._score(*self.whitened(pooling, d, power, part))
+            if self.gnd is None:
+                raise ValueError(f"dataset {self.dataset.name!r} has no ground truth: nothing to score")
+            if pooling.regional:
+                scores = similarities(*self.whitened(pooling, d, power, part))
             else:
-                self._sweep[key] = map_from_scores(self._sweep_similarities(pooling, int(d), float(power), part), self.gnd)
+                scores = self._sweep_similarities(pooling, int(d), float(power), part)
+            self._sweep[key] = aps_from_scores(scores, self.gnd)
         return self._sweep[key]
+
+    def whitened_score(self, pooling: Pooling | str, d: int, power: float = 0.5, part: str = "train") -> float:
+        """The mAP (Medium for revisited datasets) of :meth:`whitened` descriptors, memoised."""
+        return float(np.nanmean(self.whitened_aps(pooling, d, power, part)))
 
     def _sweep_similarities(self, pooling: Pooling, d: int, power: float, part: str) -> np.ndarray:
         """Cosine similarities of the queries and the database whitened to d, without a copy of them per d."""
@@ -314,14 +326,6 @@ class RetrievalIndex:
                         part: str = "train") -> np.ndarray:
         """The headline mAP at each d of ``dims`` (each at most :meth:`max_dim`)."""
         return np.array([self.whitened_score(pooling, d, power, part) for d in dims])
-
-    def _score(self, query: np.ndarray, db: np.ndarray) -> float:
-        if not self.dataset.has_ground_truth:
-            raise ValueError(f"dataset {self.dataset.name!r} has no ground truth: nothing to score")
-        if self.dataset.protocol in ("standard", "revisited"):
-            # the headline mAP (Medium for revisited) without sorting the database: sweeps score dozens of settings
-            return map_from_scores(similarities(query, db), self.gnd)
-        return headline_score(evaluate(rank(query, db), self.dataset.gnd, self.dataset.protocol))
 
 
 # --------------------------------------------------------------------------- one query
@@ -729,6 +733,85 @@ def pair_similarities(maps: Sequence, poolings: Sequence[Pooling | str] = STANDA
     return {Pooling.parse(pooling).name: compare_images(maps, pooling)[1] for pooling in poolings}
 
 
+# --------------------------------------------------------------------------- conv against FC descriptors
+
+
+def score_descriptors(name: str, dataset, query_vecs: np.ndarray, db_vecs: np.ndarray) -> MethodScore:
+    """Any descriptors of a dataset's queries and database, ranked and scored as one table row.
+
+    Args:
+        name: the row's label.
+        dataset: the :class:`~cbir_lab.datasets.base.RetrievalDataset` (with ground truth).
+        query_vecs, db_vecs: (n_q, D) and (n_db, D), L2-normalised.
+
+    Returns:
+        A :class:`MethodScore` (not whitened, no QE) with the protocol's scores and per-query APs.
+    """
+    if not dataset.has_ground_truth:
+        raise ValueError(f"dataset {dataset.name!r} has no ground truth: nothing to score")
+    ranks = rank(query_vecs, db_vecs)
+    aps = compute_map(ranks, scoring_gnd(dataset.gnd, dataset.protocol)).aps
+    return MethodScore(name, False, False, int(np.asarray(db_vecs).shape[1]),
+                       evaluate(ranks, dataset.gnd, dataset.protocol), aps)
+
+
+def depth_comparison(
+    dataset,
+    backbone: str = "efficientnet_lite0",
+    layers: Sequence[str] | None = None,
+    poolings: Sequence[Pooling | str] = (SPOC, GEM),
+    heads: bool = True,
+    max_side: int = 384,
+    weights: str | None = "imagenet",
+    progress: bool | None = False,
+) -> list[MethodScore]:
+    """Pooled conv maps at several depths of a network, and its own fully connected outputs, on one dataset.
+
+    Before pooled conv maps, retrieval used a classification network's fully
+    connected layers as descriptors (Razavian et al. 2014; Babenko et al.'s "Neural
+    Codes", 2014: VGG's fc6 and fc7). EfficientNet-Lite0 has a single fully connected
+    layer, the classifier; its only input is the global average pool of ``conv_head``,
+    that is SPoC, so its 1000 class logits are SPoC seen through a classification layer.
+
+    Args:
+        dataset: the dataset (queries are cropped to their boxes, as usual).
+        backbone: the network.
+        layers: the conv layers to pool (default: the last four the backbone offers).
+        poolings: how to pool each of them.
+        heads: also score the network's fully connected outputs
+            (:attr:`cbir_lab.backbones.Backbone.heads` after its default layer).
+        max_side: the long side fed to the network.
+        weights: ``"imagenet"``, or ``None`` for random weights (tests).
+        progress: show extraction progress bars.
+
+    Returns:
+        One :class:`MethodScore` per (layer, pooling), named ``"<layer> <pooling>"``, then
+        one per head, named ``"<head> (FC, <dim>-D)"``; L2-normalised, no whitening.
+    """
+    from dataclasses import replace
+
+    from cbir_lab.backbones import available_backbones, load_backbone
+    from cbir_lab.pipeline import extract_dataset
+
+    spec = available_backbones()[backbone]
+    layers = list(spec.layers)[-4:] if layers is None else list(layers)
+    searched = replace(dataset, train_images=())  # nothing here is whitened: no training maps needed
+    rows = []
+    for layer in layers:
+        net = load_backbone(backbone, layer=layer, weights=weights)
+        features = extract_dataset(searched, net, max_side=max_side, cache=weights is not None, progress=progress)
+        for pooling in map(Pooling.parse, poolings):
+            q, db = global_descriptors(features, pooling)
+            rows.append(score_descriptors(f"{layer} {pooling.name}", dataset, q, db))
+        if heads and layer == spec.default_layer and net.heads:
+            outputs = {part: [net.head_outputs(m.unsqueeze(0)) for m in features.maps(part)] for part in ("query", "db")}
+            for head in net.heads:
+                q, db = (l2n(np.concatenate([o[head].numpy() for o in outputs[part]])) for part in ("query", "db"))
+                rows.append(score_descriptors(f"{head} (FC, {q.shape[1]}-D)", dataset, q.astype(np.float32),
+                                              db.astype(np.float32)))
+    return rows
+
+
 # --------------------------------------------------------------------------- PCA-whitening and d (lesson 3)
 
 
@@ -789,6 +872,9 @@ class WhiteningGain:
         l2_only: mAP without PCA.
         full, partial: mAP with every useful component, whitened by λ^-1/2 and λ^-1/4.
         best, best_dim: the best full-whitening mAP over the dimension grid, and its d.
+        full_gain: full − L2 only, with its paired bootstrap 95 % interval.
+        best_gain: best − L2 only, with its interval (the best d is chosen on these same
+            queries, so this interval flatters it).
     """
 
     method: str
@@ -797,10 +883,12 @@ class WhiteningGain:
     partial: float
     best: float
     best_dim: int
+    full_gain: Interval | None = None
+    best_gain: Interval | None = None
 
 
 def whitening_gains(index: RetrievalIndex, poolings: Sequence[Pooling | str] = (SPOC, MAC, GEM)) -> list[WhiteningGain]:
-    """Each pooling's mAP without PCA, with full and partial whitening, and at its best d.
+    """Each pooling's mAP without PCA, with full and partial whitening, and at its best d, with intervals.
 
     Args:
         index: the :class:`RetrievalIndex` (its features need a training split).
@@ -815,7 +903,11 @@ def whitening_gains(index: RetrievalIndex, poolings: Sequence[Pooling | str] = (
         dims = dimension_grid(top)
         full = index.whitening_curve(pooling, dims, 0.5)
         best = int(np.argmax(full))
-        gains.append(WhiteningGain(pooling.name, l2_only=index.l2_score(pooling), full=float(full[-1]),
-                                   partial=index.whitened_score(pooling, top, 0.25), best=float(full[best]),
-                                   best_dim=dims[best]))
+        plain = index.setting(pooling)["aps"]
+        gains.append(WhiteningGain(
+            pooling.name, l2_only=index.l2_score(pooling), full=float(full[-1]),
+            partial=index.whitened_score(pooling, top, 0.25), best=float(full[best]), best_dim=dims[best],
+            full_gain=paired_bootstrap(index.whitened_aps(pooling, top, 0.5), plain),
+            best_gain=paired_bootstrap(index.whitened_aps(pooling, dims[best], 0.5), plain),
+        ))
     return gains

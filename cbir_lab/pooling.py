@@ -151,7 +151,9 @@ def gem(x: torch.Tensor, p: float = 3.0, eps: float = 1e-6) -> torch.Tensor:
 
     .. math:: \psi(I)_c = \Big(\frac{1}{HW}\sum_{y,x} \max(X[c,y,x], \epsilon)^p\Big)^{1/p}
 
-    p = 1 is average pooling (SPoC up to scale), p → ∞ tends to MAC.
+    p = 1 is average pooling (SPoC up to scale), p → ∞ tends to MAC. Computed as
+    :math:`m \, (\frac{1}{HW}\sum (x/m)^p)^{1/p}` with m each channel's maximum, so
+    that no power overflows, whatever p.
 
     Args:
         x: feature maps, shape (N, C, H, W); activations are clamped at ``eps``.
@@ -173,7 +175,11 @@ def gem(x: torch.Tensor, p: float = 3.0, eps: float = 1e-6) -> torch.Tensor:
         raise ValueError(f"gem: p must be a finite number > 0, got {p!r}")
     if eps <= 0:
         raise ValueError(f"gem: eps must be > 0, got {eps!r}")
-    return x.clamp(min=eps).pow(p).mean(dim=(-2, -1)).pow(1.0 / p)
+    x = x.clamp(min=eps)
+    # Dividing by each channel's maximum first keeps x^p finite for any p (6^50 overflows float32);
+    # the result is the same power mean, scaled back.
+    top = x.amax(dim=(-2, -1), keepdim=True)
+    return (x / top).pow(p).mean(dim=(-2, -1)).pow(1.0 / p) * top[..., 0, 0]
 
 
 def _rmac_long_side_extra(h: int, w: int) -> int:

@@ -8,7 +8,13 @@ from PIL import Image
 from skimage import data
 from sklearn.datasets import load_sample_image
 
-from cbir_lab.backbones import WeightsUnavailableError, available_backbones, fold_batch_norms, load_backbone
+from cbir_lab.backbones import (
+    WeightsUnavailableError,
+    available_backbones,
+    fold_batch_norms,
+    load_backbone,
+    weights_are_cached,
+)
 from cbir_lab.features import prepare_image
 from tests.fixtures_benchmarks import FileServer
 
@@ -175,3 +181,29 @@ def test_fold_batch_norms_by_hand():
     assert fold_batch_norms(net) == 1
     assert isinstance(net[1], torch.nn.Identity)
     assert net(torch.tensor([[[[2.0]]]])).item() == pytest.approx(11.0)
+
+
+# ----- the networks' own fully connected layers ---------------------------------------------------------
+
+def test_heads_map_a_layers_maps_to_global_vectors():
+    torch.manual_seed(0)
+    vgg = load_backbone("vgg16", weights=None, device="cpu")
+    out = vgg.head_outputs(vgg(torch.rand(1, 3, 80, 120)))  # pool5 and the adaptive 7x7 pool take any size
+    assert {name: tuple(v.shape) for name, v in out.items()} == {"fc6": (1, 4096), "fc7": (1, 4096)}
+    assert (out["fc6"] >= 0).all() and (out["fc7"] >= 0).all()  # after their ReLUs
+    lite = load_backbone("efficientnet_lite0", weights=None, device="cpu")
+    assert tuple(lite.head_outputs(lite(torch.rand(1, 3, 64, 64)))["logits"].shape) == (1, 1000)
+    assert lite.classifier is lite.heads["logits"]
+    shallow = load_backbone("efficientnet_lite0", layer="blocks.5", weights=None, device="cpu")
+    assert shallow.classifier is None
+    with pytest.raises(ValueError, match="no fully connected head"):
+        shallow.head_outputs(torch.zeros(1, 192, 2, 2))
+
+
+def test_weights_are_cached_is_true_offline_only_for_the_default(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    assert weights_are_cached("efficientnet_lite0")
+    assert not weights_are_cached("vgg16")
+    (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "hub" / "checkpoints" / "vgg16-397923af.pth").write_bytes(b"")
+    assert weights_are_cached("vgg16")

@@ -17,6 +17,8 @@ from cbir_lab.index import (
     compare_methods,
     comparison_table,
     contribution_map,
+    depth_comparison,
+    score_descriptors,
     dimension_grid,
     evaluate_methods,
     explain_match,
@@ -425,3 +427,41 @@ def test_a_sweep_without_ground_truth_says_so(whitening_features):
     bare = make_features(whitening_features.query_maps, whitening_features.db_maps, whitening_features.train_maps)
     with pytest.raises(ValueError, match="no ground truth"):
         RetrievalIndex(bare).whitened_score("SPoC", 4)
+
+
+# --- conv against FC descriptors ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_folder(tmp_path_factory):
+    from PIL import Image
+
+    from cbir_lab.datasets import load_dataset
+
+    root = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for group in ("a", "b"):
+        (root / group).mkdir()
+        base = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+        for i in range(3):
+            noisy = np.clip(base.astype(int) + rng.integers(-10, 10, base.shape), 0, 255).astype(np.uint8)
+            Image.fromarray(noisy).save(root / group / f"{group}{i}.png")
+    return load_dataset(str(root))
+
+
+@pytest.mark.parametrize("backbone, layers, heads", [("efficientnet_lite0", ("blocks.6", "conv_head"), ["logits"]),
+                                                     ("vgg16", ("conv5_3",), ["fc6", "fc7"])])
+def test_depth_comparison_pools_each_layer_and_scores_the_heads(tiny_folder, backbone, layers, heads):
+    torch.manual_seed(0)  # random weights: the shapes and the scoring are what is tested
+    rows = depth_comparison(tiny_folder, backbone, layers=layers, poolings=("SPoC", "GeM"), max_side=64, weights=None)
+    expected = [f"{layer} {p}" for layer in layers for p in ("SPoC", "GeM")]
+    expected += [f"{head} (FC, {1000 if head == 'logits' else 4096}-D)" for head in heads]
+    assert [r.method for r in rows] == expected
+    for row in rows:
+        assert 0 <= row.scores["mAP"] <= 1 and row.aps.shape == (tiny_folder.n_queries,)
+
+
+def test_score_descriptors_by_hand():
+    features = make_features(unit_maps(QUERY), unit_maps(DB), gnd=[{"ok": [2], "junk": [1]}])
+    row = score_descriptors("hand", features.dataset, np.array([[1.0, 0.0]]), np.array(DB))
+    assert row.method == "hand" and row.dim == 2
+    assert row.scores["mAP"] == pytest.approx(1.0) and row.aps.tolist() == [1.0]  # db2 first once junk db1 goes

@@ -262,3 +262,11 @@ def test_cell_allocation_by_hand():
     assert gem_cells[0, 0].tolist() == pytest.approx([g[0] / 5, 4 * g[0] / 5])
     with pytest.raises(ValueError, match="R-MAC"):
         cell_allocation(x, RMAC)
+
+
+def test_gem_stays_finite_for_large_p_and_tends_to_mac():
+    x = torch.tensor([[[[0.0, 0.5], [6.0, 2.0]]]])  # float32: 6 ** 50 alone would overflow
+    for p in (50.0, 500.0):
+        assert torch.isfinite(gem(x, p=p)).all()
+    assert gem(x, p=500.0).item() == pytest.approx(6.0 * 0.25 ** (1 / 500), rel=1e-5)
+    assert gem(x, p=1.0).item() == pytest.approx(8.5 / 4, rel=1e-6)

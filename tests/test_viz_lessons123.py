@@ -12,6 +12,7 @@ from PIL import Image
 
 from cbir_lab.backbones import load_backbone
 from cbir_lab.pooling import rmac_regions
+from cbir_lab.evaluation import Interval
 from cbir_lab.index import WhiteningGain, pair_similarities
 from cbir_lab.viz.feature_maps import (
     format_layers,
@@ -153,7 +154,10 @@ def test_text_tables():
         "longer label   0.25      —   0.25",
     ]
     table = format_whitening_gains([WhiteningGain("MAC", 0.5, 0.625, 0.25, 0.75, 32)]).splitlines()
-    assert table[1] == "MAC       0.500  0.625 +0.125    0.250 -0.250    0.750 @32  "
+    assert table[1] == "MAC       0.500  0.625 +0.125    0.250 -0.250    0.750 @32"
+    with_intervals = WhiteningGain("MAC", 0.5, 0.625, 0.25, 0.75, 32, Interval(0.125, -0.05, 0.3, 0.95, 25, 10),
+                                   Interval(0.25, 0.1, 0.4, 0.95, 25, 10))
+    assert format_whitening_gains([with_intervals]).splitlines()[1].endswith("@32    [-0.050, +0.300]     [+0.100, +0.400]")
 
 
 

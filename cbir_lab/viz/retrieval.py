@@ -6,7 +6,8 @@
 * :func:`plot_thumbnail_grid` shows many images at once (a dataset's queries).
 * :func:`plot_method_comparison` draws a comparison table
   (:func:`cbir_lab.index.comparison_table`) as grouped bars, and
-  :func:`format_scores` prints it, optionally with bootstrap intervals.
+  :func:`format_scores` prints it, optionally with bootstrap intervals;
+  :func:`format_query_differences` lists the queries on which two settings differ most.
 
 Every function returns a matplotlib :class:`~matplotlib.figure.Figure` (or text);
 nothing is shown, and nothing here computes a descriptor or a score.
@@ -28,6 +29,7 @@ __all__ = [
     "plot_thumbnail_grid",
     "plot_method_comparison",
     "format_scores",
+    "format_query_differences",
 ]
 
 
@@ -279,3 +281,32 @@ def format_scores(rows: Sequence, digits: int = 3, intervals: Mapping | None = N
         return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
 
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(b) for b in body])
+
+
+def format_query_differences(labels: Sequence[str], aps_a, aps_b, name_a: str, name_b: str, top: int = 5,
+                             digits: int = 2) -> str:
+    """The queries on which setting a beats setting b by the most, by AP, as a text table.
+
+    Args:
+        labels: a name per query.
+        aps_a, aps_b: the two settings' per-query APs (NaN for queries without positives).
+        name_a, name_b: their names, for the header.
+        top: how many queries to list.
+        digits: decimals shown.
+
+    Returns:
+        One line per query, the largest AP(a) − AP(b) first.
+
+    Examples:
+        >>> print(format_query_differences(["q0", "q1"], [0.5, 1.0], [0.75, 0.25], "MAC", "SPoC", top=1))
+        query  MAC   SPoC  MAC - SPoC
+        q1     1.00  0.25  +0.75
+    """
+    a, b = np.asarray(aps_a, dtype=float), np.asarray(aps_b, dtype=float)
+    if not (len(labels) == a.size == b.size):
+        raise ValueError(f"format_query_differences: {len(labels)} labels for {a.size} and {b.size} APs")
+    order = [q for q in np.argsort(-(a - b), kind="stable") if not np.isnan(a[q] - b[q])][:top]
+    header = ["query", name_a, name_b, f"{name_a} - {name_b}"]
+    body = [[labels[q], f"{a[q]:.{digits}f}", f"{b[q]:.{digits}f}", f"{a[q] - b[q]:+.{digits}f}"] for q in order]
+    widths = [max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(header)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *body])

@@ -253,9 +253,21 @@ def format_curves_at(curves: dict[str, tuple[Sequence[int], np.ndarray]], dims: 
 
 
 def format_whitening_gains(gains: Sequence) -> str:
-    """A text table of :func:`cbir_lab.index.whitening_gains`: mAP and gain over L2 only, full and partial, best d."""
-    lines = [f"{'method':<6} {'L2 only':>8} {'full':>6} {'gain':>6} {'partial':>8} {'gain':>6} {'best d (full)':>14}"]
+    """A text table of :func:`cbir_lab.index.whitening_gains`: mAP and gain over L2 only, full and partial,
+    the best d, and the gains' 95 % intervals when the rows have them."""
+    intervals = all(getattr(g, "full_gain", None) is not None for g in gains)
+    header = f"{'method':<6} {'L2 only':>8} {'full':>6} {'gain':>6} {'partial':>8} {'gain':>6} {'best d (full)':>14}"
+    if intervals:
+        header += "  full gain [95 % CI]  best gain [95 % CI]"
+    lines = [header]
     for g in gains:
-        lines.append(f"{g.method:<6} {g.l2_only:>8.3f} {g.full:>6.3f} {g.full - g.l2_only:>+6.3f} {g.partial:>8.3f} "
-                     f"{g.partial - g.l2_only:>+6.3f} {g.best:>8.3f} @{g.best_dim:<4}")
+        line = (f"{g.method:<6} {g.l2_only:>8.3f} {g.full:>6.3f} {g.full - g.l2_only:>+6.3f} {g.partial:>8.3f} "
+                f"{g.partial - g.l2_only:>+6.3f} {g.best:>8.3f} @{g.best_dim:<4}")
+        if intervals:
+            line += f"  {_bracket(g.full_gain):<19}  {_bracket(g.best_gain)}"
+        lines.append(line.rstrip())
     return "\n".join(lines)
+
+
+def _bracket(interval) -> str:
+    return f"[{interval.low:+.3f}, {interval.high:+.3f}]"
