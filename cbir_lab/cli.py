@@ -6,6 +6,8 @@
 * ``cbir-lab datasets``: every dataset with its state, size and licence.
 * ``cbir-lab present``: the talk-mode demo in the browser, served by Voila
   (:mod:`cbir_lab.talk`).
+* ``cbir-lab course EDITION DIR``: the lessons as a student, self-study or
+  instructor edition (:mod:`cbir_lab.course.editions`).
 """
 
 from __future__ import annotations
@@ -92,6 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     present.add_argument("--port", type=int, default=8866, help="the port to serve on (default: 8866)")
     present.add_argument("--no-browser", action="store_true", help="do not open a web browser")
     present.add_argument("--theme", choices=("light", "dark"), default="light")
+    course = sub.add_parser("course", help="write the lessons as an edition: student, self-study or instructor")
+    course.add_argument("edition", choices=("student", "self-study", "instructor"),
+                        help="student: exercises blank, outputs cleared; self-study: solutions one click away; "
+                             "instructor: complete")
+    course.add_argument("dir", help="the folder to write the lessons to (nothing there is overwritten)")
     args = parser.parse_args(argv)
 
     from cbir_lab.backbones import WeightsUnavailableError
@@ -109,7 +116,15 @@ def main(argv: list[str] | None = None) -> int:
             from cbir_lab.talk import present
 
             return present(args.dataset, args.port, not args.no_browser, args.theme)
-    except (WeightsUnavailableError, DatasetError, ImageLoadError, FileNotFoundError, NotADirectoryError, ValueError, ImportError) as err:
+        elif args.command == "course":
+            from cbir_lab.course.editions import write_edition
+
+            written = write_edition(args.edition, args.dir)
+            print(f"Wrote the {args.edition} edition, {len(written)} lessons, to {Path(args.dir).resolve()}:")
+            for path in written:
+                print(f"  {path.name}")
+    except (WeightsUnavailableError, DatasetError, ImageLoadError, FileNotFoundError, FileExistsError,
+            NotADirectoryError, ValueError, ImportError) as err:
         print(f"cbir-lab {args.command}: error: {err}", file=sys.stderr)
         return 1
     return 0

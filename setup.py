@@ -1,0 +1,29 @@
+"""Build hook: ship the lessons in the wheel, while notebooks/ stays their single source.
+
+pyproject.toml holds the project's metadata; this file only adds a step to
+``build_py``: the lessons (``notebooks/NN_*.ipynb``) are copied into
+``cbir_lab/course/lessons/`` of the build, so that ``cbir-lab course`` works
+after a plain ``pip install`` of the wheel. A checkout reads ``notebooks/``
+directly (:func:`cbir_lab.course.editions.lessons_dir`).
+"""
+
+import shutil
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+
+class BuildWithLessons(build_py):
+    def run(self):
+        super().run()
+        lessons = sorted((Path(__file__).resolve().parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+        if not lessons:
+            raise FileNotFoundError("no lessons in notebooks/: the wheel would ship a course without lessons")
+        target = Path(self.build_lib) / "cbir_lab" / "course" / "lessons"
+        target.mkdir(parents=True, exist_ok=True)
+        for lesson in lessons:
+            shutil.copy2(lesson, target / lesson.name)
+
+
+setup(cmdclass={"build_py": BuildWithLessons})
