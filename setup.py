@@ -21,7 +21,8 @@ class BuildWithLessons(build_py):
         if not lessons:
             raise FileNotFoundError("no lessons in notebooks/: the wheel would ship a course without lessons")
         target = Path(self.build_lib) / "cbir_lab" / "course" / "lessons"
-        target.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(target, ignore_errors=True)  # a renamed lesson must not ship twice from an earlier build
+        target.mkdir(parents=True)
         for lesson in lessons:
             shutil.copy2(lesson, target / lesson.name)
 

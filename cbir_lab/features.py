@@ -283,12 +283,17 @@ class FeatureCache:
     an interrupted run leaves no half-written entry. float16 keeps the cache
     small; its relative error (< 1e-3) is far below what changes a ranking.
 
+    A cache folder this process cannot write to (a lab's shared, read-only cache)
+    is still read; new maps are then computed and used without being stored, after
+    one warning.
+
     Args:
         root: the cache folder; default ``$CBIR_LAB_CACHE`` or the user cache.
     """
 
     def __init__(self, root: str | os.PathLike | None = None) -> None:
         self.root = cache_dir(root)
+        self.read_only = False
 
     def path(self, backbone: Backbone, max_side: int, key: str) -> Path:
         if backbone.cache_tag is None:
@@ -308,8 +313,15 @@ class FeatureCache:
         return torch.from_numpy(arr.astype(np.float32))
 
     def put(self, backbone: Backbone, max_side: int, key: str, fmap: torch.Tensor) -> None:
+        if self.read_only:
+            return
         values = fmap.detach().cpu().numpy().astype(np.float16)
-        atomic_write(self.path(backbone, max_side, key), lambda handle: np.save(handle, values, allow_pickle=False))
+        try:
+            atomic_write(self.path(backbone, max_side, key), lambda handle: np.save(handle, values, allow_pickle=False))
+        except OSError as err:  # read-only share, full disk, no permission: the maps are still right, only not kept
+            self.read_only = True
+            warnings.warn(f"cannot write to the feature cache {self.root} ({err}); feature maps are computed but "
+                          "not cached. Set CBIR_LAB_CACHE to a writable folder to keep them.", stacklevel=2)
 
 
 def _progress(total: int, enabled: bool | None, desc: str):

@@ -74,6 +74,7 @@ __all__ = [
     "evaluate_methods",
     "headline_score",
     "compare_methods",
+    "compare_settings",
     "Contribution",
     "contribution_map",
     "explain_match",
@@ -537,6 +538,42 @@ def compare_methods(rows: Sequence[MethodScore], reference: int | str = 0, n_res
         raise ValueError("compare_methods needs rows with per-query APs (a dataset with ground truth)")
     return {row.setting_label: paired_bootstrap(row.aps, base.aps, n_resamples=n_resamples, seed=seed)
             for i, row in enumerate(rows) if i != position}
+
+
+def compare_settings(rows: Sequence[MethodScore], change: str, n_resamples: int = 10_000,
+                     seed: int = 0) -> dict[str, Interval]:
+    """What one change of setting does to each pooling: every row with it against the same row without it.
+
+    For ``change="whitened"`` the row "GeM, whitened" is compared with "GeM", and
+    "GeM, whitened, α-QE" with "GeM, α-QE"; likewise for ``"query_expansion"``.
+
+    Args:
+        rows: from :func:`comparison_table` (same queries in every row).
+        change: ``"whitened"`` or ``"query_expansion"``.
+        n_resamples, seed: see :func:`cbir_lab.evaluation.paired_bootstrap`.
+
+    Returns:
+        setting label of each row with the change → the paired 95 % interval of
+        (row − the row without it); rows whose counterpart is absent are left out.
+
+    Raises:
+        ValueError: an unknown ``change``, or rows without per-query APs.
+    """
+    if change not in ("whitened", "query_expansion"):
+        raise ValueError(f"change must be 'whitened' or 'query_expansion', got {change!r}")
+    if any(row.aps is None for row in rows):
+        raise ValueError("compare_settings needs rows with per-query APs (a dataset with ground truth)")
+    by_setting = {(row.method, row.whitened, row.query_expansion): row for row in rows}
+    intervals = {}
+    for row in rows:
+        if not getattr(row, change):
+            continue
+        without = (row.method, row.whitened and change != "whitened",
+                   row.query_expansion and change != "query_expansion")
+        if without in by_setting:
+            intervals[row.setting_label] = paired_bootstrap(row.aps, by_setting[without].aps,
+                                                            n_resamples=n_resamples, seed=seed)
+    return intervals
 
 
 # --------------------------------------------------------------------------- why did this match?

@@ -503,6 +503,28 @@ def _next_option(element, kind: str):
 
 # --- reading the stored notebooks -------------------------------------------------------------------
 
+def is_quick_check(view) -> bool:
+    """Whether a widget view is a multiple-choice quick check (:class:`cbir_lab.exercises.QuickCheck`)."""
+    return view.evaluate("e => e.classList.contains('cbir-quick-check') || !!e.querySelector('.cbir-quick-check')")
+
+
+def answer_quick_check(page, view, timeout: float = 20) -> list[str]:
+    """Pick each option of a quick check in turn and press Check; return the feedback shown for each."""
+    feedback = []
+    options = view.query_selector_all("input[type=radio]")
+    check = view.query_selector("button.widget-button")
+    for option in options:
+        option.check()
+        before = view.inner_text()
+        check.click()
+        deadline = time.monotonic() + timeout
+        while view.inner_text() == before and time.monotonic() < deadline:
+            page.wait_for_timeout(100)
+        text = view.inner_text()
+        feedback.append(next((line for line in text.splitlines() if line.startswith(("✓", "✗"))), ""))
+    return feedback
+
+
 def stored_widget_count(notebook: Path) -> int:
     """How many widget views the stored (executed) notebook displays at top level."""
     nb = json.loads(notebook.read_text())

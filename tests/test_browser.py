@@ -48,6 +48,8 @@ from tests.browser_support import (
     serve,
     shown_images,
     stored_widget_count,
+    answer_quick_check,
+    is_quick_check,
     widget_views,
 )
 
@@ -180,6 +182,12 @@ def test_notebook_widgets_render_and_respond(lab, browser, notebook):
         problems = []
         for number, view in enumerate(views, start=1):
             view.scroll_into_view_if_needed()
+            if is_quick_check(view):
+                feedback = answer_quick_check(page, view)
+                print(f"{notebook}, widget {number} (quick check): {feedback}")
+                if sum(f.startswith("✓") for f in feedback) != 1 or not all(feedback):
+                    problems.append(f"widget {number}: the quick check's feedback per option was {feedback}")
+                continue
             controls = controls_of(view)
             assert controls, f"{notebook}, widget {number}: no control rendered"
             assert shown_images(view) >= 1, f"{notebook}, widget {number}: no image or figure rendered"

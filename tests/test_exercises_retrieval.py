@@ -8,6 +8,7 @@ import pytest
 from cbir_lab.evaluation import average_precision, positive_positions, revisited_gnd
 from cbir_lab.exercises.retrieval import (
     check_ns_score,
+    check_contribution_map,
     check_paired_bootstrap,
     AP_CASES,
     check_average_precision,
@@ -208,3 +209,35 @@ def test_ns_score_check():
         return np.mean([((groups[ranks[:4, q]] == groups[q]) & (ranks[:4, q] != q)).sum() for q in range(ranks.shape[1])])
 
     assert check_ns_score(without_self, verbose=False).failures == ("no_self",)
+
+
+# ---------------------------------------------------------------- why did this match?
+
+
+def test_contribution_map_check_accepts_the_formula_and_names_the_slips():
+    def good(q, x):
+        return np.tensordot(q, x, axes=1) / np.linalg.norm(x.sum(axis=(1, 2)))
+
+    assert check_contribution_map(good, verbose=False).passed
+    assert check_contribution_map(lambda q, x: np.tensordot(q, x, axes=1), verbose=False).failures == ("no_norm",)
+    assert check_contribution_map(lambda q, x: good(q, x).T, verbose=False).failures == ("transposed",)
+    assert check_contribution_map(lambda q, x: good(q, x)[0], verbose=False).failures == ("shape",)
+    assert check_contribution_map(lambda q, x: np.tensordot(q, x, axes=1) / 12, verbose=False).failures == ("mean",)
+
+    def cell_cosine(q, x):
+        norms = np.linalg.norm(x, axis=0)
+        return np.divide(np.tensordot(q, x, axes=1), norms, out=np.zeros(norms.shape), where=norms > 0)
+
+    assert check_contribution_map(cell_cosine, verbose=False).failures == ("cell_cosine",)
+    assert check_contribution_map(lambda q, x: good(q, x) + 0.01, verbose=False).failures == ("wrong",)
+
+
+def test_contribution_map_check_by_hand():
+    # Two cells, one channel each: g = (3, 4), ‖g‖ = 5; q = (1, 0) gets 3/5 from the first cell, 0 from the second.
+    from cbir_lab.index import contribution_map
+
+    x = np.zeros((2, 1, 2))
+    x[0, 0, 0], x[1, 0, 1] = 3.0, 4.0
+    np.testing.assert_allclose(contribution_map(x, np.array([1.0, 0.0]), "SPoC").map, [[0.6, 0.0]])
+    stub = check_contribution_map(lambda q, x: (_ for _ in ()).throw(NotImplementedError), verbose=False)
+    assert not stub.implemented

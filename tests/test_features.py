@@ -244,3 +244,24 @@ def test_layer_feature_maps_gives_every_layer_at_its_stride(random_backbone):
     with torch.inference_mode():
         direct = random_backbone(pixels_to_tensor(pixels, random_backbone)[None])[0].numpy()
     np.testing.assert_allclose(maps["conv_head"], direct, atol=1e-5)
+
+
+def test_a_cache_that_cannot_be_written_is_read_and_warned_about_once(lite0, photo, tmp_path, monkeypatch):
+    import cbir_lab.features as features_module
+
+    cache = FeatureCache(tmp_path / "shared")
+    kept = extract_feature_maps([photo], lite0, max_side=64, cache=cache)[0]  # filled while still writable
+    other = tmp_path / "other.png"
+    Image.new("RGB", (80, 50), (200, 30, 30)).save(other)
+
+    def refuse(path, data):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(features_module, "atomic_write", refuse)
+    counting = CountingBackbone(lite0)
+    with pytest.warns(UserWarning, match="cannot write to the feature cache") as caught:
+        maps = extract_feature_maps([photo, other, other], counting, max_side=64, cache=cache)
+    assert len([w for w in caught if "feature cache" in str(w.message)]) == 1
+    assert torch.equal(maps[0], kept)  # the shared entry is still read
+    assert counting.seen == 2  # both copies of the new image; the shared one came from the cache
+    assert torch.allclose(maps[1], extract_feature_maps([other], lite0, max_side=64, cache=False)[0], atol=2e-3)

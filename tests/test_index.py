@@ -15,6 +15,7 @@ from cbir_lab.index import (
     RetrievalIndex,
     compare_images,
     compare_methods,
+    compare_settings,
     comparison_table,
     contribution_map,
     depth_comparison,
@@ -203,6 +204,28 @@ def test_compare_methods_gives_paired_intervals():
     assert {intervals["B"].low, intervals["B"].high} <= {0.0, 0.5, 1.0}
     with pytest.raises(ValueError, match="per-query APs"):
         compare_methods([rows[0], MethodScore("C", False, False, 4, {"mAP": 1.0})])
+
+
+def test_compare_settings_pairs_each_row_with_its_counterpart():
+    def row(method, whitened, qe, aps):
+        return MethodScore(method, whitened, qe, 4, {"mAP": float(np.mean(aps))}, np.array(aps, dtype=float))
+
+    rows = [row("A", False, False, [0.5, 0.5]), row("A", True, False, [1.0, 0.5]),
+            row("A", False, True, [0.5, 0.0]), row("A", True, True, [0.5, 0.5]),
+            row("B", True, False, [1.0, 1.0])]  # B has no unwhitened row: left out
+    whitened = compare_settings(rows, "whitened")
+    assert list(whitened) == ["A, whitened", "A, whitened, α-QE"]
+    # per-query differences (0.5, 0) and (0, 0.5): both mean 0.25
+    assert whitened["A, whitened"].estimate == pytest.approx(0.25)
+    assert whitened["A, whitened, α-QE"].estimate == pytest.approx(0.25)
+    qe = compare_settings(rows, "query_expansion")
+    assert list(qe) == ["A, α-QE", "A, whitened, α-QE"]
+    assert qe["A, α-QE"].estimate == pytest.approx(-0.25)  # (0, -0.5)
+    assert qe["A, whitened, α-QE"].estimate == pytest.approx(-0.25)  # (-0.5, 0)
+    with pytest.raises(ValueError, match="change must be"):
+        compare_settings(rows, "power")
+    with pytest.raises(ValueError, match="per-query APs"):
+        compare_settings([MethodScore("C", False, False, 4, {"mAP": 1.0})], "whitened")
 
 
 def test_headline_score():

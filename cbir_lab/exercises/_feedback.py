@@ -65,7 +65,7 @@ def not_implemented(exercise: str, what: str) -> CheckResult:
         exercise,
         False,
         f"⏳ {exercise}: not implemented yet. {what}\n"
-        "Replace the `...` and the `raise NotImplementedError` line, then run this cell again.",
+        "Write your code in place of `raise NotImplementedError()` in the answer cell, run it, then run this cell again.",
         implemented=False,
         failures=("not_implemented",),
     )

@@ -12,6 +12,10 @@ Lessons 4 and 5:
   Recognises a missing final L2, a forgotten query, the k *least* similar
   images, k ± 1 neighbours.
 
+* :func:`check_contribution_map`: ``map_fn(query_vec, db_map) -> (H, W)``, how
+  much each cell of a database image's map adds to its SPoC similarity with a
+  query (:func:`cbir_lab.index.contribution_map`). Recognises a forgotten
+  ‖g‖, a per-cell cosine, average pooling, and transposed axes.
 * :func:`check_paired_bootstrap`: ``interval_fn(aps_a, aps_b, n_resamples, seed)``,
   the paired bootstrap interval of a difference of mAPs
   (:func:`cbir_lab.evaluation.paired_bootstrap`). Recognises an unpaired
@@ -52,6 +56,7 @@ __all__ = [
     "revisited_example_gnd",
     "check_paired_bootstrap",
     "check_ns_score",
+    "check_contribution_map",
 ]
 
 # ---------------------------------------------------------------- average precision
@@ -229,6 +234,75 @@ def check_query_expansion(aqe_fn: Callable[[np.ndarray, np.ndarray, int], np.nda
         return report(CheckResult(name, False, f"✗ {name} {where}: {why}", failures=(key,)), verbose)
     message = f"✓ {name}: right for k = 1 and k = 3 on {len(queries)} queries."
     return report(CheckResult(name, True, message), verbose)
+
+
+# ---------------------------------------------------------------- why did this match? (SPoC)
+
+
+def _contribution_data() -> tuple[np.ndarray, np.ndarray]:
+    """A query descriptor and a non-negative (C, H, W) map with H ≠ W, so transposed axes show."""
+    rng = np.random.default_rng(5)
+    db_map = rng.gamma(1.0, 1.0, size=(6, 3, 4)) * (rng.random((6, 3, 4)) < 0.6)
+    query = rng.random(6)
+    return query / np.linalg.norm(query), db_map
+
+
+def check_contribution_map(map_fn: Callable[[np.ndarray, np.ndarray], np.ndarray], verbose: bool = True) -> CheckResult:
+    r"""Check ``map_fn(query_vec, db_map) -> (H, W)``: each cell's share of a SPoC similarity.
+
+    With :math:`g = \sum_{y,x} X_{:,y,x}` and the database descriptor
+    :math:`g / \lVert g \rVert`, the similarity to the query's descriptor :math:`q` is
+    :math:`s = \sum_{y,x} M_{yx}` with :math:`M_{yx} = q^\top X_{:,y,x} / \lVert g \rVert`
+    (:func:`cbir_lab.index.contribution_map`, without whitening).
+
+    Args:
+        map_fn: the student's function; ``query_vec`` is (C,), L2-normalised, and
+            ``db_map`` a (C, H, W) numpy array.
+        verbose: print the feedback.
+
+    Returns:
+        The :class:`CheckResult`; ``failures`` names the slip (``no_norm``,
+        ``cell_cosine``, ``mean``, ``transposed``, ``shape``, ``wrong``, ``error``).
+    """
+    from cbir_lab.index import contribution_map
+
+    name = "contribution map"
+    query, db_map = _contribution_data()
+    try:
+        got = call_student(name, "Return q · X[:, y, x] / ‖g‖ for every cell, where g sums X over the cells.",
+                           f"map_fn(query_vec of shape {query.shape}, db_map of shape {db_map.shape})",
+                           map_fn, query.copy(), db_map.copy())
+    except StudentCodeError as err:
+        return report(err.result, verbose)
+    got = np.asarray(got.detach().cpu().numpy() if hasattr(got, "detach") else got, dtype=np.float64)
+    expected = contribution_map(db_map, query, "SPoC").map
+    score = float(query @ db_map.sum(axis=(1, 2)) / np.linalg.norm(db_map.sum(axis=(1, 2))))
+    if got.shape == expected.shape and np.allclose(got, expected, atol=1e-6):
+        message = (f"✓ {name}: right on a {db_map.shape[1]}×{db_map.shape[2]} map; the cells add up to the "
+                   f"similarity, {got.sum():.4f} = q·L2(g) = {score:.4f}.")
+        return report(CheckResult(name, True, message), verbose)
+    if got.shape == expected.T.shape and np.allclose(got, expected.T, atol=1e-6):
+        key, why = "transposed", f"the values are right but the axes are swapped: return shape (H, W) = {expected.shape}."
+    elif got.shape != expected.shape:
+        key, why = "shape", f"return one number per cell, shape (H, W) = {expected.shape}; got {got.shape}."
+    else:
+        per_cell = np.tensordot(query, db_map, axes=1)
+        cell_norms = np.linalg.norm(db_map, axis=0)
+        slips = [
+            ("no_norm", per_cell, "divide by ‖g‖, the norm of the summed map: the descriptor is L2-normalised, and "
+                                  "without it the cells add up to q·g instead of the similarity."),
+            ("cell_cosine", np.divide(per_cell, cell_norms, out=np.zeros_like(per_cell), where=cell_norms > 0),
+             "that is each cell's own cosine with q; divide every cell by the same ‖g‖, so the cells add up to the score."),
+            ("mean", per_cell / (db_map.shape[1] * db_map.shape[2]),
+             "dividing by the number of cells is average pooling; SPoC's descriptor is g / ‖g‖."),
+        ]
+        key, why = "wrong", (f"your cells add up to {got.sum():.4f}, the similarity is {score:.4f}. "
+                             "Compute q · X[:, y, x] for each cell, then divide by ‖g‖.")
+        for slip, candidate, explanation in slips:
+            if np.allclose(got, candidate, atol=1e-6):
+                key, why = slip, explanation
+                break
+    return report(CheckResult(name, False, f"✗ {name}: {why}", failures=(key,)), verbose)
 
 
 # ---------------------------------------------------------------- Holidays protocol

@@ -244,15 +244,19 @@ def _setting(row) -> str:
     return " ".join(parts)
 
 
-def format_scores(rows: Sequence, digits: int = 3, intervals: Mapping | None = None) -> str:
+def format_scores(rows: Sequence, digits: int = 3, intervals: Mapping | None = None,
+                  versus: str = "reference") -> str:
     """A plain-text table of comparison rows (one column per score).
 
     Args:
         rows: :class:`cbir_lab.index.MethodScore` rows.
         digits: decimals shown.
         intervals: optionally, setting label → :class:`cbir_lab.evaluation.Interval`
-            of the row's difference to a reference row (:func:`cbir_lab.index.compare_methods`),
-            shown in a last column; the reference row shows "reference".
+            of the row's difference to another row, shown in a last column: to one reference
+            row (:func:`cbir_lab.index.compare_methods`; that row shows "reference"), or to
+            the same row without a change (:func:`cbir_lab.index.compare_settings`; rows
+            without the change show "-").
+        versus: what the intervals compare with, for the column's header.
 
     Returns:
         The table; the QE column only when some row uses query expansion.
@@ -267,10 +271,11 @@ def format_scores(rows: Sequence, digits: int = 3, intervals: Mapping | None = N
         for r in rows
     ]
     if intervals is not None:
-        header.append("Δ vs reference [95 % CI]")
+        header.append(f"Δ vs {versus} [95 % CI]")
+        missing = "reference" if versus == "reference" else "-"
         for cells, row in zip(body, rows):
             interval = intervals.get(row.setting_label)
-            cells.append("reference" if interval is None else
+            cells.append(missing if interval is None else
                          f"{interval.estimate:+.{digits}f} [{interval.low:+.{digits}f}, {interval.high:+.{digits}f}]")
     if not any(r.query_expansion for r in rows):
         header.pop(2)
