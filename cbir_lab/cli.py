@@ -8,6 +8,8 @@
   (:mod:`cbir_lab.talk`).
 * ``cbir-lab course EDITION DIR``: the lessons as a student, self-study or
   instructor edition (:mod:`cbir_lab.course.editions`).
+* ``cbir-lab reproduce --dataset NAME``: a benchmark under the papers' protocol,
+  beside the published figures (:mod:`cbir_lab.reproduce`).
 """
 
 from __future__ import annotations
@@ -23,13 +25,9 @@ __all__ = ["main", "run_demo"]
 
 def _unique_path(path: Path) -> Path:
     """``path``, or ``stem-1.png``, ``stem-2.png``… so that an existing file is never overwritten."""
-    if not path.exists():
-        return path
-    for i in range(1, 10_000):
-        candidate = path.with_name(f"{path.stem}-{i}{path.suffix}")
-        if not candidate.exists():
-            return candidate
-    raise FileExistsError(f"too many files named like {path}")
+    from cbir_lab.paths import free_path
+
+    return free_path(path)
 
 
 def run_demo(
@@ -99,6 +97,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="student: exercises blank, outputs cleared; self-study: solutions one click away; "
                              "instructor: complete")
     course.add_argument("dir", help="the folder to write the lessons to (nothing there is overwritten)")
+    repro = sub.add_parser("reproduce", help="a benchmark under the papers' protocol, beside the published figures")
+    repro.add_argument("--dataset", required=True, choices=("roxford5k", "rparis6k", "holidays", "ukbench"))
+    repro.add_argument("--max-side", type=int, default=1024, help="long side fed to the network (papers: 1024)")
+    repro.add_argument("--whitening", default=None,
+                       help="where to learn the whitening: a benchmark, an image set or a folder "
+                            "(default: the other landmark set; imagenet-sample for Holidays and UKBench)")
+    repro.add_argument("--out", default="reproduce", help="the folder for the Markdown and CSV tables (never overwritten)")
+    repro.add_argument("--no-download", action="store_true", help="use only what is on disk")
     args = parser.parse_args(argv)
 
     from cbir_lab.backbones import WeightsUnavailableError
@@ -123,6 +129,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Wrote the {args.edition} edition, {len(written)} lessons, to {Path(args.dir).resolve()}:")
             for path in written:
                 print(f"  {path.name}")
+        elif args.command == "reproduce":
+            from cbir_lab.reproduce import format_markdown, reproduce, write_report
+
+            result = reproduce(args.dataset, max_side=args.max_side, whitening=args.whitening,
+                               download=not args.no_download)
+            print(format_markdown(result))
+            markdown, table = write_report(result, args.out)
+            print(f"Wrote {markdown} and {table}")
     except (WeightsUnavailableError, DatasetError, ImageLoadError, FileNotFoundError, FileExistsError,
             NotADirectoryError, ValueError, ImportError) as err:
         print(f"cbir-lab {args.command}: error: {err}", file=sys.stderr)

@@ -43,6 +43,7 @@ __all__ = [
     "map_from_scores",
     "revisited_gnd",
     "revisited_map",
+    "ns_hits",
     "ns_score",
     "precision_at_k",
     "precision_recall",
@@ -291,6 +292,29 @@ def revisited_map(ranks, gnd: Sequence[dict], kappas: Sequence[int] = (1, 5, 10)
     return {s: compute_map(ranks, revisited_gnd(gnd, s), kappas) for s in ("easy", "medium", "hard")}
 
 
+def ns_hits(ranks, gnd: Sequence[dict]) -> np.ndarray:
+    """Per query, how many images of its group are in its top 4 (UKBench; 0 to 4).
+
+    Args:
+        ranks: shape (≥ 4, n_queries); the query itself is in the database and counts.
+        gnd: per query, ``'ok'`` = the indices of its group (4 images, itself included).
+
+    Returns:
+        Shape (n_queries,), integers as floats; their mean is :func:`ns_score`.
+
+    Examples:
+        >>> ns_hits(np.array([[0, 1], [2, 0], [1, 3], [3, 2]]), [{"ok": [0, 1]}, {"ok": [0, 1]}])
+        array([2., 2.])
+    """
+    ranks = _check_ranks(ranks)
+    if ranks.shape[1] != len(gnd):
+        raise ValueError(f"ranks has {ranks.shape[1]} query columns but gnd has {len(gnd)} queries")
+    if ranks.shape[0] < 4:
+        raise ValueError(f"the N-S score needs at least the top 4 of each ranking, got {ranks.shape[0]}")
+    return np.array([np.isin(ranks[:4, q], np.asarray(g["ok"], dtype=np.int64)).sum() for q, g in enumerate(gnd)],
+                    dtype=np.float64)
+
+
 def ns_score(ranks, gnd: Sequence[dict]) -> float:
     """UKBench's N-S score: the mean number of the query's group found in the top 4 (max 4).
 
@@ -299,15 +323,9 @@ def ns_score(ranks, gnd: Sequence[dict]) -> float:
         gnd: per query, ``'ok'`` = the indices of its group (4 images, itself included).
 
     Returns:
-        The score in [0, 4].
+        The score in [0, 4], the mean of :func:`ns_hits`.
     """
-    ranks = _check_ranks(ranks)
-    if ranks.shape[1] != len(gnd):
-        raise ValueError(f"ranks has {ranks.shape[1]} query columns but gnd has {len(gnd)} queries")
-    if ranks.shape[0] < 4:
-        raise ValueError(f"the N-S score needs at least the top 4 of each ranking, got {ranks.shape[0]}")
-    hits = [np.isin(ranks[:4, q], np.asarray(g["ok"], dtype=np.int64)).sum() for q, g in enumerate(gnd)]
-    return float(np.mean(hits))
+    return float(np.mean(ns_hits(ranks, gnd)))
 
 
 def precision_at_k(ranks, gnd: Sequence[dict], k: int) -> np.ndarray:

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -84,6 +84,8 @@ __all__ = [
     "depth_comparison",
     "dimension_grid",
     "train_vs_test_curves",
+    "whitening_curves",
+    "whitening_table",
     "WhiteningGain",
     "whitening_gains",
 ]
@@ -872,32 +874,86 @@ def dimension_grid(max_dim: int, start: int = 16, step: int = 16, max_points: in
     return dims
 
 
+def whitening_curves(
+    index: RetrievalIndex, poolings: Sequence[Pooling | str], parts: Mapping[str, str], power: float = 0.5
+) -> tuple[dict[str, tuple[list[int], np.ndarray]], dict[str, float]]:
+    """mAP against d for whitenings learned on each of several parts, up to the d each allows.
+
+    Args:
+        index: the :class:`RetrievalIndex`.
+        poolings: the poolings compared.
+        parts: part of the features (``"train"``, ``"db"`` or a whitening set's name) → how to
+            name it in the curves' labels.
+        power: 0.5 full whitening, 0.25 partial, 0 PCA only.
+
+    Returns:
+        (curves, baselines): ``"<pooling> (learned on the <label>)"`` → (dims, mAP at each),
+        and pooling name → mAP with L2 only.
+    """
+    curves: dict[str, tuple[list[int], np.ndarray]] = {}
+    baselines: dict[str, float] = {}
+    for pooling in map(Pooling.parse, poolings):
+        baselines[pooling.name] = index.l2_score(pooling)
+        for part, label in parts.items():
+            dims = dimension_grid(index.max_dim(pooling, part))
+            curves[f"{pooling.name} (learned on the {label})"] = (dims, index.whitening_curve(pooling, dims, power, part))
+    return curves, baselines
+
+
 def train_vs_test_curves(
     index: RetrievalIndex, poolings: Sequence[Pooling | str] = (SPOC, MAC), power: float = 0.5
 ) -> tuple[dict[str, tuple[list[int], np.ndarray]], dict[str, float]]:
     """mAP against d with the whitening learned on the training split, and on the test database itself.
 
     Learning on the test database is the overfit lesson 3 shows: its curves
-    are what a paper that did so would report.
-
-    Args:
-        index: the :class:`RetrievalIndex` (its features need a training split).
-        poolings: the poolings compared.
-        power: 0.5 full whitening, 0.25 partial, 0 PCA only.
+    are what a paper that did so would report. See :func:`whitening_curves`.
 
     Returns:
         (curves, baselines): ``"<name> (learned on the training set)"`` and
         ``"<name> (learned on the test set)"`` → (dims, mAP at each), and
         name → mAP with L2 only.
     """
-    curves: dict[str, tuple[list[int], np.ndarray]] = {}
-    baselines: dict[str, float] = {}
+    return whitening_curves(index, poolings, {"train": "training set", "db": "test set"}, power)
+
+
+def whitening_table(
+    index: RetrievalIndex,
+    poolings: Sequence[Pooling | str] = (SPOC, MAC, GEM),
+    dims: Sequence[int] = (32, 64, 128, 256, 512),
+    part: str = "train",
+    power: float = 0.5,
+) -> tuple[list[MethodScore], dict[str, Interval]]:
+    """Each pooling with L2 only, then whitened to each d of ``dims`` that ``part`` allows, with intervals.
+
+    The papers report whitened descriptors at a few dimensions (32 to 1024); this
+    puts our whitening at the same ones, each against the same pooling without it.
+
+    Args:
+        index: the :class:`RetrievalIndex`.
+        poolings: the poolings.
+        dims: the dimensions; those above the part's largest d are left out, and that
+            largest d is added last.
+        part: what the whitening is learned on (``"train"`` or a whitening set's name).
+        power: 0.5 full whitening, 0.25 partial.
+
+    Returns:
+        (rows, intervals): :class:`MethodScore` rows named ``"<pooling>"`` (L2 only) and
+        ``"<pooling> @<d>"`` (whitened), scored by the headline mAP; and each whitened
+        row's label → the paired 95 % interval of its gain over L2 only, for
+        :func:`cbir_lab.viz.retrieval.format_scores` (``versus="L2 only"``).
+    """
+    rows, intervals = [], {}
     for pooling in map(Pooling.parse, poolings):
-        baselines[pooling.name] = index.l2_score(pooling)
-        for part, label in (("train", "training set"), ("db", "test set")):
-            dims = dimension_grid(index.max_dim(pooling, part))
-            curves[f"{pooling.name} (learned on the {label})"] = (dims, index.whitening_curve(pooling, dims, power, part))
-    return curves, baselines
+        plain = index.setting(pooling)
+        rows.append(MethodScore(pooling.name, False, False, plain["db_vecs"].shape[1], {"mAP": index.l2_score(pooling)},
+                                plain["aps"]))
+        top = index.max_dim(pooling, part)
+        for d in [d for d in dims if d < top] + [top]:
+            aps = index.whitened_aps(pooling, d, power, part)
+            row = MethodScore(f"{pooling.name} @{d}", True, False, d, {"mAP": float(np.nanmean(aps))}, aps)
+            rows.append(row)
+            intervals[row.setting_label] = paired_bootstrap(aps, plain["aps"])
+    return rows, intervals
 
 
 @dataclass(frozen=True)
@@ -924,27 +980,30 @@ class WhiteningGain:
     best_gain: Interval | None = None
 
 
-def whitening_gains(index: RetrievalIndex, poolings: Sequence[Pooling | str] = (SPOC, MAC, GEM)) -> list[WhiteningGain]:
+def whitening_gains(index: RetrievalIndex, poolings: Sequence[Pooling | str] = (SPOC, MAC, GEM),
+                    part: str = "train") -> list[WhiteningGain]:
     """Each pooling's mAP without PCA, with full and partial whitening, and at its best d, with intervals.
 
     Args:
         index: the :class:`RetrievalIndex` (its features need a training split).
         poolings: the poolings compared.
+        part: what the whitening is learned on: ``"train"``, or one of the features'
+            other whitening sets (:attr:`~cbir_lab.pipeline.DatasetFeatures.whitening_sets`).
 
     Returns:
         One :class:`WhiteningGain` per pooling.
     """
     gains = []
     for pooling in map(Pooling.parse, poolings):
-        top = index.max_dim(pooling)
+        top = index.max_dim(pooling, part)
         dims = dimension_grid(top)
-        full = index.whitening_curve(pooling, dims, 0.5)
+        full = index.whitening_curve(pooling, dims, 0.5, part)
         best = int(np.argmax(full))
         plain = index.setting(pooling)["aps"]
         gains.append(WhiteningGain(
             pooling.name, l2_only=index.l2_score(pooling), full=float(full[-1]),
-            partial=index.whitened_score(pooling, top, 0.25), best=float(full[best]), best_dim=dims[best],
-            full_gain=paired_bootstrap(index.whitened_aps(pooling, top, 0.5), plain),
-            best_gain=paired_bootstrap(index.whitened_aps(pooling, dims[best], 0.5), plain),
+            partial=index.whitened_score(pooling, top, 0.25, part), best=float(full[best]), best_dim=dims[best],
+            full_gain=paired_bootstrap(index.whitened_aps(pooling, top, 0.5, part), plain),
+            best_gain=paired_bootstrap(index.whitened_aps(pooling, dims[best], 0.5, part), plain),
         ))
     return gains

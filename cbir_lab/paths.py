@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import BinaryIO, Callable, Union
 
-__all__ = ["data_dir", "cache_dir", "atomic_write"]
+__all__ = ["data_dir", "cache_dir", "atomic_write", "free_path"]
 
 
 def _user_cache_root() -> Path:
@@ -93,3 +93,25 @@ def atomic_write(path: str | os.PathLike, data: Union[bytes, str, Callable[[Bina
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def free_path(path: str | os.PathLike) -> Path:
+    """``path`` if nothing is there, else ``stem-1.ext``, ``stem-2.ext``…: the first name that is free,
+    so that a file someone made is never overwritten.
+
+    Examples:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> (folder / "a.png").write_bytes(b"")
+        0
+        >>> free_path(folder / "a.png").name, free_path(folder / "b.png").name
+        ('a-1.png', 'b.png')
+    """
+    path = Path(path)
+    if not path.exists():
+        return path
+    for i in range(1, 10_000):
+        candidate = path.with_name(f"{path.stem}-{i}{path.suffix}")
+        if not candidate.exists():
+            return candidate
+    raise FileExistsError(f"too many files named like {path}")

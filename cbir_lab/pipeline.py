@@ -25,6 +25,7 @@ import torch
 
 from cbir_lab.backbones import Backbone, load_backbone
 from cbir_lab.datasets.base import RetrievalDataset
+from cbir_lab.datasets.image_sets import ImageSet
 from cbir_lab.features import FeatureCache, extract_feature_maps
 from cbir_lab.pooling import Pooling, regional_vectors
 from cbir_lab.whitening import PCAWhitening, l2n
@@ -38,7 +39,8 @@ __all__ = [
     "describe",
 ]
 
-#: The parts of a :class:`DatasetFeatures`: queries, database, whitening-training images.
+#: The parts of every :class:`DatasetFeatures`: queries, database, whitening-training images
+#: (a features object may add other whitening sets, by name: :attr:`DatasetFeatures.parts`).
 PARTS = ("query", "db", "train")
 
 
@@ -54,6 +56,9 @@ class DatasetFeatures:
         max_side: the long side the images were fed at.
         query_maps, db_maps, train_maps: the maps.
         train_source: what the training maps are (shown where a whitening is described).
+        whitening_sets: more image sets to learn a whitening on, by name (e.g.
+            ``"imagenet-sample"``) → their maps; each is a part of its own.
+        whitening_set_sources: name → what that set is, in words.
     """
 
     dataset: RetrievalDataset
@@ -63,13 +68,32 @@ class DatasetFeatures:
     db_maps: list[torch.Tensor]
     train_maps: list[torch.Tensor]
     train_source: str = "the dataset's training split"
+    whitening_sets: dict[str, list[torch.Tensor]] = field(default_factory=dict)
+    whitening_set_sources: dict[str, str] = field(default_factory=dict)
     _pooled: dict = field(default_factory=dict, repr=False)
 
+    @property
+    def parts(self) -> tuple[str, ...]:
+        """:data:`PARTS`, then the names of :attr:`whitening_sets`."""
+        return PARTS + tuple(self.whitening_sets)
+
     def maps(self, part: str) -> list[torch.Tensor]:
-        """The maps of ``part``, one of :data:`PARTS`."""
+        """The maps of ``part``, one of :attr:`parts`."""
+        if part in self.whitening_sets:
+            return self.whitening_sets[part]
         if part not in PARTS:
-            raise ValueError(f"part must be one of {PARTS}, got {part!r}")
+            raise ValueError(f"part must be one of {self.parts}, got {part!r}")
         return {"query": self.query_maps, "db": self.db_maps, "train": self.train_maps}[part]
+
+    def source(self, part: str) -> str:
+        """What the images of a whitening part are, in words: ``"train"``, ``"db"`` or a whitening set."""
+        if part == "train":
+            return self.train_source
+        if part == "db":
+            return "the test database itself"
+        if part in self.whitening_set_sources:
+            return self.whitening_set_sources[part]
+        raise ValueError(f"part must be one of {self.parts}, got {part!r}")
 
     def pooled(self, part: str, pooling: Pooling | str) -> np.ndarray:
         """Unnormalised pooled vectors (N, C) of ``part`` (see :data:`PARTS`), memoised."""
@@ -93,6 +117,7 @@ def extract_dataset(
     max_side: int = 384,
     cache: FeatureCache | bool | None = True,
     progress: bool | None = None,
+    whitening_sets: Sequence[ImageSet] = (),
 ) -> DatasetFeatures:
     """Feature maps of every image of a dataset (queries cropped to their boxes).
 
@@ -102,6 +127,11 @@ def extract_dataset(
         max_side: the long side fed to the network.
         cache: as in :func:`cbir_lab.features.extract_feature_maps`.
         progress: show a progress bar (default: for long runs).
+        whitening_sets: more image sets to learn whitenings on, besides the dataset's
+            own training split (:func:`cbir_lab.datasets.image_sets.load_image_set`);
+            each becomes a part of the features, named after the set. To make a set
+            *the* training split instead, use
+            :meth:`~cbir_lab.datasets.base.RetrievalDataset.with_training_images`.
 
     Returns:
         The :class:`DatasetFeatures`.
@@ -109,9 +139,18 @@ def extract_dataset(
     if isinstance(backbone, str):
         backbone = load_backbone(backbone)
     items = dataset.queries() + list(dataset.db_images) + list(dataset.train_images)
+    for image_set in whitening_sets:
+        items += list(image_set.images)
     maps = extract_feature_maps(items, backbone, max_side=max_side, cache=cache, progress=progress)
-    nq, ndb = dataset.n_queries, dataset.n_db
-    return DatasetFeatures(dataset, backbone.name, max_side, maps[:nq], maps[nq : nq + ndb], maps[nq + ndb :])
+    nq, ndb, ntrain = dataset.n_queries, dataset.n_db, len(dataset.train_images)
+    start = nq + ndb + ntrain
+    sets, sources = {}, {}
+    for image_set in whitening_sets:
+        sets[image_set.name] = maps[start : start + len(image_set)]
+        sources[image_set.name] = image_set.description
+        start += len(image_set)
+    return DatasetFeatures(dataset, backbone.name, max_side, maps[:nq], maps[nq : nq + ndb], maps[nq + ndb : nq + ndb + ntrain],
+                           train_source=dataset.train_source, whitening_sets=sets, whitening_set_sources=sources)
 
 
 def learn_whitening(
@@ -132,7 +171,8 @@ def learn_whitening(
         n_components: d (default: every useful component).
         power: 0.5 full whitening, 0 PCA only, between: partial.
         part: ``"train"``; ``"db"`` learns on the test database itself, which
-            overfits (lesson 3 shows by how much).
+            overfits (lesson 3 shows by how much); or the name of one of the
+            features' :attr:`~DatasetFeatures.whitening_sets`.
 
     Returns:
         The fitted :class:`~cbir_lab.whitening.PCAWhitening`.
@@ -148,6 +188,8 @@ def learn_whitening(
             vectors = features.pooled(part, pooling)
     except ValueError:  # no maps in that part (and nothing pooled from them before)
         what = "training split" if part == "train" else f"{part!r} images"
+        if part not in features.parts:
+            raise
         raise ValueError(f"dataset {features.dataset.name!r} has no {what} to learn the whitening on") from None
     return PCAWhitening(n_components=n_components, power=power).fit(vectors)
 

@@ -97,6 +97,12 @@ class _Handler(BaseHTTPRequestHandler):
         name = self.path.lstrip("/").split("?", 1)[0]
         range_header = self.headers.get("Range")
         owner.requests.append((name, range_header))
+        if name in owner.redirects:
+            self.send_response(302)
+            self.send_header("Location", owner.redirects[name])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         data = owner.files.get(name)
         if data is None:
             self.send_error(404)
@@ -146,6 +152,7 @@ class FileServer:
         cut_after: ``{name: n}``: the next GET of ``name`` sends only n bytes
             of the body and closes the connection (once).
         ignore_range: answer every request with the whole file (status 200).
+        redirects: ``{name: location}``: a GET of ``name`` answers 302 to ``location`` (a path or a URL).
         requests: ``(name, Range header or None)`` of every request, in order.
     """
 
@@ -153,6 +160,7 @@ class FileServer:
         self.files = dict(files or {})
         self.cut_after: dict[str, int] = {}
         self.ignore_range = False
+        self.redirects: dict[str, str] = {}
         self.requests: list[tuple[str, str | None]] = []
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.owner = self

@@ -488,3 +488,16 @@ def test_score_descriptors_by_hand():
     row = score_descriptors("hand", features.dataset, np.array([[1.0, 0.0]]), np.array(DB))
     assert row.method == "hand" and row.dim == 2
     assert row.scores["mAP"] == pytest.approx(1.0) and row.aps.tolist() == [1.0]  # db2 first once junk db1 goes
+
+
+def test_whitening_table_lists_the_allowed_dimensions_with_paired_gains(grouped_features):
+    from cbir_lab.index import whitening_table
+
+    index = RetrievalIndex(grouped_features)
+    top = index.max_dim("SPoC")  # 12 training images: 11 directions at most
+    rows, intervals = whitening_table(index, ("SPoC",), dims=(4, 8, 64))
+    assert [(r.method, r.whitened, r.dim) for r in rows] == [("SPoC", False, 16), ("SPoC @4", True, 4),
+                                                            ("SPoC @8", True, 8), (f"SPoC @{top}", True, top)]
+    assert rows[1].scores["mAP"] == pytest.approx(index.whitened_score("SPoC", 4))
+    assert list(intervals) == ["SPoC @4, whitened", "SPoC @8, whitened", f"SPoC @{top}, whitened"]
+    assert intervals["SPoC @4, whitened"].estimate == pytest.approx(rows[1].scores["mAP"] - rows[0].scores["mAP"])

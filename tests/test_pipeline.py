@@ -117,3 +117,71 @@ def test_rmac_whitening_equals_whitening_each_image_regions_separately(features)
     w = PCAWhitening(n_components=3).fit(np.concatenate(features.regional("train")))
     expected = np.stack([w.transform_regions(r[None])[0] for r in features.regional("db")])
     np.testing.assert_allclose(db, expected, rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------- other whitening sets and distractors
+
+
+def test_with_training_images_replaces_the_whitening_set_and_refuses_test_images(features):
+    ds = features.dataset
+    assert ds.train_source == "the toy training split"
+    other = ds.with_training_images([Path("big0.jpg"), Path("big1.jpg")], "two big photos")
+    assert other.train_images == (Path("big0.jpg"), Path("big1.jpg")) and other.train_source == "two big photos"
+    assert other.db_images == ds.db_images and other.gnd == ds.gnd and ds.train_source == "the toy training split"
+    with pytest.raises(ValueError, match="1 whitening-training images are test images"):
+        ds.with_training_images([Path("db2.png")], "a database image")
+    with pytest.raises(ValueError, match="has no images"):
+        ds.with_training_images([], "nothing")
+
+
+def test_with_distractors_appends_to_the_database_and_keeps_the_ground_truth(features):
+    ds = features.dataset
+    noisy = ds.with_distractors([Path("x0.jpg"), Path("x1.jpg"), Path("x2.jpg")], "three photos")
+    assert noisy.name == "toy+3" and noisy.n_db == 7
+    assert noisy.db_images[:4] == ds.db_images and noisy.gnd == ds.gnd
+    with pytest.raises(ValueError, match="already in the dataset"):
+        ds.with_distractors([Path("t3.png")], "a training image")
+
+
+def test_a_distractor_ranked_above_a_positive_lowers_its_ap():
+    from cbir_lab.evaluation import compute_map
+    from cbir_lab.search import rank
+    from tests.conftest import make_features
+
+    def vec(*values):
+        return torch.tensor(values, dtype=torch.float32).reshape(-1, 1, 1)
+
+    # query (1, 0); positives db0 = (1, 0) (cosine 1) and db1 = (1, 1) (cosine 0.707)
+    plain = make_features([vec(1, 0)], [vec(1, 0), vec(1, 1)], gnd=[{"ok": [0, 1], "junk": []}])
+    ds = plain.dataset.with_distractors([Path("x0.jpg")], "one photo")
+    noisy = DatasetFeatures(ds, "toy", 64, plain.query_maps, plain.db_maps + [vec(3, 1)], [])  # cosine 0.949
+    for features, expected in ((plain, 1.0), (noisy, (1 + (1 / 2 + 2 / 3) / 2) / 2)):  # positives at 0 and 2
+        q, d = global_descriptors(features, "SPoC")
+        assert compute_map(rank(q, d), features.dataset.gnd).aps[0] == pytest.approx(expected)
+
+
+def test_extract_dataset_adds_each_whitening_set_as_a_part(tmp_path):
+    from cbir_lab.backbones import load_backbone
+    from cbir_lab.datasets.image_sets import ImageSet
+    from cbir_lab.pipeline import extract_dataset
+    from tests.conftest import make_features
+
+    base = make_features([torch.zeros(4, 1, 1)], [torch.zeros(4, 1, 1)] * 2, [torch.zeros(4, 1, 1)] * 3,
+                         gnd=[{"ok": [0], "junk": []}], image_dir=tmp_path).dataset
+    extra = []
+    for i in range(4):
+        path = tmp_path / f"big{i}.png"
+        Image.new("RGB", (48, 40), (60 * i, 20, 200 - 40 * i)).save(path)
+        extra.append(path)
+    image_set = ImageSet("big", tuple(extra), "four generated photos")
+    net = load_backbone("efficientnet_lite0", device="cpu")
+    features = extract_dataset(base, net, max_side=64, cache=False, progress=False, whitening_sets=[image_set])
+    assert features.parts == ("query", "db", "train", "big")
+    assert len(features.train_maps) == 3 and len(features.maps("big")) == 4
+    assert features.source("big") == "four generated photos" and features.source("train") == "the toy training split"
+    plain = extract_dataset(base, net, max_side=64, cache=False, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(plain.db_maps, features.db_maps))
+    whitening = learn_whitening(features, "SPoC", part="big")
+    assert whitening.n_components_ == 3  # 4 images: at most 3 useful directions
+    with pytest.raises(ValueError, match="part must be one of"):
+        learn_whitening(features, "SPoC", part="imagenet-sample")

@@ -91,3 +91,21 @@ def test_lab_shares_its_index(features):
     lab = WhiteningLab(index)
     assert lab.index is index
     assert lab.scores["MAC"] == index.whitened_score("MAC", lab.dim.value, 0.5)
+
+
+def test_lab_offers_a_larger_whitening_set_when_the_features_carry_one(features):
+    from dataclasses import replace
+
+    generator = torch.Generator().manual_seed(1)
+    big = [torch.rand(features.train_maps[0].shape, generator=generator) for _ in range(10)]
+    with_set = replace(features, whitening_sets={"imagenet-sample": big},
+                       whitening_set_sources={"imagenet-sample": "10 random maps"}, _pooled={})
+    lab = WhiteningLab(with_set)
+    assert lab.training.options[-1] == ("imagenet-sample (10 images)", "imagenet-sample")
+    lab.training.value = "imagenet-sample"  # 10 vectors: at most 9 components
+    assert lab.dim.max == 9
+    pca = PCAWhitening(n_components=lab.dim.value).fit(with_set.pooled("imagenet-sample", "SPoC"))
+    expected = compute_map(rank(*(pca.transform(with_set.pooled(p, "SPoC")) for p in ("query", "db"))),
+                           features.dataset.gnd).map
+    assert lab.scores["SPoC"] == pytest.approx(expected)
+    assert "imagenet-sample (10 images)" in lab.caption

@@ -20,7 +20,7 @@ grouped folder once: the other images of a query's group are its positives.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, Sequence
 
@@ -114,6 +114,61 @@ class RetrievalDataset:
         """A short name for query ``query``: :meth:`label` of its image, less a ``_query`` suffix."""
         label = self.label(self.query_images[query])
         return label[: -len("_query")] if label.endswith("_query") and len(label) > 6 else label
+
+    @property
+    def train_source(self) -> str:
+        """What the whitening-training images are, in words (shown where a whitening is described)."""
+        if "train_source" in self.extra:
+            return self.extra["train_source"]
+        return f"the {self.name} training split" if self.train_images else "no training images"
+
+    def with_training_images(self, images: Sequence[Path], source: str) -> "RetrievalDataset":
+        """The same dataset with another set of whitening-training images.
+
+        Args:
+            images: the images to learn the whitening on (never the queries or the
+                database: the whitening must not see the test set).
+            source: what they are, in words (e.g. "1,000 ImageNet photos").
+
+        Returns:
+            A new dataset; this one is unchanged.
+
+        Raises:
+            ValueError: no images, or some of them are queries or database images.
+        """
+        images = tuple(Path(p) for p in images)
+        if not images:
+            raise ValueError(f"dataset {self.name!r}: the whitening-training set {source!r} has no images")
+        test = set(map(Path, self.db_images)) | set(map(Path, self.query_images))
+        overlap = [p for p in images if p in test]
+        if overlap:
+            raise ValueError(f"dataset {self.name!r}: {len(overlap)} whitening-training images are test images "
+                             f"(e.g. {overlap[0]}); a whitening learned on them would overfit")
+        return replace(self, train_images=images, extra={**self.extra, "train_source": source})
+
+    def with_distractors(self, images: Sequence[Path], source: str) -> "RetrievalDataset":
+        """The same dataset with images that match no query added at the end of the database.
+
+        As Oxford105k adds 100k Flickr photos to Oxford5k: the queries and their
+        ground truth are unchanged (the new images come after every indexed one),
+        and every distractor a ranking puts above a positive costs precision.
+
+        Args:
+            images: the distractors (none of them may be a query, a database or a training image).
+            source: what they are, in words.
+
+        Returns:
+            A new dataset named ``<name>+<n>``; this one is unchanged.
+        """
+        images = tuple(Path(p) for p in images)
+        known = set(map(Path, self.db_images)) | set(map(Path, self.query_images)) | set(map(Path, self.train_images))
+        overlap = [p for p in images if p in known]
+        if overlap:
+            raise ValueError(f"dataset {self.name!r}: {len(overlap)} distractors are already in the dataset "
+                             f"(e.g. {overlap[0]})")
+        groups = None if self.groups is None else self.groups + ("distractor",) * len(images)
+        return replace(self, name=f"{self.name}+{len(images)}", db_images=self.db_images + images, groups=groups,
+                       extra={**self.extra, "distractors": f"{len(images)} distractors: {source}"})
 
     def summary(self) -> str:
         """One line: name, sizes and protocol."""

@@ -379,7 +379,7 @@ def fetch(
                 raise ChecksumError(
                     f"checksum mismatch for {remote.filename} downloaded from {url}: "
                     f"{err} Nothing was kept. If the host changed the file on purpose, "
-                    f"update its md5 in the registry (cbir_lab/datasets/benchmarks.py)."
+                    f"update its md5 in the registry (cbir_lab/datasets/registry.py)."
                 ) from err
             except (requests.exceptions.RequestException, *ftplib.all_errors) as err:
                 failures.append(f"{url}: {_short_reason(err)}")

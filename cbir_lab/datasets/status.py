@@ -2,6 +2,8 @@
 
 * :func:`dataset_status`: the state of every benchmark in the data folder
   (present, partial or absent), its size, licence, and how to load what is there.
+* :func:`image_set_status`: the same for the image sets that learn a whitening or
+  serve as distractors (:mod:`cbir_lab.datasets.image_sets`).
 * :func:`format_datasets`: the whole listing, the embedded set first, as text.
 """
 
@@ -14,10 +16,11 @@ from pathlib import Path
 
 from cbir_lab.datasets import embedded
 from cbir_lab.datasets.download import RemoteFile, human_size
+from cbir_lab.datasets.image_sets import IMAGE_SETS, image_set_state
 from cbir_lab.datasets.registry import BENCHMARKS, REGISTRY
 from cbir_lab.paths import data_dir
 
-__all__ = ["DatasetStatus", "dataset_status", "format_dataset_status", "format_datasets"]
+__all__ = ["DatasetStatus", "dataset_status", "image_set_status", "format_dataset_status", "format_datasets"]
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,24 @@ def dataset_status(
     return rows
 
 
+def image_set_status(root: str | os.PathLike | None = None) -> list[DatasetStatus]:
+    """The state of every image set (:data:`~cbir_lab.datasets.image_sets.IMAGE_SETS`) in the data folder.
+
+    Its images count as database images (they are a whitening set or
+    distractors); it has no queries. The licence column gives the set's terms.
+    """
+    data_root = data_dir(root)
+    rows = []
+    for spec in IMAGE_SETS.values():
+        state, size = image_set_state(spec.name, root)
+        rows.append(DatasetStatus(
+            name=spec.name, state=state, bytes_on_disk=size, download_bytes=spec.download_bytes,
+            n_db=spec.n_images, n_queries=0, licence=spec.terms, folder=data_root / spec.folder,
+            note="whitening set / distractors: load_image_set",
+        ))
+    return rows
+
+
 def format_dataset_status(rows: Iterable[DatasetStatus] | None = None, root: str | os.PathLike | None = None) -> str:
     """The ``cbir-lab datasets`` table: name, state, size on disk, download size, licence.
 
@@ -171,7 +192,8 @@ def format_dataset_status(rows: Iterable[DatasetStatus] | None = None, root: str
 
 
 def format_datasets(root: str | os.PathLike | None = None) -> str:
-    """The ``cbir-lab datasets`` table: the embedded set, then every benchmark, with state, size and licence."""
+    """The ``cbir-lab datasets`` table: the embedded set, every benchmark, then every image set,
+    with state, size and licence (or terms)."""
     folder = data_dir(root) / embedded.EMBEDDED_VERSION
     present = (folder / "manifest.json").exists()
     size = sum(p.stat().st_size for p in folder.glob("*.png")) if present else 0
@@ -187,4 +209,4 @@ def format_datasets(root: str | os.PathLike | None = None) -> str:
         folder=folder,
         note="offline default; generated on first use in seconds" if not present else "offline default",
     )
-    return format_dataset_status([row, *dataset_status(root)], root=root)
+    return format_dataset_status([row, *dataset_status(root), *image_set_status(root)], root=root)

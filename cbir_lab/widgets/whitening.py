@@ -2,7 +2,8 @@
 
 :class:`WhiteningLab` has controls for the dimension (16 up to the maximum the
 training set allows), whitening off / partial / on, and the training set (the
-separate training split, or the test database itself, which overfits). The
+separate training split, the test database itself, which overfits, or any larger
+whitening set the features carry, such as the 1,000 ImageNet photos). The
 poolings' mAP update live, with the curve of mAP against dimensions.
 
 The numbers come from :class:`cbir_lab.index.RetrievalIndex` (which learns each
@@ -59,7 +60,10 @@ class WhiteningLab(PanelRepr):
         self.methods = tuple(Pooling.parse(m) for m in methods)
         self._max_dims: dict[tuple[Pooling, str], int] = {}
         self.baselines = {m.name: self.index.l2_score(m) for m in self.methods}
-        self.training = widgets.Dropdown(options=list(TRAINING_SETS.items()), value="train", description="learn on")
+        features = self.index.features
+        more = [(f"{name} ({len(features.maps(name)):,} images)", name) for name in features.whitening_sets]
+        self.training = widgets.Dropdown(options=list(TRAINING_SETS.items()) + more, value="train",
+                                         description="learn on")
         self.whitening = widgets.ToggleButtons(options=list(WHITENING_POWERS.items()), value=0.5, description="whitening")
         top = self.max_dim("train")
         self.dim = widgets.IntSlider(value=min(128, top), min=min(16, top), max=top, description="dimensions",
@@ -77,7 +81,7 @@ class WhiteningLab(PanelRepr):
         # every curve a control can ask for, now; learning on a large test database (a refit on
         # thousands of vectors) is left for when it is chosen, and says so while it runs
         parts = ("train", "db") if self.index.dataset.n_db < self.slow_database_size else ("train",)
-        for part in parts:
+        for part in parts + tuple(features.whitening_sets):
             dims = dimension_grid(self.max_dim(part))
             for power in WHITENING_POWERS.values():
                 for method in self.methods:
