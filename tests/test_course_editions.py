@@ -233,6 +233,7 @@ def test_the_wheel_ships_the_lessons(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     shipped = sorted(Path(n).name for n in names if n.startswith("cbir_lab/course/lessons/"))
     assert shipped == [p.name for p in LESSONS]
+    assert "cbir_lab/datasets/checksums/imagenet-sample.md5" in names  # the image set's pinned checksums
     # Installed from the wheel alone (no checkout next to it), the command finds its lessons.
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],

@@ -6,6 +6,7 @@ import json
 import os
 import socket
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -151,6 +152,36 @@ def test_server_gone_names_every_url_tried(tmp_path):
     assert empty.url + "/payload.bin: 404" in message
     assert dead + "/payload.bin" in message
     assert tree(tmp_path) == {"things"}
+
+
+def test_a_dead_first_mirror_falls_back_to_the_second_which_redirects(server, tmp_path):
+    # as thor.robots.ox.ac.uk behind the VGG page: the second address answers 302 with the file's real place
+    server.redirects = {"vgg/payload.bin": "/payload.bin"}
+    urls = (closed_port_url() + "/payload.bin", server.url + "/vgg/payload.bin")
+    path = fetch(RemoteFile("payload.bin", urls, md5(PAYLOAD), "things"), tmp_path, mirror="", progressbar=False)
+    assert path.read_bytes() == PAYLOAD
+    assert [name for name, _ in server.requests] == ["vgg/payload.bin", "payload.bin"]
+    assert json.loads((tmp_path / "things" / "checksums.json").read_text())["payload.bin"]["url"] == urls[1]
+
+
+def test_a_hash_mismatch_on_the_first_mirror_is_an_error_not_a_silent_fallback(server, tmp_path):
+    with FileServer({"payload.bin": b"another file"}) as wrong:
+        urls = (wrong.url + "/payload.bin", server.url + "/payload.bin")
+        with pytest.raises(ChecksumError, match="checksum mismatch for payload.bin downloaded from"):
+            fetch(RemoteFile("payload.bin", urls, md5(PAYLOAD), "things"), tmp_path, mirror="", progressbar=False)
+    assert not (tmp_path / "things" / "payload.bin").exists() and server.requests == []
+
+
+def test_when_every_mirror_fails_the_message_names_the_community_copies(tmp_path, monkeypatch):
+    from cbir_lab.datasets.benchmarks import ensure_files
+    from cbir_lab.datasets.registry import REGISTRY
+
+    monkeypatch.delenv("CBIR_LAB_MIRROR", raising=False)
+    dead = closed_port_url()
+    registry = {name: replace(remote, urls=(f"{dead}/{name}",)) for name, remote in REGISTRY.items()}
+    with pytest.raises(DownloadError) as info:
+        ensure_files("roxford5k", ["gnd_roxford5k.pkl"], tmp_path, registry=registry, progressbar=False, retries=0)
+    assert "Kaggle and the Hugging Face hub" in str(info.value) and "gnd_roxford5k.pkl" in str(info.value)
 
 
 def test_mirror_from_environment(server, tmp_path, monkeypatch):
