@@ -10,8 +10,10 @@ learned on a separate set of descriptors. This module provides, in numpy:
   that the papers apply to local descriptors before encoding them.
 * :func:`fit_kmeans` (centroids) and :func:`fit_gmm` → :class:`DiagonalGMM`
   (a diagonal Gaussian mixture with its posteriors): the vocabularies.
-* :func:`vlad`: vector of locally aggregated descriptors (Jégou et al., CVPR
-  2010), with the intra-normalisation of Arandjelović & Zisserman (CVPR 2013).
+* :func:`nearest_words`: each local descriptor's visual word.
+* :func:`vlad` (and :func:`vlad_blocks`, its K × D matrix): vector of locally
+  aggregated descriptors (Jégou et al., CVPR 2010), with the intra-normalisation
+  of Arandjelović & Zisserman (CVPR 2013).
 * :func:`fisher_vector`: the improved Fisher vector (Perronnin, Sánchez &
   Mensink, ECCV 2010).
 * :func:`triangulation_directions` / :func:`triangulation_embedding`, with
@@ -51,7 +53,9 @@ __all__ = [
     "fit_kmeans",
     "DiagonalGMM",
     "fit_gmm",
+    "nearest_words",
     "vlad",
+    "vlad_blocks",
     "fisher_vector",
     "triangulation_directions",
     "TEWhitening",
@@ -480,6 +484,40 @@ def _nearest(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
     # the ‖x‖² term is the same for every centroid, so it drops out of the argmin
     scores = (centroids**2).sum(axis=1) - 2.0 * x @ centroids.T
     return scores.argmin(axis=1)
+
+
+def nearest_words(descs: Any, centroids: Any) -> np.ndarray:
+    r"""Each local descriptor's visual word: the index of its nearest centroid, :math:`\arg\min_k \lVert x - c_k \rVert`.
+
+    Args:
+        descs: local descriptors, shape (n, D).
+        centroids: the vocabulary, shape (K, D).
+
+    Returns:
+        int64, shape (n,), values in 0..K-1.
+
+    Examples:
+        >>> nearest_words([[1.0, 0.0], [9.0, 1.0]], [[0.0, 0.0], [10.0, 0.0]]).tolist()
+        [0, 1]
+    """
+    x, c = _as_descs(descs), _as_centroids(centroids)
+    _check_dim(x, c.shape[1], "vocabulary (centroids)")
+    return _nearest(x, c).astype(np.int64)
+
+
+def vlad_blocks(descs: Any, centroids: Any, intra: bool = False, power: float = 1.0) -> np.ndarray:
+    """VLAD before its final L2, as a (K, D) matrix: row k is centroid k's (normalised) residual sum.
+
+    :func:`vlad` is this matrix flattened and L2-normalised; the matrix shows
+    which words an image's descriptors fall in, and how much each weighs.
+
+    Examples:
+        >>> vlad_blocks([[1.0, 0.0], [2.0, 0.0], [10.0, 4.0]], [[0.0, 0.0], [10.0, 0.0]])
+        array([[3., 0.],
+               [0., 4.]], dtype=float32)
+    """
+    c = _as_centroids(centroids)
+    return vlad(descs, c, intra=intra, power=power, l2=False).reshape(len(c), -1)
 
 
 def vlad(descs: Any, centroids: Any, intra: bool = False, power: float = 1.0, l2: bool = True) -> np.ndarray:

@@ -48,6 +48,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
+from cbir_lab import aggregation
 from cbir_lab.evaluation import (
     Interval,
     compute_map,
@@ -60,7 +61,8 @@ from cbir_lab.evaluation import (
 )
 from cbir_lab.pipeline import DatasetFeatures, describe, global_descriptors, learn_whitening
 from cbir_lab.pooling import GEM, MAC, SPOC, STANDARD_POOLINGS, Pooling, cell_allocation, rmac_regions
-from cbir_lab.search import alpha_query_expansion, rank, similarities
+from cbir_lab.search import (alpha_query_expansion, database_augmentation, diffusion_rank, rank,
+                             reached_only_by_diffusion, similarities)
 from cbir_lab.whitening import PCAWhitening, l2n
 
 __all__ = [
@@ -86,6 +88,12 @@ __all__ = [
     "train_vs_test_curves",
     "whitening_curves",
     "whitening_table",
+    "encoding_comparison",
+    "reranking_table",
+    "diffusion_recoveries",
+    "WordVocabularies",
+    "learn_word_vocabularies",
+    "visual_words",
     "WhiteningGain",
     "whitening_gains",
 ]
@@ -954,6 +962,176 @@ def whitening_table(
             rows.append(row)
             intervals[row.setting_label] = paired_bootstrap(aps, plain["aps"])
     return rows, intervals
+
+
+def encoding_comparison(
+    index: RetrievalIndex,
+    encodings: Sequence,
+    dims: Sequence[int] = (32, 64, 128),
+    part: str = "train",
+    pooling: Pooling | str = SPOC,
+) -> tuple[list[MethodScore], dict[str, Interval]]:
+    """SPoC against vocabulary encodings, all PCA-whitened to the same d, with paired intervals.
+
+    The comparison of Babenko & Lempitsky (2015): every descriptor is reduced by
+    PCA-whitening learned on ``part`` (never the test set) to each d of ``dims``
+    (those above what ``part`` allows are left out; its largest d is added last),
+    then ranked and scored.
+
+    Args:
+        index: the :class:`RetrievalIndex` of the features the encodings come from.
+        encodings: :class:`~cbir_lab.pipeline.EncodedFeatures`, e.g. VLAD, FV and TE.
+        dims: the whitened dimensions.
+        part: what the whitenings are learned on (``"train"`` or a whitening set).
+        pooling: the pooling compared with (SPoC).
+
+    Returns:
+        (rows, intervals): per d, the pooling's row then each encoding's, named
+        ``"<name> @<d>"``, scored by the headline mAP; and each encoding row's label
+        → the paired 95 % interval of (encoding − pooling) at the same d.
+    """
+    pooling = Pooling.parse(pooling)
+    for encoded in encodings:
+        if part not in encoded.vectors:
+            raise ValueError(f"{encoded.name} has no vectors for part {part!r}; encode the features that carry it")
+    whitenings = {encoded.name: PCAWhitening().fit(encoded.vectors[part]) for encoded in encodings}
+    top = min([index.max_dim(pooling, part), *(w.n_components_ for w in whitenings.values())])
+    rows, intervals = [], {}
+    for d in [d for d in dims if d < top] + [top]:
+        base_aps = index.whitened_aps(pooling, d, 0.5, part)
+        rows.append(MethodScore(f"{pooling.name} @{d}", True, False, d, {"mAP": float(np.nanmean(base_aps))}, base_aps))
+        for encoded in encodings:
+            whitening = whitenings[encoded.name]
+            q, db = (whitening.transform(encoded.vectors[p], n_components=d) for p in ("query", "db"))
+            aps = compute_map(rank(q, db), _scored_gnd(index)).aps
+            row = MethodScore(f"{encoded.name} @{d}", True, False, d, {"mAP": float(np.nanmean(aps))}, aps)
+            rows.append(row)
+            intervals[row.setting_label] = paired_bootstrap(aps, base_aps)
+    return rows, intervals
+
+
+def _scored_gnd(index: RetrievalIndex) -> list[dict]:
+    """The index's scoring ground truth, or a clear error when the dataset has none."""
+    if index.gnd is None:
+        raise ValueError(f"dataset {index.dataset.name!r} has no ground truth: nothing to score")
+    return index.gnd
+
+
+def _ranked_row(index: RetrievalIndex, name: str, dim: int, ranks: np.ndarray) -> MethodScore:
+    gnd = _scored_gnd(index)
+    return MethodScore(name, False, False, dim, evaluate(ranks, index.dataset.gnd, index.dataset.protocol),
+                       compute_map(ranks, gnd).aps)
+
+
+def reranking_table(
+    index: RetrievalIndex,
+    pooling: Pooling | str = SPOC,
+    dba_k: int = 3,
+    graph_k: int = 5,
+    alpha: float = 0.8,
+    k_query: int = 5,
+    paper_k: int = 50,
+    paper_alpha: float = 0.99,
+) -> list[MethodScore]:
+    """One pooling's ranking, then re-ranked five ways, each scored under the dataset's protocol.
+
+    Rows: the plain ranking; α-QE (the index's ``qe_k``, ``qe_alpha``); database-side
+    augmentation (DBA: each database vector replaced by its α-weighted mean with its
+    ``dba_k`` nearest neighbours); DBA then α-QE; diffusion on the database's
+    reciprocal k-NN graph (:func:`cbir_lab.search.diffusion_rank`) with ``graph_k`` and
+    ``alpha``; and diffusion with the paper's ``paper_k`` (capped at the database) and ``paper_alpha``.
+
+    Returns:
+        :class:`MethodScore` rows, named ``"<pooling> + …"``, with per-query APs for
+        :func:`compare_methods` (reference: the first row).
+    """
+    pooling = Pooling.parse(pooling)
+    q, db = index.descriptors(pooling)
+    dim = db.shape[1]
+    plain = rank(q, db)
+    expanded = alpha_query_expansion(q, db, k=index.qe_k, alpha=index.qe_alpha, ranks=plain)
+    augmented = database_augmentation(db, k=dba_k, alpha=index.qe_alpha)
+    dba_ranks = rank(q, augmented)
+    dba_qe = alpha_query_expansion(q, augmented, k=index.qe_k, alpha=index.qe_alpha, ranks=dba_ranks)
+    paper_k = min(paper_k, len(db) - 1)
+    return [
+        _ranked_row(index, pooling.name, dim, plain),
+        _ranked_row(index, f"{pooling.name} + α-QE", dim, rank(expanded, db)),
+        _ranked_row(index, f"{pooling.name} + DBA (k={dba_k})", dim, dba_ranks),
+        _ranked_row(index, f"{pooling.name} + DBA + α-QE", dim, rank(dba_qe, augmented)),
+        _ranked_row(index, f"{pooling.name} + diffusion (k={graph_k}, α={alpha})", dim,
+                    diffusion_rank(q, db, k=graph_k, alpha=alpha, k_query=k_query)),
+        _ranked_row(index, f"{pooling.name} + diffusion (k={paper_k}, α={paper_alpha})", dim,
+                    diffusion_rank(q, db, k=paper_k, alpha=paper_alpha, k_query=k_query)),
+    ]
+
+
+def diffusion_recoveries(index: RetrievalIndex, pooling: Pooling | str = SPOC, top: int = 10, graph_k: int = 5,
+                         alpha: float = 0.8, k_query: int = 5) -> list[np.ndarray]:
+    """Per query, the positives diffusion brings into its top ``top`` that α-QE leaves out.
+
+    The images "reachable only through a chain of neighbours"
+    (:func:`cbir_lab.search.reached_only_by_diffusion`), for the parameters of
+    :func:`reranking_table`'s diffusion row.
+    """
+    pooling = Pooling.parse(pooling)
+    q, db = index.descriptors(pooling)
+    expanded = rank(alpha_query_expansion(q, db, k=index.qe_k, alpha=index.qe_alpha), db)
+    diffused = diffusion_rank(q, db, k=graph_k, alpha=alpha, k_query=k_query)
+    return reached_only_by_diffusion(expanded, diffused, [g["ok"] for g in _scored_gnd(index)], top=top)
+
+
+@dataclass(frozen=True)
+class WordVocabularies:
+    """k-means vocabularies of several sizes over one local PCA, learned once (lesson 7's explorer).
+
+    Attributes:
+        local_pca: reduces a map's local descriptors before they meet a vocabulary.
+        centroids: k → (k, d) centroids.
+    """
+
+    local_pca: "aggregation.LocalPCA"
+    centroids: dict[int, np.ndarray]
+
+
+def learn_word_vocabularies(train_maps: Sequence, ks: Sequence[int] = (4, 8, 16, 32, 64), local_dim: int = 32,
+                            per_image: int = 50, seed: int = 0, n_init: int = 1) -> WordVocabularies:
+    """A local PCA and one k-means vocabulary per k, all learned on training maps (never test images).
+
+    Args:
+        train_maps: feature maps (C, H, W) of the training images.
+        ks: the vocabulary sizes.
+        local_dim: the local PCA's dimension.
+        per_image: local descriptors sampled per map.
+        seed: for the sample and k-means.
+        n_init: k-means restarts per vocabulary (one keeps a widget quick to build).
+    """
+    sample = aggregation.sample_local_descriptors(train_maps, per_image=per_image, seed=seed)
+    pca = aggregation.fit_local_pca(sample, local_dim, seed=seed)
+    reduced = pca.transform(sample)
+    return WordVocabularies(pca, {int(k): aggregation.fit_kmeans(reduced, int(k), seed=seed, n_init=n_init) for k in ks})
+
+
+def visual_words(feature_map, vocabularies: WordVocabularies, k: int, intra: bool = False,
+                 power: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Which visual word each cell of a map falls in, and the VLAD blocks those cells make.
+
+    Args:
+        feature_map: (C, H, W).
+        vocabularies: from :func:`learn_word_vocabularies`.
+        k: which vocabulary.
+        intra, power: VLAD's normalisations (:func:`cbir_lab.aggregation.vlad_blocks`).
+
+    Returns:
+        (words (H, W) int64, blocks (k, d) float32).
+    """
+    if k not in vocabularies.centroids:
+        raise ValueError(f"no vocabulary of size {k}; learned: {sorted(vocabularies.centroids)}")
+    x = _as_map(feature_map)
+    descs = vocabularies.local_pca.transform(aggregation.local_descriptors(x))
+    centroids = vocabularies.centroids[k]
+    words = aggregation.nearest_words(descs, centroids).reshape(x.shape[1:])
+    return words, aggregation.vlad_blocks(descs, centroids, intra=intra, power=power)
 
 
 @dataclass(frozen=True)

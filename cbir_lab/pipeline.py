@@ -11,6 +11,9 @@ This composes the stages (:mod:`~cbir_lab.features`, :mod:`~cbir_lab.pooling`,
   queries and the database.
 * :func:`describe` does the same for a few maps (no whitening), for lessons that
   compare a handful of images.
+* :func:`encode_dataset` encodes every image's map as a set of local descriptors
+  (VLAD, Fisher vector, triangulation embedding; :mod:`~cbir_lab.aggregation`),
+  with the local PCA and the vocabulary learned on the training images.
 
 Rankings and scores come next, in :mod:`cbir_lab.index`.
 """
@@ -23,6 +26,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from cbir_lab import aggregation
 from cbir_lab.backbones import Backbone, load_backbone
 from cbir_lab.datasets.base import RetrievalDataset
 from cbir_lab.datasets.image_sets import ImageSet
@@ -37,6 +41,8 @@ __all__ = [
     "learn_whitening",
     "global_descriptors",
     "describe",
+    "EncodedFeatures",
+    "encode_dataset",
 ]
 
 #: The parts of every :class:`DatasetFeatures`: queries, database, whitening-training images
@@ -248,3 +254,69 @@ def describe(maps: Sequence, pooling: Pooling | str) -> np.ndarray:
     pooling = Pooling.parse(pooling)
     tensors = [torch.as_tensor(np.asarray(m, dtype=np.float32)) for m in maps]
     return l2n(pooling.pool_each(tensors).numpy()).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class EncodedFeatures:
+    """Every image of a dataset encoded from its local descriptors with one learned vocabulary.
+
+    Attributes:
+        method: ``"vlad"``, ``"fv"`` or ``"te"``.
+        name: how tables show it, e.g. ``"VLAD k=64"``.
+        k: the vocabulary's size.
+        local_pca: the PCA the local descriptors are reduced with.
+        vocabulary: centroids (K, d) or a :class:`~cbir_lab.aggregation.DiagonalGMM`.
+        vectors: part (``"query"``, ``"db"``, ``"train"``, a whitening set) → (n, dim) float32, unit rows.
+    """
+
+    method: str
+    name: str
+    k: int
+    local_pca: aggregation.LocalPCA
+    vocabulary: object
+    vectors: dict[str, np.ndarray]
+
+
+_ENCODING_NAMES = {"vlad": "VLAD", "fv": "FV", "te": "TE"}
+
+
+def encode_dataset(features: DatasetFeatures, method: str, k: int, local_dim: int = 64, per_image: int = 100,
+                   seed: int = 0, **options) -> EncodedFeatures:
+    """Encode every part of ``features`` with a vocabulary learned on the training images only.
+
+    Each map's H·W cells are local descriptors; a PCA reduces them to ``local_dim``
+    (as the papers reduce SIFT or conv features before encoding); k-means (VLAD, TE)
+    or a diagonal GMM (Fisher vector) with ``k`` words is learned on a sample of the
+    *training* images' descriptors, never on the test set; then every image is encoded.
+
+    Args:
+        features: from :func:`extract_dataset` (needs training images).
+        method: ``"vlad"`` (intra-normalised and square-rooted by default), ``"fv"`` or
+            ``"te"`` (square-rooted by default).
+        k: vocabulary size.
+        local_dim: the local PCA's dimension.
+        per_image: local descriptors drawn per training image for the PCA and the vocabulary.
+        seed: for the sample and the vocabulary.
+        **options: passed to the encoding (e.g. ``intra=False``, ``power=1.0``).
+
+    Returns:
+        The :class:`EncodedFeatures`; its vectors have K·d (VLAD), 2·K·d (FV) or K·d (TE) dimensions.
+    """
+    if method not in _ENCODING_NAMES:
+        raise ValueError(f"unknown encoding {method!r}; choose one of {sorted(_ENCODING_NAMES)}")
+    if not features.train_maps:
+        raise ValueError(f"dataset {features.dataset.name!r} has no training images to learn a vocabulary on")
+    sample = aggregation.sample_local_descriptors(features.train_maps, per_image=per_image, seed=seed)
+    pca = aggregation.fit_local_pca(sample, local_dim, seed=seed)
+    reduced = pca.transform(sample)
+    if method == "fv":  # EM on thousands of 64-D descriptors needs more than scikit-learn's 100 iterations
+        vocabulary = aggregation.fit_gmm(reduced, k, seed=seed, max_iter=200)
+    else:
+        vocabulary = aggregation.fit_kmeans(reduced, k, seed=seed)
+    if method == "vlad":
+        options = {"intra": True, "power": 0.5, **options}
+    elif method == "te":
+        options = {"power": 0.5, **options}
+    vectors = {part: aggregation.encode_all(features.maps(part), pca, vocabulary, method, **options)
+               for part in features.parts if features.maps(part)}
+    return EncodedFeatures(method, f"{_ENCODING_NAMES[method]} k={k}", int(k), pca, vocabulary, vectors)

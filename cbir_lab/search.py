@@ -32,6 +32,8 @@ __all__ = [
     "alpha_query_expansion",
     "build_faiss_index",
     "search_index",
+    "index_bytes_per_vector",
+    "recall_at_k",
     "database_augmentation",
     "knn_affinity",
     "normalized_affinity",
@@ -239,30 +241,41 @@ def _import_faiss():
     return faiss
 
 
-def build_faiss_index(db_vecs, kind: str = "flat", nlist: int | None = None, nprobe: int = 16, seed: int = 0):
+def build_faiss_index(db_vecs, kind: str = "flat", nlist: int | None = None, nprobe: int = 16, seed: int = 0,
+                      m: int = 16, nbits: int = 8):
     """A faiss inner-product index over the database, for :func:`search_index`.
 
     * ``"flat"``: exact search (``IndexFlatIP``), the same neighbours as
-      :func:`rank` up to the order of exact ties.
+      :func:`rank` up to the order of exact ties; 4·D bytes per vector.
     * ``"ivf"``: ``IndexIVFFlat``. k-means (trained on the database) splits it
       into ``nlist`` cells; a query scans only its ``nprobe`` nearest cells, so
       a search costs about ``nprobe / nlist`` of exact search, at some recall.
+    * ``"pq"``: ``IndexPQ``, product quantization (Jégou, Douze & Schmid, TPAMI
+      2011): each vector is cut into ``m`` sub-vectors, each replaced by the id of
+      its nearest of 2^nbits sub-centroids, so it is stored in m·nbits/8 bytes
+      and compared through look-up tables; every code is scanned.
+    * ``"ivfpq"``: ``IndexIVFPQ``, both: the cells of ``"ivf"`` holding PQ codes
+      of the residuals to their centroid, the usual engine at 10^8–10^9 vectors.
 
     Args:
         db_vecs: (n_db, D), normally L2-normalised.
-        kind: ``"flat"`` or ``"ivf"``.
+        kind: ``"flat"``, ``"ivf"``, ``"pq"`` or ``"ivfpq"``.
         nlist: IVF cells (default ``sqrt(n_db)``, at most ``n_db // 39`` so
             that k-means has the 39 points per centroid faiss asks for, at least 1).
             k-means trains on at most 64 points per cell, drawn with ``seed``.
         nprobe: IVF cells scanned per query (clipped to ``nlist``).
         seed: the k-means seed, so an index is reproducible.
+        m: PQ sub-vectors (bytes per code with ``nbits=8``); must divide D.
+        nbits: bits per sub-vector code (2^nbits sub-centroids; the database needs
+            at least 2^nbits vectors to train them).
 
     Returns:
         The faiss index, holding all of ``db_vecs`` (ids 0 … n_db - 1).
 
     Raises:
         ImportError: faiss is not installed.
-        ValueError: unknown ``kind``, or ``nlist``/``nprobe`` < 1.
+        ValueError: unknown ``kind``, ``nlist``/``nprobe`` < 1, ``m`` not dividing D,
+            or too few vectors to train the quantizer.
     """
     faiss = _import_faiss()
     db = _as_vectors(db_vecs, "db_vecs")
@@ -273,8 +286,22 @@ def build_faiss_index(db_vecs, kind: str = "flat", nlist: int | None = None, npr
         index = faiss.IndexFlatIP(dim)
         index.add(db)
         return index
-    if kind != "ivf":
-        raise ValueError(f"unknown index kind {kind!r}; use 'flat' or 'ivf'")
+    if kind not in ("ivf", "pq", "ivfpq"):
+        raise ValueError(f"unknown index kind {kind!r}; use 'flat', 'ivf', 'pq' or 'ivfpq'")
+    if kind in ("pq", "ivfpq"):
+        if int(m) != m or m < 1 or dim % m:
+            raise ValueError(f"m must be a positive integer dividing the dimension D={dim}, got {m!r}")
+        if int(nbits) != nbits or not 1 <= nbits <= 16:
+            raise ValueError(f"nbits must be an integer in 1..16, got {nbits!r}")
+        if n_db < 2 ** nbits:
+            raise ValueError(f"a PQ with nbits={nbits} trains 2^{nbits} = {2 ** nbits} sub-centroids: it needs at "
+                             f"least that many vectors, got {n_db}")
+    if kind == "pq":
+        index = faiss.IndexPQ(dim, int(m), int(nbits), faiss.METRIC_INNER_PRODUCT)
+        index.pq.cp.seed = seed
+        index.train(db)
+        index.add(db)
+        return index
     if nlist is None:
         nlist = max(1, min(int(round(np.sqrt(n_db))), n_db // 39))
     if int(nlist) != nlist or not 1 <= nlist <= n_db:
@@ -282,7 +309,11 @@ def build_faiss_index(db_vecs, kind: str = "flat", nlist: int | None = None, npr
     if int(nprobe) != nprobe or nprobe < 1:
         raise ValueError(f"nprobe must be a positive integer, got {nprobe!r}")
     quantizer = faiss.IndexFlatIP(dim)
-    index = faiss.IndexIVFFlat(quantizer, dim, int(nlist), faiss.METRIC_INNER_PRODUCT)
+    if kind == "ivf":
+        index = faiss.IndexIVFFlat(quantizer, dim, int(nlist), faiss.METRIC_INNER_PRODUCT)
+    else:
+        index = faiss.IndexIVFPQ(quantizer, dim, int(nlist), int(m), int(nbits), faiss.METRIC_INNER_PRODUCT)
+        index.pq.cp.seed = seed
     index.cp.seed = seed
     index.cp.min_points_per_centroid = 1  # a small database is a valid (if pointless) IVF; no warning
     index.cp.max_points_per_centroid = 64  # k-means on a sample: 4x faster than faiss' 256, same recall
@@ -290,6 +321,54 @@ def build_faiss_index(db_vecs, kind: str = "flat", nlist: int | None = None, npr
     index.add(db)
     index.nprobe = min(int(nprobe), int(nlist))
     return index
+
+
+def index_bytes_per_vector(index) -> float:
+    """The memory one database vector takes in a faiss index: its code, plus its 8-byte id in an IVF list.
+
+    Flat: 4·D; PQ: m·nbits/8; IVF-Flat: 4·D + 8; IVF-PQ: m·nbits/8 + 8 (the ids of an
+    inverted list are stored; a flat or PQ index numbers its vectors implicitly). The
+    quantizers themselves (centroids, sub-centroids) are a fixed cost, left out.
+
+    Examples:
+        >>> import faiss
+        >>> index_bytes_per_vector(faiss.IndexFlatIP(512))
+        2048.0
+    """
+    faiss = _import_faiss()
+    typed = faiss.downcast_index(index)  # a view of ``index``, which must stay referenced while it is used
+    if isinstance(typed, faiss.IndexFlat):
+        return 4.0 * typed.d
+    if isinstance(typed, faiss.IndexPQ):
+        return float(typed.pq.code_size)
+    if isinstance(typed, faiss.IndexIVF):
+        return float(typed.code_size + 8)
+    raise ValueError(f"no memory rule for {type(typed).__name__}")
+
+
+def recall_at_k(approx_ids, exact_ids, k: int) -> float:
+    """Mean over queries of |approx top k ∩ exact top k| / k: how much of the exact answer an index returns.
+
+    Args:
+        approx_ids, exact_ids: (≥ k, n_queries) database indices, best first
+            (:func:`search_index` and :func:`rank` layouts); -1 pads count as misses.
+        k: the cut-off.
+
+    Examples:
+        >>> exact = np.array([[0, 5], [1, 6], [2, 7]])
+        >>> approx = np.array([[0, 6], [2, 9], [4, -1]])
+        >>> recall_at_k(approx, exact, 2)  # query 0: {0, 2} ∩ {0, 1} = 1 of 2; query 1: {6, 9} ∩ {5, 6} = 1 of 2
+        0.5
+    """
+    approx, exact = np.asarray(approx_ids), np.asarray(exact_ids)
+    if approx.ndim != 2 or exact.ndim != 2 or approx.shape[1] != exact.shape[1]:
+        raise ValueError(f"approx_ids and exact_ids must be (k, n_queries) with the same queries, got "
+                         f"{approx.shape} and {exact.shape}")
+    k = _positive_int(k, "k")
+    if approx.shape[0] < k or exact.shape[0] < k:
+        raise ValueError(f"k={k} needs the top {k} of both rankings, got {approx.shape[0]} and {exact.shape[0]} rows")
+    hits = [np.intersect1d(approx[:k, q][approx[:k, q] >= 0], exact[:k, q]).size for q in range(exact.shape[1])]
+    return float(np.mean(hits) / k)
 
 
 def search_index(index, query_vecs, k: int) -> np.ndarray:

@@ -501,3 +501,59 @@ def test_whitening_table_lists_the_allowed_dimensions_with_paired_gains(grouped_
     assert rows[1].scores["mAP"] == pytest.approx(index.whitened_score("SPoC", 4))
     assert list(intervals) == ["SPoC @4, whitened", "SPoC @8, whitened", f"SPoC @{top}, whitened"]
     assert intervals["SPoC @4, whitened"].estimate == pytest.approx(rows[1].scores["mAP"] - rows[0].scores["mAP"])
+
+
+def test_encoding_comparison_whitens_every_descriptor_to_the_same_d(grouped_features):
+    from cbir_lab.index import encoding_comparison
+    from cbir_lab.pipeline import encode_dataset
+
+    index = RetrievalIndex(grouped_features)
+    vlad = encode_dataset(grouped_features, "vlad", k=2, local_dim=4, per_image=9)
+    rows, intervals = encoding_comparison(index, [vlad], dims=(4, 99))
+    top = min(index.max_dim("SPoC"), 8)  # 12 training images: 11 directions; VLAD has 2·4 = 8 dimensions
+    assert [r.method for r in rows] == ["SPoC @4", "VLAD k=2 @4", f"SPoC @{top}", f"VLAD k=2 @{top}"]
+    assert rows[0].scores["mAP"] == pytest.approx(index.whitened_score("SPoC", 4))
+    whitening = PCAWhitening().fit(vlad.vectors["train"])
+    q, db = (whitening.transform(vlad.vectors[p], n_components=4) for p in ("query", "db"))
+    assert rows[1].scores["mAP"] == pytest.approx(compute_map(rank(q, db), index.gnd).map)
+    assert intervals["VLAD k=2 @4, whitened"].estimate == pytest.approx(rows[1].scores["mAP"] - rows[0].scores["mAP"])
+
+
+def test_reranking_table_rows_are_the_search_modules_rankings_scored(grouped_features):
+    from cbir_lab.index import diffusion_recoveries, reranking_table
+    from cbir_lab.search import database_augmentation, diffusion_rank
+
+    index = RetrievalIndex(grouped_features)
+    rows = reranking_table(index, "SPoC", dba_k=2, graph_k=3, alpha=0.5, k_query=2, paper_k=50)
+    assert [r.method for r in rows] == ["SPoC", "SPoC + α-QE", "SPoC + DBA (k=2)", "SPoC + DBA + α-QE",
+                                        "SPoC + diffusion (k=3, α=0.5)", "SPoC + diffusion (k=8, α=0.99)"]
+    q, db = index.descriptors("SPoC")
+    assert rows[0].scores["mAP"] == pytest.approx(index.setting("SPoC")["map"])
+    assert rows[1].scores["mAP"] == pytest.approx(index.setting("SPoC", query_expansion=True)["map"])
+    dba = compute_map(rank(q, database_augmentation(db, k=2, alpha=3.0)), index.gnd)
+    assert rows[2].scores["mAP"] == pytest.approx(dba.map)
+    diffused = compute_map(diffusion_rank(q, db, k=3, alpha=0.5, k_query=2), index.gnd)
+    assert rows[4].scores["mAP"] == pytest.approx(diffused.map) and rows[4].aps == pytest.approx(diffused.aps)
+    recovered = diffusion_recoveries(index, "SPoC", top=3, graph_k=3, alpha=0.5, k_query=2)
+    assert len(recovered) == index.dataset.n_queries
+    for query, images in enumerate(recovered):
+        assert set(images.tolist()) <= set(index.gnd[query]["ok"])
+
+
+def test_visual_words_assign_each_cell_to_its_nearest_word():
+    from cbir_lab import aggregation
+    from cbir_lab.index import learn_word_vocabularies, visual_words
+
+    generator = torch.Generator().manual_seed(2)
+    train = [torch.rand(6, 3, 3, generator=generator) for _ in range(10)]
+    vocabularies = learn_word_vocabularies(train, ks=(2, 4), local_dim=3, per_image=9)
+    assert sorted(vocabularies.centroids) == [2, 4] and vocabularies.centroids[4].shape == (4, 3)
+    fmap = torch.rand(6, 2, 5, generator=generator)
+    words, blocks = visual_words(fmap, vocabularies, 4, intra=True, power=0.5)
+    descs = vocabularies.local_pca.transform(aggregation.local_descriptors(fmap))
+    distances = ((descs[:, None] - vocabularies.centroids[4][None]) ** 2).sum(-1)
+    assert words.shape == (2, 5) and words.ravel().tolist() == distances.argmin(1).tolist()
+    np.testing.assert_allclose(blocks.ravel(), aggregation.vlad(descs, vocabularies.centroids[4], intra=True, power=0.5,
+                                                                l2=False), rtol=1e-6)
+    with pytest.raises(ValueError, match="no vocabulary of size 3"):
+        visual_words(fmap, vocabularies, 3)

@@ -185,3 +185,31 @@ def test_extract_dataset_adds_each_whitening_set_as_a_part(tmp_path):
     assert whitening.n_components_ == 3  # 4 images: at most 3 useful directions
     with pytest.raises(ValueError, match="part must be one of"):
         learn_whitening(features, "SPoC", part="imagenet-sample")
+
+
+# ---------------------------------------------------------------- vocabulary encodings
+
+
+def test_encode_dataset_learns_its_vocabulary_on_the_training_images_only():
+    from cbir_lab import aggregation
+    from cbir_lab.pipeline import encode_dataset
+    from tests.conftest import make_features
+
+    generator = torch.Generator().manual_seed(0)
+    maps = lambda n: [torch.rand(6, 3, 3, generator=generator) for _ in range(n)]  # noqa: E731
+    features = make_features(maps(2), maps(4), maps(8), gnd=[{"ok": [0], "junk": []}, {"ok": [1], "junk": []}])
+    encoded = encode_dataset(features, "vlad", k=2, local_dim=3, per_image=5)
+    sample = aggregation.sample_local_descriptors(features.train_maps, per_image=5, seed=0)
+    pca = aggregation.fit_local_pca(sample, 3, seed=0)
+    np.testing.assert_allclose(encoded.vocabulary, aggregation.fit_kmeans(pca.transform(sample), 2, seed=0))
+    assert encoded.name == "VLAD k=2" and set(encoded.vectors) == {"query", "db", "train"}
+    assert encoded.vectors["db"].shape == (4, 2 * 3)
+    expected = aggregation.vlad(pca.transform(aggregation.local_descriptors(features.db_maps[1])), encoded.vocabulary,
+                                intra=True, power=0.5)
+    np.testing.assert_allclose(encoded.vectors["db"][1], expected, rtol=1e-6)
+    fv = encode_dataset(features, "fv", k=2, local_dim=3, per_image=5)
+    assert fv.vectors["query"].shape == (2, 2 * 2 * 3)  # 2·K·d
+    with pytest.raises(ValueError, match="unknown encoding 'bow'"):
+        encode_dataset(features, "bow", k=2)
+    with pytest.raises(ValueError, match="no training images"):
+        encode_dataset(make_features(maps(1), maps(2), (), gnd=[{"ok": [0], "junk": []}]), "vlad", k=2)

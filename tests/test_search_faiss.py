@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from cbir_lab.search import build_faiss_index, rank, search_index
+from cbir_lab.search import build_faiss_index, index_bytes_per_vector, rank, recall_at_k, search_index
 
 faiss = pytest.importorskip("faiss")
 
@@ -61,3 +61,48 @@ def test_bad_arguments_are_reported():
         search_index(index, np.ones((1, 3)), k=1)
     with pytest.raises(ValueError, match="k must be a positive integer"):
         search_index(index, DB, k=0)
+
+
+def _grid_vectors(n: int = 300, dim: int = 4, levels: int = 4, seed: int = 0) -> np.ndarray:
+    """Vectors whose coordinates take only ``levels`` values each: a PQ with one sub-vector per
+    coordinate and ≥ levels centroids stores them exactly."""
+    rng = np.random.default_rng(seed)
+    return (rng.integers(0, levels, size=(n, dim)).astype(np.float32) + 1.0) / levels
+
+
+def test_pq_that_stores_every_vector_exactly_ranks_like_exact_search():
+    db = _grid_vectors()
+    q = _grid_vectors(5, seed=1)
+    exact = search_index(build_faiss_index(db), q, k=10)
+    for kind in ("pq", "ivfpq"):
+        index = build_faiss_index(db, kind=kind, m=4, nbits=4, nlist=4, nprobe=4)
+        approx = search_index(index, q, k=10)
+        # same scores; ties between equal vectors may come in another order, so compare the scores
+        assert np.allclose(np.sort((db[approx] * q[None]).sum(-1), axis=0), np.sort((db[exact] * q[None]).sum(-1), axis=0))
+        assert recall_at_k(approx, exact, 10) >= 0.5
+
+
+def test_memory_per_vector_by_hand():
+    db = _random_unit(512, 16, 4)
+    assert index_bytes_per_vector(build_faiss_index(db)) == 4 * 16
+    assert index_bytes_per_vector(build_faiss_index(db, kind="pq", m=8, nbits=8)) == 8
+    assert index_bytes_per_vector(build_faiss_index(db, kind="ivf", nlist=4)) == 4 * 16 + 8
+    assert index_bytes_per_vector(build_faiss_index(db, kind="ivfpq", nlist=4, m=4, nbits=8)) == 4 + 8
+
+
+def test_pq_arguments_are_checked():
+    db = _random_unit(300, 6, 4)
+    with pytest.raises(ValueError, match="m must be a positive integer dividing the dimension D=6"):
+        build_faiss_index(db, kind="pq", m=4)
+    with pytest.raises(ValueError, match="needs at least that many vectors, got 300"):
+        build_faiss_index(db, kind="pq", m=3, nbits=9)
+
+
+def test_recall_at_k_checks_its_inputs():
+    exact = np.array([[0, 1], [2, 3]])
+    assert recall_at_k(exact, exact, 2) == 1.0
+    assert recall_at_k(np.array([[-1, 1], [-1, 3]]), exact, 2) == 0.5  # padding counts as a miss
+    with pytest.raises(ValueError, match="k=3 needs the top 3"):
+        recall_at_k(exact, exact, 3)
+    with pytest.raises(ValueError, match="same queries"):
+        recall_at_k(exact[:, :1], exact, 1)

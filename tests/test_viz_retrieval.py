@@ -86,3 +86,22 @@ def test_plot_ranking_frames_each_result_by_status():
     fig = plot_ranking(images[1], images, result, title="t")
     assert [ax.get_title() for ax in fig.axes] == ["query", "#1  0.90", "#2  0.50"]
     assert fig.axes[1].spines["top"].get_edgecolor()[:3] == pytest.approx((0x2c / 255, 0xa0 / 255, 0x2c / 255))
+
+
+def test_visual_words_view_and_tradeoff_picture_are_pngs_with_captions():
+    from cbir_lab.scale import IndexMeasure
+    from cbir_lab.viz import TradeoffPicture, visual_words_view, word_colours
+
+    words = np.array([[0, 0, 1], [0, 0, 0]])
+    blocks = np.array([[3.0, -1.0], [0.5, 0.5]])
+    png, caption = visual_words_view(np.zeros((40, 60, 3), np.uint8), words, blocks, "raw sums", side=80)
+    assert png.startswith(b"\x89PNG")
+    assert caption.startswith("k = 2: the 6 cells fall in 2 words; the largest holds 5 cells (83%)")
+    assert word_colours(3).shape == (3, 3) and np.array_equal(word_colours(3), word_colours(3))
+    measures = [IndexMeasure("exact (Flat)", "flat", 0, 0, 32, 1.0, 1.0, 0.7),
+                IndexMeasure("IVF-Flat", "ivf", 0, 4, 40, 0.8, 0.1, 0.6)]
+    picture = TradeoffPicture(measures, k=10)
+    assert len(picture.positions) == 2 and picture.png(1).startswith(b"\x89PNG")
+    x_exact, _ = picture.positions[0]
+    x_ivf, y_ivf = picture.positions[1]
+    assert x_ivf < x_exact  # faster: further left on the time axis

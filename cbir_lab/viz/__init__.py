@@ -1,7 +1,7 @@
 """Visualisation: figures and image panels from arrays, returned (never shown), for notebooks and widgets.
 
 One module per lesson: :mod:`.feature_maps`, :mod:`.pooling`, :mod:`.whitening`,
-:mod:`.retrieval`; :mod:`.ranking` draws a query's top results, :mod:`.images`
+:mod:`.retrieval`, :mod:`.aggregation`, :mod:`.scale`; :mod:`.ranking` draws a query's top results, :mod:`.images`
 encodes thumbnails and :mod:`.talk` renders the talk mode's page. Nothing here
 runs a network or computes a descriptor or a score: the numbers come from
 :mod:`cbir_lab.index` and the stages below it.
@@ -14,7 +14,9 @@ from cbir_lab.viz.pooling import *  # noqa: F401,F403
 from cbir_lab.viz.whitening import *  # noqa: F401,F403
 from cbir_lab.viz.retrieval import *  # noqa: F401,F403
 from cbir_lab.viz.talk import *  # noqa: F401,F403
-from cbir_lab.viz import feature_maps, images, pooling, ranking, retrieval, talk, whitening
+from cbir_lab.viz.aggregation import *  # noqa: F401,F403
+from cbir_lab.viz.scale import *  # noqa: F401,F403
+from cbir_lab.viz import aggregation, feature_maps, images, pooling, ranking, retrieval, scale, talk, whitening
 
 __all__ = [*ranking.__all__, *images.__all__, *feature_maps.__all__, *pooling.__all__, *whitening.__all__,
-           *retrieval.__all__, *talk.__all__]
+           *retrieval.__all__, *talk.__all__, *aggregation.__all__, *scale.__all__]

@@ -11,6 +11,8 @@ from cbir_lab.widgets.pooling import *  # noqa: F401,F403
 from cbir_lab.widgets.whitening import *  # noqa: F401,F403
 from cbir_lab.widgets.retrieval import *  # noqa: F401,F403
 from cbir_lab.widgets.talk import *  # noqa: F401,F403
-from cbir_lab.widgets import feature_maps, pooling, retrieval, talk, whitening
+from cbir_lab.widgets.aggregation import *  # noqa: F401,F403
+from cbir_lab.widgets.scale import *  # noqa: F401,F403
+from cbir_lab.widgets import aggregation, feature_maps, pooling, retrieval, scale, talk, whitening
 
-__all__ = [*feature_maps.__all__, *pooling.__all__, *whitening.__all__, *retrieval.__all__, *talk.__all__]
+__all__ = [*feature_maps.__all__, *pooling.__all__, *whitening.__all__, *retrieval.__all__, *talk.__all__, *aggregation.__all__, *scale.__all__]
