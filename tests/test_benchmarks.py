@@ -18,7 +18,6 @@ from benchmarks.report import (
     wait_for_quiet,
     write_results,
 )
-from benchmarks.search import recall_at_k
 from benchmarks.timing import (
     Stats,
     format_rate,
@@ -82,14 +81,6 @@ def test_judge_and_result_validation():
         Result("gpu", "x", "1 s")
     with pytest.raises(ValueError, match="unknown status"):
         Result("search", "x", "1 s", status="fine")
-
-
-def test_recall_at_k_counts_the_overlap_per_query():
-    exact = np.array([[0, 5], [1, 6]])  # (k=2, 2 queries)
-    found = np.array([[1, 5], [9, 7]])  # query 0 finds 1 of {0, 1}; query 1 finds 5 of {5, 6}
-    assert recall_at_k(found, exact) == 0.5
-    with pytest.raises(ValueError, match="same shape"):
-        recall_at_k(found[:1], exact)
 
 
 def test_merge_keeps_sections_not_run_and_orders_them():
