@@ -139,3 +139,14 @@ def test_a_copy_of_the_repository_checks_itself(tmp_path):
         original = (ROOT / "notebooks" / path.name).read_text(encoding="utf-8")
         assert path.read_text(encoding="utf-8") == original.replace(project_url(ROOT), NEW).replace(
             "github/cbir-lab/cbir-lab/", "github/new-owner/new-name/")
+
+
+def test_without_tomllib_the_table_is_still_read(tmp_path, monkeypatch):
+    """Python 3.10 has no tomllib: the [project.urls] table is read line by line."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tomllib", None)
+    (tmp_path / "pyproject.toml").write_text((ROOT / "pyproject.toml").read_text())
+    assert read_project_urls(tmp_path / "pyproject.toml") == {"Repository": project_url(ROOT)}
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n[project.urls]\n"Bug Tracker" = "https://a/b"\n[tool.x]\ny = "z"\n')
+    assert read_project_urls(tmp_path / "pyproject.toml") == {"Bug Tracker": "https://a/b"}
