@@ -150,3 +150,11 @@ def test_without_tomllib_the_table_is_still_read(tmp_path, monkeypatch):
     assert read_project_urls(tmp_path / "pyproject.toml") == {"Repository": project_url(ROOT)}
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "x"\n[project.urls]\n"Bug Tracker" = "https://a/b"\n[tool.x]\ny = "z"\n')
     assert read_project_urls(tmp_path / "pyproject.toml") == {"Bug Tracker": "https://a/b"}
+
+
+def test_an_old_address_off_github_is_rewritten_too(tmp_path):
+    root = make_clone(tmp_path, NEW, NEW)
+    readme = root / "README.md"
+    readme.write_text(readme.read_text() + "\nOr: pip install \"cbir-lab @ git+https://gitlab.com/a/b\"\n")
+    assert [c.url for c in stale_url_copies(root)] == ["https://gitlab.com/a/b"]
+    assert sync_url(root) == [readme] and stale_url_copies(root) == []

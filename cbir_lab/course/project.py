@@ -135,11 +135,15 @@ def project_url(root: str | os.PathLike | None = None) -> str:
     return url
 
 
+def _on_github(url: str) -> bool:
+    return urlparse(url).netloc.lower() in ("github.com", "www.github.com")
+
+
 def _github_path(url: str) -> str:
-    parsed = urlparse(url)
-    if parsed.netloc.lower() not in ("github.com", "www.github.com"):
+    """``OWNER/REPO`` of a GitHub address."""
+    if not _on_github(url):
         raise ValueError(f"Colab and Binder open notebooks from GitHub; {url} is not a GitHub repository")
-    return parsed.path.strip("/").removesuffix(".git")
+    return urlparse(url).path.strip("/").removesuffix(".git")
 
 
 def colab_url(repository: str, notebook: str, branch: str = "main", folder: str = "notebooks") -> str:
@@ -213,7 +217,8 @@ def stale_url_copies(root: str | os.PathLike | None = None) -> list[UrlCopy]:
 def _rewrite(text: str, old: set[str], new: str) -> str:
     for address in old:
         text = re.sub(re.escape(address) + _END, new, text)
-        text = text.replace(f"{_COLAB}{_github_path(address)}/", f"{_COLAB}{_github_path(new)}/")
+        if _on_github(address):  # only a GitHub address has Colab links (sync_url checked that the new one can)
+            text = text.replace(f"{_COLAB}{_github_path(address)}/", f"{_COLAB}{_github_path(new)}/")
     return text
 
 
