@@ -7,7 +7,10 @@
 * ``cbir-lab present``: the talk-mode demo in the browser, served by Voila
   (:mod:`cbir_lab.talk`).
 * ``cbir-lab course EDITION DIR``: the lessons as a student, self-study or
-  instructor edition (:mod:`cbir_lab.course.editions`).
+  instructor edition (:mod:`cbir_lab.course.editions`); ``cbir-lab course book
+  DIR``: the self-study edition as a static website (:mod:`cbir_lab.course.book`);
+  ``cbir-lab course sync-url``: every copy of the project's address rewritten
+  from ``pyproject.toml`` (:mod:`cbir_lab.course.project`).
 * ``cbir-lab reproduce --dataset NAME``: a benchmark under the papers' protocol,
   beside the published figures (:mod:`cbir_lab.reproduce`).
 """
@@ -77,6 +80,42 @@ def run_demo(
     return {"rows": rows, "figure": path, "seconds": total}
 
 
+def _course(what: str, folder: str | None) -> int:
+    """``cbir-lab course``: an edition, the book, or the address synced."""
+    if what == "sync-url":
+        from cbir_lab.course.project import project_url, sync_url
+
+        written = sync_url(folder)
+        url = project_url(folder)
+        if not written:
+            print(f"Every copy of the project's address already matches pyproject.toml: {url}")
+        else:
+            print(f"Rewrote the project's address to {url} in {len(written)} file(s):")
+            for path in written:
+                print(f"  {path}")
+        return 0
+    if folder is None:
+        raise ValueError(f"cbir-lab course {what} needs the folder to write to: cbir-lab course {what} DIR")
+    if what == "book":
+        from cbir_lab.course.book import BookBuildError, build_book
+
+        try:
+            index = build_book(folder)
+        except BookBuildError as err:  # Sphinx's warnings, each naming the lesson or README it came from
+            print(f"cbir-lab course book: error: {err}", file=sys.stderr)
+            return 1
+        print(f"Wrote the course book to {index.parent.resolve()}: open {index.resolve()} in a browser, "
+              "or copy the folder to any static host (GitHub Pages: see the README).")
+        return 0
+    from cbir_lab.course.editions import write_edition
+
+    written = write_edition(what, folder)
+    print(f"Wrote the {what} edition, {len(written)} lessons, to {Path(folder).resolve()}:")
+    for path in written:
+        print(f"  {path.name}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cbir-lab", description="Content-based image retrieval with CNN features: the course's tools.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -92,11 +131,15 @@ def main(argv: list[str] | None = None) -> int:
     present.add_argument("--port", type=int, default=8866, help="the port to serve on (default: 8866)")
     present.add_argument("--no-browser", action="store_true", help="do not open a web browser")
     present.add_argument("--theme", choices=("light", "dark"), default="light")
-    course = sub.add_parser("course", help="write the lessons as an edition: student, self-study or instructor")
-    course.add_argument("edition", choices=("student", "self-study", "instructor"),
+    course = sub.add_parser("course", help="write the lessons as an edition or as a book; keep the project's address in sync")
+    course.add_argument("edition", choices=("student", "self-study", "instructor", "book", "sync-url"),
                         help="student: exercises blank, outputs cleared; self-study: solutions one click away; "
-                             "instructor: complete")
-    course.add_argument("dir", help="the folder to write the lessons to (nothing there is overwritten)")
+                             "instructor: complete; book: the self-study edition as a static website (needs "
+                             "the [book] extra); sync-url: rewrite every copy of the project's address in the "
+                             "lessons and the README from pyproject.toml's [project.urls]")
+    course.add_argument("dir", nargs="?",
+                        help="the folder to write to (an edition never overwrites a file; a book replaces an earlier "
+                             "book); for sync-url, the clone (default: the one cbir_lab runs from)")
     repro = sub.add_parser("reproduce", help="a benchmark under the papers' protocol, beside the published figures")
     repro.add_argument("--dataset", required=True, choices=("roxford5k", "rparis6k", "holidays", "ukbench"))
     repro.add_argument("--max-side", type=int, default=1024, help="long side fed to the network (papers: 1024)")
@@ -123,12 +166,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return present(args.dataset, args.port, not args.no_browser, args.theme)
         elif args.command == "course":
-            from cbir_lab.course.editions import write_edition
-
-            written = write_edition(args.edition, args.dir)
-            print(f"Wrote the {args.edition} edition, {len(written)} lessons, to {Path(args.dir).resolve()}:")
-            for path in written:
-                print(f"  {path.name}")
+            return _course(args.edition, args.dir)
         elif args.command == "reproduce":
             from cbir_lab.reproduce import format_markdown, reproduce, write_report
 

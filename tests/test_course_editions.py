@@ -234,6 +234,7 @@ def test_the_wheel_ships_the_lessons(tmp_path):
     shipped = sorted(Path(n).name for n in names if n.startswith("cbir_lab/course/lessons/"))
     assert shipped == [p.name for p in LESSONS]
     assert "cbir_lab/datasets/checksums/imagenet-sample.md5" in names  # the image set's pinned checksums
+    assert "cbir_lab/course/book.css" in names  # the course book's style sheet
     # Installed from the wheel alone (no checkout next to it), the command finds its lessons.
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],

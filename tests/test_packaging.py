@@ -112,3 +112,11 @@ def test_every_module_has_a_docstring_and_all():
                 and any(getattr(t, "id", None) == "__all__" for t in (n.targets if isinstance(n, ast.Assign) else [n.target]))
                 for n in tree.body
             ), f"{path.relative_to(ROOT)} has no __all__"
+
+
+def test_dev_installs_every_extra_the_tests_use():
+    """CI installs .[dev]: the book's, the talk mode's and grading's packages must be in it."""
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    dev = set(extras["dev"])
+    for name in ("book", "talk", "grading"):
+        assert set(extras[name]) <= dev, f"[dev] lacks {sorted(set(extras[name]) - dev)} of [{name}]"

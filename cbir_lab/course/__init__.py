@@ -1,6 +1,11 @@
-"""The course as a course: its editions (student, self-study, instructor) and, later, the book.
+"""The course as a course: its editions, its book, and the project's one address.
 
-See :mod:`cbir_lab.course.editions`; ``cbir-lab course EDITION DIR`` writes one.
+* :mod:`cbir_lab.course.editions`: the student, self-study and instructor editions
+  (``cbir-lab course EDITION DIR``).
+* :mod:`cbir_lab.course.book`: the self-study edition as a static website
+  (``cbir-lab course book DIR``), its widgets drawn by :mod:`cbir_lab.course.stills`.
+* :mod:`cbir_lab.course.project`: the address in ``pyproject.toml`` and every copy
+  of it (``cbir-lab course sync-url``).
 """
 
 __all__: list[str] = []
