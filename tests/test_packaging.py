@@ -111,3 +111,17 @@ def test_every_module_has_a_docstring_and_all():
                 and any(getattr(t, "id", None) == "__all__" for t in (n.targets if isinstance(n, ast.Assign) else [n.target]))
                 for n in tree.body
             ), f"{path.relative_to(ROOT)} has no __all__"
+
+
+def test_viz_lists_every_public_name_of_its_modules():
+    # cbir_lab.viz imports a module on first use of one of its names (so that `cbir-lab search`
+    # never loads matplotlib); its table of names must follow each module's own __all__.
+    import importlib
+
+    import cbir_lab.viz as viz
+
+    modules = {p.stem for p in (ROOT / "cbir_lab" / "viz").glob("*.py") if not p.stem.startswith("_")}
+    assert set(viz._EXPORTS) == modules - {"panels"}  # the numpy canvas the other modules draw with
+    for module, names in viz._EXPORTS.items():
+        assert tuple(importlib.import_module(f"cbir_lab.viz.{module}").__all__) == names, module
+    assert viz.plot_ranking is importlib.import_module("cbir_lab.viz.ranking").plot_ranking
