@@ -59,7 +59,7 @@ def test_no_requirement_asks_for_a_newer_torch_than_2_14_1():
 
 
 LAYERS = ["paths", "backbones", "features", "pooling", "aggregation", "whitening", "search", "evaluation",
-          "datasets", "pipeline", "index", "viz", "widgets", "exercises", "talk", "course", "cli"]
+          "datasets", "pipeline", "index", "collection", "viz", "widgets", "exercises", "talk", "course", "cli"]
 #: The ground floor: stages that know nothing of each other (only where files live).
 GROUND_FLOOR = {"backbones", "pooling", "aggregation", "whitening", "search", "evaluation"}
 #: What a widget may build on: the retrieval core, the pictures, the Pooling value, one image's maps.
