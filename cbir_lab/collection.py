@@ -24,6 +24,10 @@ minute, so an interruption loses at most that.
 :meth:`PhotoCollection.search` keeps the descriptor matrix in memory: a further
 query in the same session costs one extraction and one :func:`cbir_lab.search.rank`.
 
+Only descriptors are kept, not feature maps (:class:`cbir_lab.features.FeatureCache`):
+a map at max side 384 holds about a hundred times the values of its pooled vector, so
+another pooling means extracting the folder again, into its own store.
+
 This module stays off scikit-learn and the plotting stack, so that ``cbir-lab search``
 starts quickly: the L2 normalisation is written out here rather than imported
 from :mod:`cbir_lab.whitening`.
