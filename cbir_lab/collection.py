@@ -360,11 +360,12 @@ class PhotoCollection:
         todo: list[tuple[str, Path]] = []
         added, changed, rehashed, unreadable = [], [], [], []
         order = []
+        prefix = len(os.fspath(self.folder)) + 1
         for path in images:
-            rel = path.relative_to(self.folder).as_posix()
+            rel = os.fspath(path)[prefix:].replace(os.sep, "/")  # list_images' paths start with the folder's
             entry = old.get(rel)
             try:
-                info = path.stat()  # before hashing: a change during the hash shows up next time
+                info = os.stat(path)  # before hashing: a change during the hash shows up next time
                 hashed = entry is None or (entry.size, entry.mtime_ns) != (info.st_size, info.st_mtime_ns)
                 key = content_key(path) if hashed else entry.key
             except (OSError, ImageLoadError):  # vanished or unreadable since the scan
