@@ -51,7 +51,7 @@ from typing import Literal
 
 from cbir_lab.datasets.base import RetrievalDataset, gnd_from_groups
 
-__all__ = ["IMAGE_EXTENSIONS", "list_images", "load_folder", "check_images"]
+__all__ = ["IMAGE_EXTENSIONS", "list_images", "matching_images", "load_folder", "check_images"]
 
 #: File name endings taken as images (compared case-insensitively).
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
