@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 #: The sections, in the order the runner runs and reports them.
-SECTIONS = ("extraction", "interaction", "search", "course")
+SECTIONS = ("extraction", "interaction", "search", "collection", "course")
 
 STATUSES = ("met", "missed", "info", "not measured", "measured under load")
 

@@ -3,6 +3,10 @@
 * ``cbir-lab demo``: the whole pipeline on a dataset (the embedded one by
   default, offline), printing mAP for SPoC, MAC, R-MAC and GeM without and
   with PCA-whitening, and saving a figure of a query's top results.
+* ``cbir-lab search --dataset FOLDER QUERY``: search a folder of one's own
+  photos (:class:`cbir_lab.collection.PhotoCollection`: indexed once, then only
+  new or changed photos are extracted), print the top results and write them
+  to a self-contained HTML page.
 * ``cbir-lab datasets``: every dataset with its state, size and licence.
 * ``cbir-lab present``: the talk-mode demo in the browser, served by Voila
   (:mod:`cbir_lab.talk`).
@@ -18,12 +22,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
+import warnings
 from pathlib import Path
 
 
-__all__ = ["main", "run_demo"]
+__all__ = ["main", "run_demo", "run_search"]
 
 
 def _unique_path(path: Path) -> Path:
@@ -40,17 +46,31 @@ def run_demo(
     figure: str | Path = "cbir-lab-demo.png",
     query: int | None = None,
     out=None,
+    queries: str = "first",
 ) -> dict:
-    """Run the demo; returns the score rows and the figure's path."""
+    """Run the demo; returns the score rows and the figure's path.
+
+    ``queries="all"`` (a folder of one's own only) makes every image of a group with
+    two or more images a query once (:func:`cbir_lab.datasets.folder.load_folder`).
+    """
     out = sys.stdout if out is None else out
     from cbir_lab.datasets import load_dataset
+    from cbir_lab.datasets.registry import BENCHMARKS
     from cbir_lab.index import RetrievalIndex, comparison_table, retrieve
     from cbir_lab.pipeline import extract_dataset
     from cbir_lab.pooling import GEM
     from cbir_lab.viz import format_scores, plot_ranking
 
+    if queries not in ("first", "all"):
+        raise ValueError(f"--queries must be 'first' or 'all', got {queries!r}")
     start = time.perf_counter()
-    ds = load_dataset(dataset)
+    if queries == "all":
+        if dataset is None or dataset == "embedded" or dataset in BENCHMARKS:
+            raise ValueError(f"--queries all is for a folder of your own images; {dataset or 'the embedded dataset'} "
+                             "comes with its own queries")
+        ds = load_dataset(dataset, queries="all")
+    else:
+        ds = load_dataset(dataset)
     print(ds.summary(), file=out)
     features = extract_dataset(ds, backbone, max_side=max_side)
     t_extract = time.perf_counter() - start
@@ -70,12 +90,13 @@ def run_demo(
     if not 0 <= query < ds.n_queries:
         raise ValueError(f"--query must be in 0..{ds.n_queries - 1}, got {query}")
     result = retrieve(index, query, GEM, k=8)
-    fig = plot_ranking(ds.queries()[query], ds.db_images, result, title=f"{ds.name}: query {query}, GeM top 8")
+    label = ds.query_label(query)
+    fig = plot_ranking(ds.queries()[query], ds.db_images, result, title=f"{ds.name}: query {query} ({label}), GeM top 8")
     path = _unique_path(Path(figure))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
     total = time.perf_counter() - start
-    print(f"\nSaved the top results of query {query} to {path}", file=out)
+    print(f"\nSaved the top results of query {query} ({label}) to {path}", file=out)
     print(f"Time: {total:.1f} s ({t_extract:.1f} s loading data and extracting features)", file=out)
     return {"rows": rows, "figure": path, "seconds": total}
 
@@ -116,6 +137,79 @@ def _course(what: str, folder: str | None) -> int:
     return 0
 
 
+def run_search(
+    folder: str | Path,
+    query: str | Path,
+    k: int = 12,
+    method: str = "GeM",
+    page: str | Path = "cbir-lab-search.html",
+    backbone: str = "efficientnet_lite0",
+    max_side: int = 384,
+    out=None,
+) -> dict:
+    """Search a folder of photos with a query image: print the top ``k``, write an HTML page of them.
+
+    The folder is indexed into a stored :class:`~cbir_lab.collection.PhotoCollection` (the
+    first time: every image; afterwards only new or changed ones). This path imports no
+    plotting, widget or scikit-learn module, so a search starts quickly.
+
+    Args:
+        folder: the folder of images.
+        query: the query image: a path, or a path or unique file name inside ``folder``.
+        k: how many results.
+        method: the pooling (``GeM``, ``SPoC``, ``MAC``, ``R-MAC``).
+        page: where to write the page; an existing file is never overwritten (a new
+            name is chosen and printed).
+        backbone, max_side: the network and the long side of its input.
+        out: where to print (default: standard output).
+
+    Returns:
+        ``{"results": [SearchResult, ...], "page": Path, "update": CollectionUpdate, "seconds": float}``.
+    """
+    out = sys.stdout if out is None else out
+    if isinstance(k, bool) or int(k) != k or k < 1:
+        raise ValueError(f"-k must be a positive integer, got {k!r}")
+    from cbir_lab.collection import PhotoCollection
+    from cbir_lab.paths import atomic_write
+    from cbir_lab.viz.search_page import search_page_html
+
+    start = time.perf_counter()
+    collection = PhotoCollection.open(folder, backbone, method, max_side)
+    update = collection.update()
+    print(f"Index of {collection.folder} ({backbone}, {collection.pooling.name}, max side {max_side}): "
+          f"{update.summary()}", file=out)
+    results = collection.search(query, k=k)
+    shown = Path(query)
+    print(f"\nTop {len(results)} for {shown}:", file=out)
+    for position, result in enumerate(results, start=1):
+        print(f"{position:4d}  {result.score:.3f}  {result.relative}", file=out)
+    query_item = collection.resolve_query(query)
+    text = search_page_html(
+        query_item, [(r.path, r.relative, r.score) for r in results],
+        title=f"{shown.name}: top {len(results)} in {collection.folder.name}",
+        subtitle=f"{collection.folder} · {len(collection):,} images · {backbone}, {collection.pooling.name}, "
+                 f"max side {max_side}",
+        query_label=str(shown),
+    )
+    wanted = Path(page)
+    path = _unique_path(wanted)
+    atomic_write(path, text)
+    note = f" ({wanted} exists, so it was kept)" if path != wanted else ""
+    print(f"\nWrote the results page to {path}{note}", file=out)
+    return {"results": results, "page": path, "update": update, "seconds": time.perf_counter() - start}
+
+
+@contextlib.contextmanager
+def _warnings_as_notes(command: str):
+    """Show warnings as one plain line each (``cbir-lab demo: warning: ...``), not Python's file-and-line form."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"cbir-lab {command}: warning: {message}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cbir-lab", description="Content-based image retrieval with CNN features: the course's tools.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -125,6 +219,18 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--max-side", type=int, default=384, help="long side of the images fed to the network")
     demo.add_argument("--figure", default="cbir-lab-demo.png", help="where to save the figure (never overwritten)")
     demo.add_argument("--query", type=int, default=None, help="which query to show in the figure (default: the one with the median AP)")
+    demo.add_argument("--queries", choices=("first", "all"), default="first",
+                      help="a folder's queries: the first image of each group (default), or every image of a group "
+                           "with two or more, each a query once and junk in its own ranking")
+    search = sub.add_parser("search", help="search a folder of your photos with an image; writes an HTML page")
+    search.add_argument("--dataset", required=True, metavar="FOLDER",
+                        help="the folder of images to search (indexed on first use, then kept up to date)")
+    search.add_argument("query", metavar="QUERY_IMAGE", help="the query image: a path, or a file name inside FOLDER")
+    search.add_argument("-k", type=int, default=12, help="how many results (default: 12)")
+    search.add_argument("--method", default="GeM", help="the pooling: GeM (default), SPoC, MAC or R-MAC")
+    search.add_argument("--out", default="cbir-lab-search.html", help="the HTML page to write (never overwritten)")
+    search.add_argument("--backbone", default="efficientnet_lite0")
+    search.add_argument("--max-side", type=int, default=384, help="long side of the images fed to the network")
     sub.add_parser("datasets", help="list the datasets and whether they are present")
     present = sub.add_parser("present", help="full-screen retrieval demo for a talk, served with Voila")
     present.add_argument("--dataset", default=None, help="a benchmark name or a folder of images (default: the embedded dataset)")
@@ -155,30 +261,38 @@ def main(argv: list[str] | None = None) -> int:
     from cbir_lab.features import ImageLoadError
 
     try:
-        if args.command == "demo":
-            run_demo(args.dataset, args.backbone, args.max_side, args.figure, args.query)
-        elif args.command == "datasets":
-            from cbir_lab.datasets.status import format_datasets
-
-            print(format_datasets())
-        elif args.command == "present":
-            from cbir_lab.talk import present
-
-            return present(args.dataset, args.port, not args.no_browser, args.theme)
-        elif args.command == "course":
-            return _course(args.edition, args.dir)
-        elif args.command == "reproduce":
-            from cbir_lab.reproduce import format_markdown, reproduce, write_report
-
-            result = reproduce(args.dataset, max_side=args.max_side, whitening=args.whitening,
-                               download=not args.no_download)
-            print(format_markdown(result))
-            markdown, table = write_report(result, args.out)
-            print(f"Wrote {markdown} and {table}")
+        with _warnings_as_notes(args.command):
+            return _dispatch(args)
     except (WeightsUnavailableError, DatasetError, ImageLoadError, FileNotFoundError, FileExistsError,
             NotADirectoryError, ValueError, ImportError) as err:
         print(f"cbir-lab {args.command}: error: {err}", file=sys.stderr)
         return 1
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    """Run one parsed command; its exit status."""
+    if args.command == "demo":
+        run_demo(args.dataset, args.backbone, args.max_side, args.figure, args.query, queries=args.queries)
+    elif args.command == "search":
+        run_search(args.dataset, args.query, args.k, args.method, args.out, args.backbone, args.max_side)
+    elif args.command == "datasets":
+        from cbir_lab.datasets.status import format_datasets
+
+        print(format_datasets())
+    elif args.command == "present":
+        from cbir_lab.talk import present
+
+        return present(args.dataset, args.port, not args.no_browser, args.theme)
+    elif args.command == "course":
+        return _course(args.edition, args.dir)
+    elif args.command == "reproduce":
+        from cbir_lab.reproduce import format_markdown, reproduce, write_report
+
+        result = reproduce(args.dataset, max_side=args.max_side, whitening=args.whitening,
+                           download=not args.no_download)
+        print(format_markdown(result))
+        markdown, table = write_report(result, args.out)
+        print(f"Wrote {markdown} and {table}")
     return 0
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cbir_lab.datasets.folder import load_folder
+from cbir_lab.datasets.folder import list_images, load_folder, matching_images
 from tests.fixtures_benchmarks import jpeg_bytes, tree
 
 
@@ -119,25 +119,96 @@ def test_missing_empty_or_not_a_folder(tmp_path):
         load_folder(tmp_path / "empty")
 
 
-def test_non_image_files_are_an_error_unless_ignored(tmp_path):
+def test_non_image_files_are_skipped_with_one_warning_or_refused(tmp_path):
     folder = make_folder(
         tmp_path / "f",
         {"g/a.jpg": None, "g/b.jpg": None, "g/notes.txt": b"hello", "readme.md": b"#",
-         ".hidden/x.txt": b"", "g/Thumbs.db": b""},
+         ".hidden/x.txt": b"", "g/Thumbs.db": b"", "g/.DS_Store": b""},
     )  # fmt: skip
-    with pytest.raises(ValueError, match=r"2 file\(s\) that are not images.*non_images='ignore'") as info:
-        load_folder(folder)
-    assert "g/notes.txt" in str(info.value) and "readme.md" in str(info.value)
-    assert "Thumbs.db" not in str(info.value) and ".hidden" not in str(info.value)
-    with pytest.warns(UserWarning, match="ignoring 2 non-image"):
-        ds = load_folder(folder, non_images="ignore")
+    with pytest.warns(UserWarning) as caught:
+        ds = load_folder(folder)
+    assert len(caught) == 1  # one warning for all the stray files
+    message = str(caught[0].message)
+    assert "skipping 2 file(s) that are not images" in message
+    assert "g/notes.txt" in message and "readme.md" in message
+    assert "Thumbs.db" not in message and ".hidden" not in message and "DS_Store" not in message
     assert [p.name for p in ds.db_images] == ["a.jpg", "b.jpg"]
+    with pytest.raises(ValueError, match=r"2 file\(s\) that are not images.*non_images='warn'") as info:
+        load_folder(folder, non_images="error")
+    assert "g/notes.txt" in str(info.value) and "readme.md" in str(info.value)
+    with pytest.raises(ValueError, match="non_images must be 'warn' or 'error', not 'ignore'"):
+        load_folder(folder, non_images="ignore")
 
 
-def test_same_file_name_in_two_groups_is_an_error(tmp_path):
-    folder = make_folder(tmp_path / "f", {"x/IMG_0001.jpg": None, "x/b.jpg": None, "y/img_0001.JPG": None})
-    with pytest.raises(ValueError, match=r"(?s)distinct file names.*x/IMG_0001\.jpg  and  y/img_0001\.JPG"):
-        load_folder(folder)
+def test_the_stray_file_warning_lists_ten_then_counts_the_rest(tmp_path):
+    folder = make_folder(tmp_path / "f", {"a.jpg": None, **{f"note{i:02d}.txt": b"" for i in range(13)}})
+    with pytest.warns(UserWarning, match="skipping 13 file") as caught:
+        assert list_images(folder) == [folder.resolve() / "a.jpg"]
+    message = str(caught[0].message)
+    assert "note09.txt" in message and "note10.txt" not in message
+    assert message.endswith("... and 3 more")
+
+
+def test_camera_file_names_may_repeat_across_groups(tmp_path):
+    # Two cameras' worth of IMG_0001.JPG, and a README someone left in the folder.
+    folder = make_folder(
+        tmp_path / "trip",
+        {"paris/IMG_0001.JPG": None, "paris/IMG_0002.JPG": None, "rome/IMG_0001.JPG": None,
+         "rome/IMG_0002.JPG": None, "README.txt": b"photos of the trip"},
+    )  # fmt: skip
+    with pytest.warns(UserWarning, match="(?s)skipping 1 file.*README.txt"):
+        ds = load_folder(folder)
+    assert [ds.label(p) for p in ds.db_images] == ["paris/IMG_0001", "paris/IMG_0002", "rome/IMG_0001", "rome/IMG_0002"]
+    assert [ds.query_label(q) for q in range(ds.n_queries)] == ["paris/IMG_0001", "rome/IMG_0001"]
+    assert ds.gnd == ({"ok": [1], "junk": [0]}, {"ok": [3], "junk": [2]})
+
+    # A bare name that several images share is an error naming them; their paths work.
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match=r"(?s)'IMG_0001' matches 2 images.*"
+                                                  r"paris/IMG_0001\.JPG.*rome/IMG_0001\.JPG"):
+        load_folder(folder, queries=["IMG_0001"])
+    with pytest.warns(UserWarning):
+        ds = load_folder(folder, queries=["rome/IMG_0001.JPG", "paris/img_0002", folder / "rome" / "IMG_0002.JPG"])
+    assert ds.extra["query_indices"] == [2, 1, 3]
+
+
+def test_matching_images_by_name_stem_or_path():
+    photos = ["paris/IMG_0001.JPG", "paris/day 2/IMG_0003.jpg", "rome/IMG_0001.JPG"]
+    assert matching_images("IMG_0001.jpg", photos) == [0, 2]
+    assert matching_images("img_0003", photos) == [1]
+    assert matching_images("paris/day 2/IMG_0003", photos) == [1]
+    assert matching_images("./rome/IMG_0001.JPG", photos) == [2]
+    assert matching_images("day 2/IMG_0003.jpg", photos) == []  # a path is read from the folder's top
+    assert matching_images("IMG_0002", photos) == []
+
+
+def test_every_image_of_a_group_as_a_query(tmp_path):
+    folder = make_folder(
+        tmp_path / "f",
+        {"cats/c1.jpg": None, "cats/c2.jpg": None, "cats/c3.jpg": None, "dogs/d1.jpg": None, "dogs/d2.jpg": None},
+    )
+    ds = load_folder(folder, queries="all")
+    # Database: 0 c1, 1 c2, 2 c3, 3 d1, 4 d2. Each image is a query once; it stays in the database
+    # as junk in its own ranking, and the other images of its group are its positives.
+    assert [ds.query_label(q) for q in range(ds.n_queries)] == ["cats/c1", "cats/c2", "cats/c3", "dogs/d1", "dogs/d2"]
+    assert ds.gnd == (
+        {"ok": [1, 2], "junk": [0]},
+        {"ok": [0, 2], "junk": [1]},
+        {"ok": [0, 1], "junk": [2]},
+        {"ok": [4], "junk": [3]},
+        {"ok": [3], "junk": [4]},
+    )
+    assert ds.extra["query_indices"] == [0, 1, 2, 3, 4]
+
+
+def test_every_image_as_a_query_skips_single_image_groups_and_needs_groups(grouped, tmp_path):
+    with pytest.warns(UserWarning, match="one image give no query.*lonely"):
+        ds = load_folder(grouped, queries="all")
+    assert [ds.query_label(q) for q in range(ds.n_queries)] == [
+        "bridge/a", "bridge/b", "tower/img1", "tower/img2", "tower/img10"
+    ]  # fmt: skip
+    flat = make_folder(tmp_path / "flat", {"a.jpg": None, "b.jpg": None})
+    with pytest.raises(ValueError, match="queries='all' needs a grouped folder"):
+        load_folder(flat, queries="all")
 
 
 def test_images_at_top_level_and_in_subfolders(tmp_path):

@@ -59,7 +59,8 @@ def test_no_requirement_asks_for_a_newer_torch_than_2_14_1():
 
 
 LAYERS = ["paths", "backbones", "features", "pooling", "aggregation", "whitening", "search", "evaluation",
-          "datasets", "pipeline", "index", "scale", "reproduce", "viz", "widgets", "exercises", "talk", "course", "cli"]
+          "datasets", "pipeline", "index", "collection", "scale", "reproduce", "viz", "widgets", "exercises", "talk",
+          "course", "cli"]
 #: The ground floor: stages that know nothing of each other (only where files live).
 GROUND_FLOOR = {"backbones", "pooling", "aggregation", "whitening", "search", "evaluation"}
 #: What a widget may build on: the retrieval core (and its study at scale), the pictures, the Pooling value,
@@ -120,3 +121,17 @@ def test_dev_installs_every_extra_the_tests_use():
     dev = set(extras["dev"])
     for name in ("book", "talk", "grading"):
         assert set(extras[name]) <= dev, f"[dev] lacks {sorted(set(extras[name]) - dev)} of [{name}]"
+
+
+def test_viz_lists_every_public_name_of_its_modules():
+    # cbir_lab.viz imports a module on first use of one of its names (so that `cbir-lab search`
+    # never loads matplotlib); its table of names must follow each module's own __all__.
+    import importlib
+
+    import cbir_lab.viz as viz
+
+    modules = {p.stem for p in (ROOT / "cbir_lab" / "viz").glob("*.py") if not p.stem.startswith("_")}
+    assert set(viz._EXPORTS) == modules - {"panels"}  # the numpy canvas the other modules draw with
+    for module, names in viz._EXPORTS.items():
+        assert tuple(importlib.import_module(f"cbir_lab.viz.{module}").__all__) == names, module
+    assert viz.plot_ranking is importlib.import_module("cbir_lab.viz.ranking").plot_ranking

@@ -6,23 +6,35 @@ Two layouts:
   relevant to each other)::
 
       my_photos/
-        sacre_coeur/  a.jpg  b.jpg  c.jpg
-        eiffel/       d.jpg  e.jpg
+        paris/  IMG_0001.JPG  IMG_0002.JPG  IMG_0003.JPG
+        rome/   IMG_0001.JPG  IMG_0002.JPG
 
   The database is every image of the folder. By default the query of each
-  group is its first image (natural name order: ``img2`` before ``img10``);
+  group is its first image (natural order of the paths inside the group:
+  ``img2`` before ``img10``);
   its positives are the other images of the group and the query itself is
   marked junk, so it stays in the database but is left out of its own
-  ranking, exactly as in Holidays. Groups with a single image give no query
+  ranking, exactly as in Holidays. With ``queries="all"`` every image of a
+  group with two or more images is a query once, in the same way (UKBench and
+  leave-one-out evaluations). Groups with a single image give no query
   (nothing could be found), but their image stays in the database.
 * **Flat** -- images directly in the folder: exploratory search without
   ground truth (protocol ``"none"``; the evaluation says it cannot score).
   The default query is the first image.
 
-Queries can instead be listed explicitly, by file name or path (a flat folder
-also accepts images from outside it). Image files inside a group's nested
-sub-folders belong to that group. Hidden files and folders (``.name``) and
-the usual system files (``Thumbs.db``, ``desktop.ini``) are skipped.
+Images are identified by their path inside the folder, so camera file names
+that repeat across sub-folders (``paris/IMG_0001.JPG``, ``rome/IMG_0001.JPG``)
+are fine, and that path (without extension) is how an image is named on screen
+(:meth:`~cbir_lab.datasets.base.RetrievalDataset.label`). Queries can be listed
+explicitly, by file name when it is unique in the folder, or by path (a flat
+folder also accepts images from outside it). Image files inside a group's
+nested sub-folders belong to that group.
+
+:func:`list_images` is the scan every user folder goes through: hidden files
+and folders (``.name``) and the usual system files (``Thumbs.db``,
+``desktop.ini``) are skipped silently; other files that are not images
+(``README.txt``, ``notes.pdf``) are skipped with one warning naming them, or
+refused with ``non_images="error"``.
 
 Nothing is written anywhere: the folder is only read.
 """
@@ -34,12 +46,12 @@ import re
 import unicodedata
 import warnings
 from collections.abc import Iterable, Sequence
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
 from typing import Literal
 
 from cbir_lab.datasets.base import RetrievalDataset, gnd_from_groups
 
-__all__ = ["IMAGE_EXTENSIONS", "load_folder", "check_images"]
+__all__ = ["IMAGE_EXTENSIONS", "list_images", "matching_images", "load_folder", "check_images"]
 
 #: File name endings taken as images (compared case-insensitively).
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
@@ -64,20 +76,69 @@ def _listing(items: Sequence[object]) -> str:
 
 
 def _scan(folder: Path) -> tuple[list[Path], list[Path]]:
-    """Images and other (non-hidden, non-system) files below ``folder``."""
+    """Images and other (non-hidden, non-system) files below ``folder``, each in natural order of its path there."""
     images, others = [], []
-    for dirpath, dirnames, filenames in os.walk(folder):
+    top = os.fspath(folder)
+    for dirpath, dirnames, filenames in os.walk(top):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        # Paths inside the folder as strings: pathlib's relative_to costs more than the scan itself
+        # on a folder of 10,000 photos, which every `cbir-lab search` scans.
+        inside = os.path.relpath(dirpath, top).replace(os.sep, "/")
+        prefix = "" if inside == "." else inside + "/"
         for filename in filenames:
             if filename.startswith(".") or filename.lower() in _SYSTEM_FILES:
                 continue
-            path = Path(dirpath) / filename
-            if path.suffix.lower() in IMAGE_EXTENSIONS:
-                images.append(path)
-            else:
-                others.append(path)
-    images.sort(key=lambda p: _natural_key(p.relative_to(folder).as_posix()))
-    return images, others
+            found = images if os.path.splitext(filename)[1].lower() in IMAGE_EXTENSIONS else others
+            found.append((_natural_key(prefix + filename), os.path.join(dirpath, filename)))
+    return [Path(p) for _, p in sorted(images)], [Path(p) for _, p in sorted(others)]
+
+
+def list_images(path: str | os.PathLike, non_images: Literal["warn", "error"] = "warn") -> list[Path]:
+    """Every image file below a folder, in natural order of their paths inside it.
+
+    Hidden files and folders and system files (``Thumbs.db``, ``desktop.ini``)
+    are skipped silently. Any other file whose extension is not in
+    :data:`IMAGE_EXTENSIONS` (a ``README.txt``, ``notes.pdf``) is skipped with
+    one warning that names the files, or refused.
+
+    Args:
+        path: the folder.
+        non_images: ``"warn"`` (default): skip other files with one
+            ``UserWarning``; ``"error"``: raise instead.
+
+    Returns:
+        Absolute paths of the images, inside ``path`` resolved (symbolic links followed).
+
+    Raises:
+        FileNotFoundError, NotADirectoryError: ``path`` is not a folder.
+        ValueError: no images; non-image files with ``non_images="error"``;
+            an unknown ``non_images``.
+    """
+    if non_images not in ("warn", "error"):
+        raise ValueError(f"non_images must be 'warn' or 'error', not {non_images!r}")
+    folder = Path(path).expanduser()
+    if not folder.exists():
+        raise FileNotFoundError(f"image folder {folder} does not exist")
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{folder} is a file, not a folder of images")
+    folder = folder.resolve()
+    images, others = _scan(folder)
+    if others:
+        listed = [p.relative_to(folder).as_posix() for p in others]
+        kinds = ", ".join(sorted(IMAGE_EXTENSIONS))
+        if non_images == "error":
+            raise ValueError(
+                f"{folder} holds {len(others)} file(s) that are not images ({kinds}); move them out, "
+                f"or pass non_images='warn' to skip them:{_listing(listed)}"
+            )
+        warnings.warn(f"{folder}: skipping {len(others)} file(s) that are not images ({kinds}):{_listing(listed)}",
+                      stacklevel=2)
+    if not images:
+        raise ValueError(
+            f"no images in {folder} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}, "
+            f"in the folder and its sub-folders)"
+        )
+    return images
 
 
 def check_images(paths: Iterable[Path]) -> None:
@@ -106,6 +167,43 @@ def check_images(paths: Iterable[Path]) -> None:
         raise ValueError(f"{len(bad)} image file(s) cannot be read (truncated or not images):{_listing(bad)}")
 
 
+def matching_images(name: str | os.PathLike, relative_paths: Sequence[str]) -> list[int]:
+    """Which images a name typed by a user means, among images known by their path inside a folder.
+
+    Names are compared case- and Unicode-insensitively. A bare file name
+    matches every image with that file name, with or without its extension (so
+    it can match several: ``IMG_0001`` in ``paris/`` and in ``rome/``); a name
+    with folders matches the image at that path, with or without extension.
+
+    Args:
+        name: what the user typed (``"IMG_0001.JPG"``, ``"img_0001"``, ``"rome/IMG_0001"``).
+        relative_paths: each image's path inside the folder, with ``/`` separators.
+
+    Returns:
+        Indices into ``relative_paths``, in order; empty when nothing matches.
+
+    Examples:
+        >>> photos = ["paris/IMG_0001.JPG", "rome/IMG_0001.JPG", "rome/IMG_0002.JPG"]
+        >>> matching_images("IMG_0001", photos)
+        [0, 1]
+        >>> matching_images("rome/img_0001.jpg", photos), matching_images("rome/IMG_0002", photos)
+        ([1], [2])
+    """
+    typed = PurePath(os.fspath(name))
+    bare = len(typed.parts) == 1
+    key = _name_key(typed.as_posix())
+    hits = []
+    for i, rel in enumerate(relative_paths):
+        path = PurePosixPath(rel)
+        if bare:
+            forms = (path.name, path.stem)
+        else:
+            forms = (rel, path.with_suffix("").as_posix())
+        if key in (_name_key(f) for f in forms):
+            hits.append(i)
+    return hits
+
+
 def _resolve_queries(
     queries: Iterable[str | os.PathLike],
     folder: Path,
@@ -114,37 +212,31 @@ def _resolve_queries(
 ) -> list[tuple[Path, int | None]]:
     """Each query as (path, database index or None for an outside image)."""
     by_path = {os.path.normcase(os.path.realpath(p)): i for i, p in enumerate(db)}
-    by_name: dict[str, list[int]] = {}
-    for i, p in enumerate(db):
-        by_name.setdefault(_name_key(p.name), []).append(i)
-        by_name.setdefault(_name_key(p.stem), []).append(i)
+    relative = [p.relative_to(folder).as_posix() for p in db]
     resolved = []
     for query in queries:
         text = os.fspath(query)
         candidate = Path(text).expanduser()
-        looks_like_path = candidate.is_absolute() or len(candidate.parts) > 1
-        if not looks_like_path:
-            hits = sorted(set(by_name.get(_name_key(text), [])))
+        if not candidate.is_absolute():
+            hits = matching_images(text, relative)
             if len(hits) == 1:
                 resolved.append((db[hits[0]], hits[0]))
                 continue
             if len(hits) > 1:
-                names = [db[i].relative_to(folder).as_posix() for i in hits]
-                raise ValueError(f"query {text!r} matches several images; give its file name or path:{_listing(names)}")
-            candidate = folder / candidate
-        if not candidate.is_absolute():
-            # A relative path is read from the image folder first, then from the working folder.
-            inside = folder / candidate
-            candidate = inside if inside.exists() or not candidate.exists() else candidate.resolve()
+                raise ValueError(
+                    f"query {text!r} matches {len(hits)} images of {folder}; give its path inside the folder "
+                    f"instead, e.g. {relative[hits[0]]!r}:{_listing([relative[i] for i in hits])}"
+                )
+            if len(candidate.parts) == 1:  # a bare name is looked up in the image folder only
+                candidate = folder / candidate
         real = os.path.normcase(os.path.realpath(candidate))
-        if real in by_path:
+        if real in by_path:  # e.g. the folder's image given by a path from the working folder
             resolved.append((db[by_path[real]], by_path[real]))
             continue
         if not candidate.is_file():
-            examples = [p.relative_to(folder).as_posix() for p in db[:5]]
             raise ValueError(
                 f"query {text!r} is not an image of {folder} (give a file name or a path); "
-                f"images there include:{_listing(examples)}"
+                f"images there include:{_listing(relative[:5])}"
             )
         if grouped:
             raise ValueError(
@@ -155,16 +247,16 @@ def _resolve_queries(
             raise ValueError(f"query {text!r} is not an image file ({', '.join(sorted(IMAGE_EXTENSIONS))})")
         resolved.append((candidate.resolve(), None))
     if not resolved:
-        raise ValueError("queries is empty; give at least one, or None for the default")
+        raise ValueError("queries is empty; give at least one, 'all', or None for the default")
     return resolved
 
 
 def load_folder(
     path: str | os.PathLike,
-    queries: Iterable[str | os.PathLike] | None = None,
+    queries: Iterable[str | os.PathLike] | Literal["all"] | None = None,
     *,
     name: str | None = None,
-    non_images: Literal["error", "ignore"] = "error",
+    non_images: Literal["warn", "error"] = "warn",
     validate: bool = True,
 ) -> RetrievalDataset:
     """A folder of the user's images as a :class:`RetrievalDataset`.
@@ -174,12 +266,17 @@ def load_folder(
     Args:
         path: the folder.
         queries: ``None`` for the default (first image of each group with at
-            least two images; the first image of a flat folder), or file
-            names (with or without extension) / paths of the queries.
+            least two images; the first image of a flat folder); ``"all"``
+            for every image of every group with at least two images, each
+            kept in the database as junk in its own ranking (grouped folders
+            only); or file names (with or without extension, unique in the
+            folder) / paths of the queries (an image named ``all`` is
+            ``["all"]``).
         name: dataset name (default: the folder's name).
         non_images: what to do with files that are not images
-            (:data:`IMAGE_EXTENSIONS`): ``"error"`` (default) lists them;
-            ``"ignore"`` skips them with a warning.
+            (:data:`IMAGE_EXTENSIONS`), see :func:`list_images`: ``"warn"``
+            (default) skips them with one warning naming them; ``"error"``
+            refuses the folder.
         validate: decode every image first, so a truncated file is reported
             now, by name, rather than deep inside feature extraction.
 
@@ -188,38 +285,19 @@ def load_folder(
         images of q's group, 'junk': [q's own index]}``, ``groups`` = the
         sub-folder names. Flat folder: protocol ``"none"``, ``gnd=None``.
         ``extra['query_indices']`` holds each query's database index (``None``
-        for an outside image).
+        for an outside image); ``extra['labels'] == "relative"``, so images
+        are named by their path inside the folder.
 
     Raises:
         FileNotFoundError, NotADirectoryError: ``path`` is not a folder.
         ValueError: no images; non-image files (with ``non_images="error"``);
-            images both at the top and in sub-folders; two images with the
-            same name (compared case- and Unicode-insensitively), which would
-            make names ambiguous; unreadable images; unknown queries.
+            images both at the top and in sub-folders; unreadable images;
+            unknown queries, or a file name that several images share (the
+            message lists them: give a path inside the folder instead);
+            ``queries="all"`` on a flat folder.
     """
-    folder = Path(path).expanduser()
-    if not folder.exists():
-        raise FileNotFoundError(f"image folder {folder} does not exist")
-    if not folder.is_dir():
-        raise NotADirectoryError(f"{folder} is a file, not a folder of images")
-    folder = folder.resolve()
-    images, others = _scan(folder)
-    if others:
-        listed = [p.relative_to(folder).as_posix() for p in others]
-        if non_images == "error":
-            raise ValueError(
-                f"{folder} holds {len(others)} file(s) that are not images "
-                f"({', '.join(sorted(IMAGE_EXTENSIONS))}); move them out, or pass "
-                f"non_images='ignore':{_listing(listed)}"
-            )
-        if non_images != "ignore":
-            raise ValueError(f"non_images must be 'error' or 'ignore', not {non_images!r}")
-        warnings.warn(f"{folder}: ignoring {len(others)} non-image file(s):{_listing(listed)}", stacklevel=2)
-    if not images:
-        raise ValueError(
-            f"no images in {folder} (looked for {', '.join(sorted(IMAGE_EXTENSIONS))}, "
-            f"in the folder and its sub-folders)"
-        )
+    images = list_images(path, non_images)
+    folder = Path(path).expanduser().resolve()
 
     top = [p for p in images if p.parent == folder]
     nested = [p for p in images if p.parent != folder]
@@ -229,37 +307,31 @@ def load_folder(
             f"(one per group) or a flat folder only; top-level images:{_listing([p.name for p in top])}"
         )
 
-    seen: dict[str, Path] = {}
-    clashes = []
-    for p in images:
-        key = _name_key(p.name)
-        if key in seen:
-            clashes.append(f"{seen[key].relative_to(folder).as_posix()}  and  {p.relative_to(folder).as_posix()}")
-        else:
-            seen[key] = p
-    if clashes:
-        raise ValueError(
-            f"{folder}: images must have distinct file names (queries and results are shown by name); "
-            f"rename these:{_listing(clashes)}"
-        )
-
     if validate:
         check_images(images)
 
     grouped = bool(nested)
     groups = [p.relative_to(folder).parts[0] for p in images] if grouped else None
     if grouped:
-        order = sorted(range(len(images)), key=lambda i: (_natural_key(groups[i]), _natural_key(images[i].name)))
+        relative = [p.relative_to(folder).parts[1:] for p in images]
+        order = sorted(range(len(images)),
+                       key=lambda i: (_natural_key(groups[i]), _natural_key("/".join(relative[i]))))
         images = [images[i] for i in order]
         groups = [groups[i] for i in order]
     members: dict[str, list[int]] = {}
     for i, g in enumerate(groups or []):
         members.setdefault(g, []).append(i)
 
-    if queries is None:
+    if queries is None or (isinstance(queries, str) and queries == "all"):
+        every = queries == "all"
+        if every and not grouped:
+            raise ValueError(
+                f"queries='all' needs a grouped folder (one sub-folder per group of related images): "
+                f"{folder} is flat, so no image has anything to find"
+            )
         if grouped:
             singletons = [g for g, idx in members.items() if len(idx) < 2]
-            chosen = [(images[idx[0]], idx[0]) for idx in members.values() if len(idx) >= 2]
+            chosen = [(images[i], i) for idx in members.values() if len(idx) >= 2 for i in (idx if every else idx[:1])]
             if not chosen:
                 raise ValueError(
                     f"{folder}: every group has a single image, so no query has anything to find; "
@@ -288,5 +360,6 @@ def load_folder(
         groups=tuple(groups) if grouped else None,
         root=folder,
         licence="the user's own images",
-        extra={"query_indices": [q for _, q in chosen], "layout": "grouped" if grouped else "flat"},
+        extra={"query_indices": [q for _, q in chosen], "layout": "grouped" if grouped else "flat",
+               "labels": "relative"},
     )

@@ -1,0 +1,516 @@
+"""A folder of photos indexed on disk: one descriptor per image, stored once, kept up to date, searched at once.
+
+:class:`PhotoCollection` holds a global descriptor (pooled, L2-normalised) of
+every image below a folder, whatever its layout: sub-folders are only where
+the photos live, not groups, and nothing is scored. The descriptors are stored
+under ``$CBIR_LAB_CACHE/collections/<key>/``, where the key is a hash of the
+resolved folder path, the backbone (name, layer, weights), the image size and
+the pooling, so each setting has its own store:
+
+* ``descriptors-<token>.npy``: float16, shape (N, C), one row per image;
+* ``manifest.json``: the settings and, per image, its path inside the folder
+  with its size, ``mtime_ns``, content key (:func:`cbir_lab.features.content_key`)
+  and row.
+
+:meth:`PhotoCollection.update` brings the store in line with the folder. An
+image whose size and modification time match the manifest is trusted as it is;
+otherwise its content is hashed, and only content the store has never seen runs
+through the network (a touched, renamed or moved photo keeps its descriptor).
+Removed images drop out. Every file is written atomically (:func:`cbir_lab.paths.atomic_write`):
+the descriptors first, under a new name, then the manifest that points to them,
+so a reader always finds a matching pair; a long update saves its progress every
+minute, so an interruption loses at most that.
+
+:meth:`PhotoCollection.search` keeps the descriptor matrix in memory: a further
+query in the same session costs one extraction and one :func:`cbir_lab.search.rank`.
+
+Only descriptors are kept, not feature maps (:class:`cbir_lab.features.FeatureCache`):
+a map at max side 384 holds about a hundred times the values of its pooled vector, so
+another pooling means extracting the folder again, into its own store.
+
+This module stays off scikit-learn and the plotting stack, so that ``cbir-lab search``
+starts quickly: the L2 normalisation is written out here rather than imported
+from :mod:`cbir_lab.whitening`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, NamedTuple, Sequence
+
+import numpy as np
+from PIL import Image
+
+from cbir_lab.backbones import Backbone, available_backbones, load_backbone
+from cbir_lab.datasets.folder import list_images, matching_images
+from cbir_lab.features import ImageItem, ImageLoadError, content_key, extract_feature_maps
+from cbir_lab.paths import atomic_write, cache_dir
+from cbir_lab.pooling import GEM, Pooling
+from cbir_lab.search import rank
+
+__all__ = ["STORE_VERSION", "SearchResult", "CollectionUpdate", "collection_key", "PhotoCollection"]
+
+#: Bump when the store's layout or the descriptors' computation changes: old stores are then rebuilt.
+STORE_VERSION = 1
+_MANIFEST = "manifest.json"
+_CHUNK = 64  # images decoded and run per extraction call
+_SAVE_EVERY_S = 60.0
+_MAX_LISTED = 10
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """One image found by :meth:`PhotoCollection.search`.
+
+    Attributes:
+        path: the image file (absolute).
+        relative: its path inside the collection's folder, with ``/`` separators.
+        score: cosine similarity to the query (1 for the same image, up to float16 rounding).
+        row: its row in :attr:`PhotoCollection.descriptors`.
+    """
+
+    path: Path
+    relative: str
+    score: float
+    row: int
+
+
+@dataclass(frozen=True)
+class CollectionUpdate:
+    """What :meth:`PhotoCollection.update` changed; every entry is a path inside the folder.
+
+    Attributes:
+        added: images new to the store.
+        changed: images whose content changed.
+        removed: images no longer in the folder.
+        rehashed: images whose size or modification time changed, so their content was hashed
+            (the changed ones, and those only touched or copied over with the same bytes).
+        extracted: images run through the network now (new content only: an added image
+            with the content of one already stored, e.g. a moved photo, reuses its descriptor).
+        unreadable: images that could not be read (left out, tried again next time).
+        total: images in the store after the update.
+        seconds: how long the update took.
+    """
+
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    rehashed: tuple[str, ...] = ()
+    extracted: tuple[str, ...] = ()
+    unreadable: tuple[str, ...] = ()
+    total: int = 0
+    seconds: float = 0.0
+
+    def __bool__(self) -> bool:
+        """Whether the store changed."""
+        return bool(self.added or self.changed or self.removed)
+
+    def summary(self) -> str:
+        """One line, e.g. ``"1,204 images: 4 new, 1 changed, 0 removed; 5 extracted in 2.1 s"``."""
+        line = (f"{self.total:,} images: {len(self.added)} new, {len(self.changed)} changed, "
+                f"{len(self.removed)} removed; {len(self.extracted)} extracted in {self.seconds:.1f} s")
+        if self.unreadable:
+            line += f"; {len(self.unreadable)} unreadable, left out"
+        return line
+
+
+class _Entry(NamedTuple):
+    size: int
+    mtime_ns: int
+    key: str
+    row: int
+
+
+def _listing(items: Sequence[str]) -> str:
+    shown = "\n  ".join(items[:_MAX_LISTED])
+    more = f" ... and {len(items) - _MAX_LISTED} more" if len(items) > _MAX_LISTED else ""
+    return f"\n  {shown}{more}"
+
+
+def _l2_rows(x: np.ndarray) -> np.ndarray:
+    """Rows divided by their norm (an all-zero row stays zero), as :func:`cbir_lab.whitening.l2n` computes it."""
+    norms = np.sqrt(np.einsum("ij,ij->i", x, x))[:, None]
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def collection_key(folder: str | os.PathLike, backbone_tag: str, max_side: int, pooling: Pooling | str) -> str:
+    """The name of a collection's store: a hash of everything its descriptors depend on.
+
+    Args:
+        folder: the image folder (resolved here, so any spelling of one folder gives one key).
+        backbone_tag: :attr:`cbir_lab.backbones.Backbone.cache_tag` (name, layer, weights).
+        max_side: the long side fed to the network.
+        pooling: the pooling or its name.
+
+    Returns:
+        24 hex digits.
+
+    Examples:
+        >>> collection_key("/photos", "efficientnet_lite0-conv_head-imagenet", 384, "GeM") == \\
+        ...     collection_key("/photos/", "efficientnet_lite0-conv_head-imagenet", 384, "gem")
+        True
+    """
+    settings = {"folder": str(Path(folder).expanduser().resolve()), "backbone": backbone_tag,
+                "max_side": int(max_side), "pooling": Pooling.parse(pooling).name, "version": STORE_VERSION}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:24]
+
+
+class PhotoCollection:
+    """A folder of photos with a stored descriptor per image; see the module docstring.
+
+    Make one with :meth:`open`, bring it up to date with :meth:`update`, then :meth:`search`.
+
+    Attributes:
+        folder: the image folder (resolved).
+        pooling: how a feature map becomes a descriptor.
+        max_side: the long side of the images fed to the network.
+        store: the folder holding the descriptors and the manifest.
+        paths: each stored image's path inside :attr:`folder`, in row order.
+        descriptors: float32 (N, C), unit rows (float16 values, as stored).
+
+    Examples:
+        >>> collection = PhotoCollection.open("my_photos", method="GeM")  # doctest: +SKIP
+        >>> collection.update().summary()  # doctest: +SKIP
+        '1,204 images: 1,204 new, 0 changed, 0 removed; 1,204 extracted in 31.0 s'
+        >>> [(r.relative, round(r.score, 2)) for r in collection.search("query.jpg", k=2)]  # doctest: +SKIP
+        [('paris/IMG_0001.JPG', 0.81), ('paris/IMG_0007.JPG', 0.74)]
+    """
+
+    def __init__(self, folder: Path, backbone: Backbone | str, layer: str, weights: str, pooling: Pooling,
+                 max_side: int, store_root: Path, non_images: Literal["warn", "error"], device=None) -> None:
+        self.folder = folder
+        self.pooling = pooling
+        self.max_side = int(max_side)
+        self.non_images = non_images
+        self._backbone = backbone if isinstance(backbone, Backbone) else None
+        self._backbone_name = backbone.name if isinstance(backbone, Backbone) else backbone
+        self._layer = layer
+        self._weights = weights
+        self._device = device
+        self.backbone_tag = f"{self._backbone_name}-{layer}-{weights}"
+        self.store = store_root / collection_key(folder, self.backbone_tag, self.max_side, pooling)
+        self.read_only = False
+        self._entries: dict[str, _Entry] = {}
+        self.paths: list[str] = []
+        self.descriptors = np.zeros((0, 0), np.float32)
+        self._descriptor_file: str | None = None
+        self._load()
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(
+        cls,
+        folder: str | os.PathLike,
+        backbone: Backbone | str = "efficientnet_lite0",
+        method: Pooling | str = GEM,
+        max_side: int = 384,
+        *,
+        layer: str | None = None,
+        cache: str | os.PathLike | None = None,
+        non_images: Literal["warn", "error"] = "warn",
+        device=None,
+    ) -> "PhotoCollection":
+        """The collection of a folder, with what its store already holds (nothing is extracted here).
+
+        Args:
+            folder: the image folder.
+            backbone: a loaded :class:`~cbir_lab.backbones.Backbone`, or a backbone name
+                (then loaded on first need: opening and an update that finds nothing
+                new never load a network).
+            method: the pooling (``"GeM"``, ``"SPoC"``, ``"MAC"``, ``"R-MAC"``, …).
+            max_side: the long side fed to the network.
+            layer: the backbone's layer (default: its last conv map); only with a name.
+            cache: the cache folder (default ``$CBIR_LAB_CACHE``); the store is in its ``collections/``.
+            non_images: what :meth:`update` does with files that are not images
+                (:func:`cbir_lab.datasets.folder.list_images`).
+            device: where a backbone given by name runs (default: CUDA when available).
+
+        Returns:
+            The :class:`PhotoCollection`.
+
+        Raises:
+            FileNotFoundError, NotADirectoryError: ``folder`` is not a folder.
+            ValueError: unknown backbone, layer or pooling; ``max_side`` not a positive
+                integer; a backbone with random weights (its descriptors could not be reused).
+        """
+        path = Path(folder).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(f"image folder {path} does not exist")
+        if not path.is_dir():
+            raise NotADirectoryError(f"{path} is a file, not a folder of images")
+        if int(max_side) != max_side or max_side < 1:
+            raise ValueError(f"max_side must be a positive integer, got {max_side!r}")
+        if non_images not in ("warn", "error"):
+            raise ValueError(f"non_images must be 'warn' or 'error', not {non_images!r}")
+        pooling = Pooling.parse(method)
+        if isinstance(backbone, Backbone):
+            if layer is not None and layer != backbone.layer:
+                raise ValueError(f"layer={layer!r} differs from the given backbone's layer {backbone.layer!r}")
+            if backbone.weights is None:
+                raise ValueError("a backbone with random weights cannot index a collection: its descriptors "
+                                 "would mean nothing to the next process; load it with weights='imagenet'")
+            layer, weights = backbone.layer, backbone.weights
+        else:
+            specs = available_backbones()
+            if backbone not in specs:
+                raise ValueError(f"unknown backbone {backbone!r}; available: {sorted(specs)}")
+            layer = specs[backbone].default_layer if layer is None else layer
+            if layer not in specs[backbone].layers:
+                raise ValueError(f"backbone {backbone!r} has no layer {layer!r}; choose one of {list(specs[backbone].layers)}")
+            weights = "imagenet"
+        return cls(path.resolve(), backbone, layer, weights, pooling, int(max_side),
+                   cache_dir(cache) / "collections", non_images, device)
+
+    @property
+    def backbone(self) -> Backbone:
+        """The network, loaded on first use when the collection was opened with a name."""
+        if self._backbone is None:
+            self._backbone = load_backbone(self._backbone_name, self._layer, device=self._device)
+        return self._backbone
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __repr__(self) -> str:
+        return (f"PhotoCollection({str(self.folder)!r}, {len(self)} images, {self.backbone_tag}, "
+                f"{self.pooling.name}, max_side={self.max_side})")
+
+    def _settings(self) -> dict:
+        return {"version": STORE_VERSION, "folder": str(self.folder), "backbone": self.backbone_tag,
+                "max_side": self.max_side, "pooling": self.pooling.name}
+
+    def _load(self) -> None:
+        """Read the store if there is a valid one; otherwise start empty (an update rebuilds it)."""
+        manifest_path = self.store / _MANIFEST
+        for attempt in range(2):
+            if not manifest_path.exists():
+                return
+            try:
+                manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+                if {k: manifest.get(k) for k in self._settings()} != self._settings():
+                    raise ValueError("its settings differ from this collection's")
+                matrix = np.load(self.store / manifest["descriptors"], allow_pickle=False)
+                entries = {rel: _Entry(int(e["size"]), int(e["mtime_ns"]), str(e["key"]), int(e["row"]))
+                           for rel, e in manifest["images"].items()}
+                rows = sorted(e.row for e in entries.values())
+                if matrix.ndim != 2 or rows != list(range(matrix.shape[0])):
+                    raise ValueError(f"its manifest lists rows {rows[:3]}... for {matrix.shape} descriptors")
+                break
+            except FileNotFoundError as err:
+                if attempt == 0:
+                    continue  # another process replaced the store between our two reads: read it again
+                problem = err
+            except (OSError, ValueError, KeyError, TypeError) as err:
+                problem = err
+            warnings.warn(f"the stored index {self.store} cannot be used ({type(problem).__name__}: {problem}); "
+                          f"the next update rebuilds it", stacklevel=3)
+            return
+        self._entries = entries
+        self.paths = sorted(entries, key=lambda rel: entries[rel].row)
+        self.descriptors = matrix.astype(np.float32)
+        self._descriptor_file = manifest["descriptors"]
+
+    # ------------------------------------------------------------------ updating
+
+    def _describe_paths(self, paths: Sequence[Path]) -> np.ndarray:
+        """Descriptors (n, C) float32 of image files; raises ImageLoadError naming an unreadable one."""
+        maps = extract_feature_maps(list(paths), self.backbone, self.max_side, cache=False, progress=False)
+        return _l2_rows(self.pooling.pool_each(maps).numpy())
+
+    def _describe_chunk(self, paths: Sequence[Path]) -> list[np.ndarray | None]:
+        """Each path's descriptor, or None for an unreadable image (the chunk is then redone image by image)."""
+        try:
+            return list(self._describe_paths(paths))
+        except ImageLoadError:
+            out: list[np.ndarray | None] = []
+            for path in paths:
+                try:
+                    out.append(self._describe_paths([path])[0])
+                except ImageLoadError:
+                    out.append(None)
+            return out
+
+    def update(self, progress: bool | None = None) -> CollectionUpdate:
+        """Bring the store in line with the folder; extract only new content.
+
+        Args:
+            progress: show a progress bar over the images to extract (default: for 16 or more).
+
+        Returns:
+            A :class:`CollectionUpdate` saying what changed.
+
+        Raises:
+            FileNotFoundError, NotADirectoryError: the folder has gone.
+            ValueError: the folder has no images; non-image files with ``non_images="error"``.
+        """
+        start = time.perf_counter()
+        images = list_images(self.folder, self.non_images)
+        old = self._entries
+        old_rows_by_key = {entry.key: entry.row for entry in old.values()}
+        vectors: dict[str, np.ndarray] = {}  # path → descriptor, for every image the store will hold
+        entries: dict[str, tuple[int, int, str]] = {}  # path → (size, mtime_ns, key)
+        todo: list[tuple[str, Path]] = []
+        added, changed, rehashed, unreadable = [], [], [], []
+        order = []
+        prefix = len(os.fspath(self.folder)) + 1
+        for path in images:
+            rel = os.fspath(path)[prefix:].replace(os.sep, "/")  # list_images' paths start with the folder's
+            entry = old.get(rel)
+            try:
+                info = os.stat(path)  # before hashing: a change during the hash shows up next time
+                hashed = entry is None or (entry.size, entry.mtime_ns) != (info.st_size, info.st_mtime_ns)
+                key = content_key(path) if hashed else entry.key
+            except (OSError, ImageLoadError):  # vanished or unreadable since the scan
+                unreadable.append(rel)
+                continue
+            order.append(rel)
+            entries[rel] = (info.st_size, info.st_mtime_ns, key)
+            if entry is None:
+                added.append(rel)
+            elif hashed:
+                rehashed.append(rel)
+                if key != entry.key:
+                    changed.append(rel)
+            if key in old_rows_by_key:
+                vectors[rel] = self.descriptors[old_rows_by_key[key]]
+            else:
+                todo.append((rel, path))
+
+        extracted = []
+        last_save = time.perf_counter()
+        if todo:
+            from tqdm import tqdm
+
+            show = len(todo) >= 16 if progress is None else progress
+            with tqdm(total=len(todo), desc=f"indexing {self.folder.name}", unit="img", disable=not show) as bar:
+                for begin in range(0, len(todo), _CHUNK):
+                    chunk = todo[begin : begin + _CHUNK]
+                    described = self._describe_chunk([path for _, path in chunk])
+                    for (rel, _), vector in zip(chunk, described):
+                        if vector is None:
+                            unreadable.append(rel)
+                            entries.pop(rel)
+                            order.remove(rel)
+                        else:
+                            vectors[rel] = vector
+                            extracted.append(rel)
+                    bar.update(len(chunk))
+                    if time.perf_counter() - last_save > _SAVE_EVERY_S and begin + _CHUNK < len(todo):
+                        # Save what is known now (images still to extract are left out), so that an
+                        # interrupted update keeps its work.
+                        self._commit([rel for rel in order if rel in vectors], vectors, entries)
+                        last_save = time.perf_counter()
+        if unreadable:
+            warnings.warn(f"{self.folder}: {len(unreadable)} image(s) cannot be read and are left out of the "
+                          f"index (truncated, or not images):{_listing(unreadable)}", stacklevel=2)
+        left_out = set(unreadable)
+        added = [rel for rel in added if rel not in left_out]
+        changed = [rel for rel in changed if rel not in left_out]
+        removed = [rel for rel in old if rel not in entries]  # gone, or unreadable now: its descriptor is stale
+        if added or changed or removed or rehashed or not (self.store / _MANIFEST).exists():
+            self._commit(order, vectors, entries)
+        return CollectionUpdate(tuple(added), tuple(changed), tuple(removed), tuple(rehashed), tuple(extracted),
+                                tuple(unreadable), len(self), time.perf_counter() - start)
+
+    def _commit(self, order: list[str], vectors: dict[str, np.ndarray], entries: dict[str, tuple[int, int, str]]) -> None:
+        """Make ``order`` the collection's content, in memory and (atomically) on disk."""
+        if order:
+            matrix = np.stack([vectors[rel] for rel in order]).astype(np.float16)
+        else:  # every image unreadable: an empty store
+            matrix = np.zeros((0, self.descriptors.shape[1]), np.float16)
+        self._entries = {rel: _Entry(*entries[rel], row=row) for row, rel in enumerate(order)}
+        self.paths = list(order)
+        self.descriptors = matrix.astype(np.float32)
+        if not self.read_only:
+            self._save(matrix)
+
+    def _save(self, matrix: np.ndarray) -> None:
+        name = f"descriptors-{secrets.token_hex(8)}.npy"
+        manifest = {**self._settings(), "descriptors": name, "count": int(matrix.shape[0]),
+                    "dim": int(matrix.shape[1]),
+                    "images": {rel: e._asdict() for rel, e in self._entries.items()}}
+        try:
+            atomic_write(self.store / name, lambda handle: np.save(handle, matrix, allow_pickle=False))
+            atomic_write(self.store / _MANIFEST, json.dumps(manifest, ensure_ascii=False))
+        except OSError as err:  # a read-only cache: the index still works in memory, for this session
+            try:
+                (self.store / name).unlink(missing_ok=True)
+            except OSError:
+                pass
+            self.read_only = True
+            warnings.warn(f"cannot write the index to {self.store} ({err}); it is kept in memory only. "
+                          "Set CBIR_LAB_CACHE to a writable folder to keep it.", stacklevel=3)
+            return
+        if self._descriptor_file and self._descriptor_file != name:
+            (self.store / self._descriptor_file).unlink(missing_ok=True)
+        self._descriptor_file = name
+
+    # ------------------------------------------------------------------ searching
+
+    def resolve_query(self, query: ImageItem) -> ImageItem:
+        """What a query means: a PIL image or ``(path, bbox)`` as it is; a path as given if it
+        exists, else a path or a file name (unique there) inside the folder.
+
+        Raises:
+            ValueError: a name that several images share (the message lists their paths).
+            ImageLoadError: nothing by that name.
+        """
+        if isinstance(query, Image.Image) or isinstance(query, tuple):
+            return query
+        given = Path(query).expanduser()
+        if given.exists():
+            return given
+        hits = matching_images(os.fspath(query), self.paths)
+        if len(hits) == 1:
+            return self.folder / self.paths[hits[0]]
+        if len(hits) > 1:
+            raise ValueError(f"query {os.fspath(query)!r} matches {len(hits)} images of {self.folder}; give its "
+                             f"path inside the folder instead:{_listing([self.paths[i] for i in hits])}")
+        raise ImageLoadError(f"query image {os.fspath(query)!r} does not exist (neither as a path nor as an "
+                             f"image of {self.folder})")
+
+    def describe(self, query: ImageItem) -> np.ndarray:
+        """One image's descriptor, computed as the stored ones are: float32 (C,), unit norm.
+
+        Args:
+            query: a path (as given, else inside the folder: a path or a file name that
+                is unique there), a PIL image, or ``(path, (x1, y1, x2, y2))`` to crop.
+        """
+        return self._describe_paths([self.resolve_query(query)])[0]
+
+    def search(self, query: ImageItem, k: int = 12) -> list[SearchResult]:
+        """The ``k`` stored images most similar to ``query``, best first.
+
+        One extraction and one :func:`cbir_lab.search.rank` over :attr:`descriptors`,
+        already in memory. An image of the collection finds itself first, with a score
+        of 1 up to float16 rounding.
+
+        Args:
+            query: as for :meth:`describe`.
+            k: how many results (at most the collection's size).
+
+        Returns:
+            :class:`SearchResult` per result.
+
+        Raises:
+            ValueError: ``k`` < 1; an empty collection (call :meth:`update`); a name that
+                several images share.
+            ImageLoadError: the query cannot be read (the message names it).
+        """
+        if isinstance(k, bool) or int(k) != k or k < 1:
+            raise ValueError(f"k must be a positive integer, got {k!r}")
+        if len(self) == 0:
+            raise ValueError(f"no image of {self.folder} is indexed yet: call update() first")
+        vector = self.describe(query)
+        rows = rank(vector[None, :], self.descriptors, k=int(k))[:, 0]
+        scores = self.descriptors[rows] @ vector
+        return [SearchResult(self.folder / self.paths[row], self.paths[row], float(score), int(row))
+                for row, score in zip(rows, scores)]

@@ -1,0 +1,229 @@
+"""A folder of photos indexed on disk: what an update extracts, what the store holds, what a search returns."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cbir_lab.collection as collection_module
+from cbir_lab.backbones import load_backbone
+from cbir_lab.collection import PhotoCollection, collection_key
+from cbir_lab.features import ImageLoadError, extract_feature_maps
+from cbir_lab.pipeline import describe
+from cbir_lab.pooling import GEM
+from cbir_lab.search import rank
+from tests.fixtures_benchmarks import jpeg_bytes
+
+SIDE = 64  # small images, small network input: every extraction here takes milliseconds
+
+
+@pytest.fixture(scope="module")
+def lite0():
+    return load_backbone("efficientnet_lite0", device="cpu")
+
+
+def write_photos(root: Path, files: dict[str, int | bytes]) -> Path:
+    """``{relative path: seed of a small random JPEG, or the file's bytes}``."""
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(jpeg_bytes(content, size=(48, 36)) if isinstance(content, int) else content)
+    return root
+
+
+@pytest.fixture
+def trip(tmp_path):
+    """Camera file names that repeat across folders, and a stray README."""
+    return write_photos(tmp_path / "trip", {
+        "paris/IMG_0001.JPG": 1, "paris/IMG_0002.JPG": 2, "rome/IMG_0001.JPG": 3, "rome/IMG_0002.JPG": 4,
+        "README.txt": b"photos of the trip",
+    })
+
+
+@pytest.fixture
+def extractions(monkeypatch):
+    """Every image the collection runs through the network, in order."""
+    seen: list[str] = []
+    real = collection_module.extract_feature_maps
+
+    def counting(items, *args, **kwargs):
+        seen.extend(Path(i).name if not isinstance(i, tuple) else Path(i[0]).name for i in items)
+        return real(items, *args, **kwargs)
+
+    monkeypatch.setattr(collection_module, "extract_feature_maps", counting)
+    return seen
+
+
+def open_trip(folder: Path, lite0, tmp_path: Path, **kwargs) -> PhotoCollection:
+    return PhotoCollection.open(folder, lite0, "GeM", SIDE, cache=tmp_path / "cache", **kwargs)
+
+
+def quiet_update(collection: PhotoCollection):
+    """An update of the trip folder: its one warning is about the README."""
+    with pytest.warns(UserWarning, match=r"(?s)skipping 1 file.*README\.txt"):
+        return collection.update()
+
+
+def test_first_update_extracts_every_image_and_the_next_one_nothing(trip, lite0, tmp_path, extractions):
+    collection = open_trip(trip, lite0, tmp_path)
+    assert len(collection) == 0
+    changes = quiet_update(collection)
+    assert changes.added == ("paris/IMG_0001.JPG", "paris/IMG_0002.JPG", "rome/IMG_0001.JPG", "rome/IMG_0002.JPG")
+    assert changes.extracted == changes.added and changes.total == 4 and bool(changes)
+    assert collection.paths == list(changes.added)
+    assert collection.descriptors.shape == (4, lite0.out_channels)
+    np.testing.assert_allclose(np.linalg.norm(collection.descriptors, axis=1), 1.0, atol=1e-3)
+    assert len(extractions) == 4
+
+    again = open_trip(trip, lite0, tmp_path)  # as a new process would: read back from the store
+    assert again.paths == collection.paths
+    np.testing.assert_array_equal(again.descriptors, collection.descriptors)
+    changes = quiet_update(again)
+    assert not changes and changes.extracted == () and changes.rehashed == () and changes.total == 4
+    assert len(extractions) == 4  # nothing more ran through the network
+    assert changes.summary() == f"4 images: 0 new, 0 changed, 0 removed; 0 extracted in {changes.seconds:.1f} s"
+
+
+def test_a_touched_file_is_hashed_again_but_not_extracted(trip, lite0, tmp_path, extractions):
+    collection = open_trip(trip, lite0, tmp_path)
+    quiet_update(collection)
+    before = collection.descriptors.copy()
+    touched = trip / "rome" / "IMG_0001.JPG"
+    stat = touched.stat()
+    os.utime(touched, ns=(stat.st_atime_ns, stat.st_mtime_ns + 5_000_000_000))
+    changes = quiet_update(collection)
+    assert changes.rehashed == ("rome/IMG_0001.JPG",)
+    assert changes.changed == () and changes.extracted == () and len(extractions) == 4
+    np.testing.assert_array_equal(collection.descriptors, before)
+    # The new modification time is stored: the next update does not hash it again.
+    assert quiet_update(open_trip(trip, lite0, tmp_path)).rehashed == ()
+
+
+def test_a_changed_file_is_extracted_again_alone(trip, lite0, tmp_path, extractions):
+    collection = open_trip(trip, lite0, tmp_path)
+    quiet_update(collection)
+    before = collection.descriptors.copy()
+    (trip / "paris" / "IMG_0002.JPG").write_bytes(jpeg_bytes(99, size=(48, 36)))
+    changes = quiet_update(collection)
+    assert changes.changed == changes.rehashed == changes.extracted == ("paris/IMG_0002.JPG",)
+    assert changes.added == changes.removed == ()
+    assert extractions[4:] == ["IMG_0002.JPG"]
+    row = collection.paths.index("paris/IMG_0002.JPG")
+    others = [i for i in range(4) if i != row]
+    np.testing.assert_array_equal(collection.descriptors[others], before[others])
+    assert not np.allclose(collection.descriptors[row], before[row])
+
+
+def test_a_deleted_file_drops_out_and_a_moved_one_keeps_its_descriptor(trip, lite0, tmp_path, extractions):
+    collection = open_trip(trip, lite0, tmp_path)
+    quiet_update(collection)
+    moved = collection.descriptors[collection.paths.index("rome/IMG_0002.JPG")].copy()
+    (trip / "paris" / "IMG_0001.JPG").unlink()
+    (trip / "rome" / "best of").mkdir()
+    (trip / "rome" / "IMG_0002.JPG").rename(trip / "rome" / "best of" / "IMG_0002.JPG")
+    changes = quiet_update(collection)
+    assert changes.removed == ("paris/IMG_0001.JPG", "rome/IMG_0002.JPG")
+    assert changes.added == ("rome/best of/IMG_0002.JPG",) and changes.extracted == ()
+    assert collection.paths == ["paris/IMG_0002.JPG", "rome/best of/IMG_0002.JPG", "rome/IMG_0001.JPG"]
+    np.testing.assert_array_equal(collection.descriptors[1], moved)
+    assert len(extractions) == 4
+    reopened = open_trip(trip, lite0, tmp_path)
+    assert reopened.paths == collection.paths and reopened.descriptors.shape == (3, lite0.out_channels)
+
+
+def test_search_equals_a_direct_rank_over_freshly_extracted_descriptors(trip, lite0, tmp_path):
+    collection = open_trip(trip, lite0, tmp_path)
+    quiet_update(collection)
+    images = [trip / rel for rel in collection.paths]
+    fresh = describe(extract_feature_maps(images, lite0, SIDE, cache=False, progress=False), GEM)
+    stored = fresh.astype(np.float16).astype(np.float32)  # the store keeps float16
+    np.testing.assert_array_equal(collection.descriptors, stored)
+
+    query = trip / "rome" / "IMG_0002.JPG"
+    results = collection.search(query, k=3)
+    q = describe(extract_feature_maps([query], lite0, SIDE, cache=False, progress=False), GEM)
+    assert [r.row for r in results] == rank(q, stored, k=3)[:, 0].tolist()
+    np.testing.assert_allclose([r.score for r in results], (stored @ q[0])[[r.row for r in results]], rtol=1e-6)
+    # The query is one of the images: it comes first, with a score of 1 up to float16 rounding.
+    assert results[0].relative == "rome/IMG_0002.JPG" and results[0].path == query.resolve()
+    assert results[0].score == pytest.approx(1.0, abs=2e-3)
+    assert len(collection.search(query, k=100)) == 4  # k beyond the collection: every image
+
+
+def test_queries_by_name_inside_the_folder(trip, lite0, tmp_path, monkeypatch):
+    collection = open_trip(trip, lite0, tmp_path)
+    quiet_update(collection)
+    monkeypatch.chdir(tmp_path)  # not inside the folder: names are looked up in it
+    assert collection.resolve_query("rome/IMG_0002") == trip.resolve() / "rome" / "IMG_0002.JPG"
+    with pytest.raises(ValueError, match=r"(?s)'IMG_0001.JPG' matches 2 images.*paris/IMG_0001\.JPG.*rome/IMG_0001\.JPG"):
+        collection.search("IMG_0001.JPG")
+    with pytest.raises(ImageLoadError, match="'nowhere.jpg' does not exist"):
+        collection.search("nowhere.jpg")
+
+
+def test_the_store_is_one_manifest_and_one_descriptor_file(trip, lite0, tmp_path):
+    collection = open_trip(trip, lite0, tmp_path)
+    quiet_update(collection)
+    (trip / "rome" / "IMG_0003.JPG").write_bytes(jpeg_bytes(5, size=(48, 36)))
+    quiet_update(collection)  # a second save replaces the first descriptor file
+    assert collection.store.parent == tmp_path / "cache" / "collections"
+    assert collection.store.name == collection_key(trip, lite0.cache_tag, SIDE, "GeM")
+    files = sorted(p.name for p in collection.store.iterdir())
+    assert len(files) == 2 and files[1] == "manifest.json" and files[0].startswith("descriptors-")
+    manifest = json.loads((collection.store / "manifest.json").read_text())
+    assert manifest["descriptors"] == files[0] and (manifest["count"], manifest["dim"]) == (5, lite0.out_channels)
+    entry = manifest["images"]["rome/IMG_0003.JPG"]
+    stat = (trip / "rome" / "IMG_0003.JPG").stat()
+    assert (entry["size"], entry["mtime_ns"], entry["row"]) == (stat.st_size, stat.st_mtime_ns, 4)
+    assert np.load(collection.store / files[0]).dtype == np.float16
+    # Another pooling or image size is another store.
+    assert open_trip(trip, lite0, tmp_path).store == collection.store
+    assert PhotoCollection.open(trip, lite0, "MAC", SIDE, cache=tmp_path / "cache").store != collection.store
+    assert PhotoCollection.open(trip, lite0, "GeM", 96, cache=tmp_path / "cache").store != collection.store
+
+
+def test_a_broken_store_is_rebuilt_with_a_warning(trip, lite0, tmp_path):
+    collection = open_trip(trip, lite0, tmp_path)
+    quiet_update(collection)
+    (collection.store / "manifest.json").write_text("{not json")
+    with pytest.warns(UserWarning, match="cannot be used.*the next update rebuilds it"):
+        rebuilt = open_trip(trip, lite0, tmp_path)
+    assert len(rebuilt) == 0
+    assert len(quiet_update(rebuilt).extracted) == 4
+
+
+def test_an_unreadable_image_is_left_out_with_a_warning(tmp_path, lite0):
+    good = jpeg_bytes(1, size=(48, 36))
+    folder = write_photos(tmp_path / "f", {"a.jpg": good, "b.jpg": 2, "cut.jpg": good[: len(good) // 3]})
+    collection = PhotoCollection.open(folder, lite0, "GeM", SIDE, cache=tmp_path / "cache")
+    with pytest.warns(UserWarning, match=r"(?s)1 image\(s\) cannot be read.*cut\.jpg"):
+        changes = collection.update()
+    assert changes.unreadable == ("cut.jpg",) and changes.added == ("a.jpg", "b.jpg")
+    assert collection.paths == ["a.jpg", "b.jpg"]
+
+
+def test_bad_input_is_named(tmp_path, lite0, trip):
+    with pytest.raises(FileNotFoundError, match="nowhere does not exist"):
+        PhotoCollection.open(tmp_path / "nowhere", lite0)
+    with pytest.raises(NotADirectoryError, match="is a file"):
+        PhotoCollection.open(trip / "README.txt", lite0)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no images in .*empty"):
+        PhotoCollection.open(tmp_path / "empty", lite0, cache=tmp_path / "cache").update()
+    with pytest.raises(ValueError, match="unknown pooling 'median'"):
+        PhotoCollection.open(trip, lite0, "median")
+    with pytest.raises(ValueError, match="random weights"):
+        PhotoCollection.open(trip, load_backbone("efficientnet_lite0", weights=None, device="cpu"))
+    collection = open_trip(trip, lite0, tmp_path)
+    with pytest.raises(ValueError, match="call update"):
+        collection.search(trip / "paris" / "IMG_0001.JPG")
+    quiet_update(collection)
+    for k in (0, -1, 2.5):
+        with pytest.raises(ValueError, match=f"k must be a positive integer, got {k}"):
+            collection.search(trip / "paris" / "IMG_0001.JPG", k=k)
+    with pytest.raises(ImageLoadError, match="README.txt"):
+        collection.search(trip / "README.txt")
