@@ -47,11 +47,15 @@ def run_demo(
     query: int | None = None,
     out=None,
     queries: str = "first",
+    whitening: str | None = None,
 ) -> dict:
     """Run the demo; returns the score rows and the figure's path.
 
     ``queries="all"`` (a folder of one's own only) makes every image of a group with
     two or more images a query once (:func:`cbir_lab.datasets.folder.load_folder`).
+    ``whitening`` names the images the whitening is learned on instead of the dataset's
+    own training split: an image set (``imagenet-sample``), a benchmark or a folder
+    (:func:`cbir_lab.datasets.image_sets.load_whitening_set`).
     """
     out = sys.stdout if out is None else out
     from cbir_lab.datasets import load_dataset
@@ -71,7 +75,14 @@ def run_demo(
         ds = load_dataset(dataset, queries="all")
     else:
         ds = load_dataset(dataset)
+    if whitening is not None:
+        from cbir_lab.datasets.image_sets import load_whitening_set
+
+        chosen = load_whitening_set(whitening, not_from=ds.name)
+        ds = ds.with_training_images(chosen.images, chosen.description)
     print(ds.summary(), file=out)
+    if ds.train_images:
+        print(f"whitening learned on {ds.train_source}", file=out)
     features = extract_dataset(ds, backbone, max_side=max_side)
     t_extract = time.perf_counter() - start
     index = RetrievalIndex(features)
@@ -222,6 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--queries", choices=("first", "all"), default="first",
                       help="a folder's queries: the first image of each group (default), or every image of a group "
                            "with two or more, each a query once and junk in its own ranking")
+    demo.add_argument("--whitening", default=None,
+                      help="learn the whitening on these images instead of the dataset's training split: an image "
+                           "set (imagenet-sample, coco-val2017), a benchmark, or a folder")
     search = sub.add_parser("search", help="search a folder of your photos with an image; writes an HTML page")
     search.add_argument("--dataset", required=True, metavar="FOLDER",
                         help="the folder of images to search (indexed on first use, then kept up to date)")
@@ -272,7 +286,8 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     """Run one parsed command; its exit status."""
     if args.command == "demo":
-        run_demo(args.dataset, args.backbone, args.max_side, args.figure, args.query, queries=args.queries)
+        run_demo(args.dataset, args.backbone, args.max_side, args.figure, args.query, queries=args.queries,
+                 whitening=args.whitening)
     elif args.command == "search":
         run_search(args.dataset, args.query, args.k, args.method, args.out, args.backbone, args.max_side)
     elif args.command == "datasets":

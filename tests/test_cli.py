@@ -134,3 +134,15 @@ def test_search_imports_no_plotting_widgets_or_sklearn(trip, tmp_path):
     assert done.returncode == 0, done.stderr
     status, heavy = json.loads(done.stdout.strip().splitlines()[-1])
     assert status == 0 and heavy == []
+
+
+def test_demo_learns_its_whitening_on_another_folder_when_asked(trip, tmp_path, capsys):
+    others = write_photos(tmp_path / "others", {f"p{i}.jpg": 20 + i for i in range(6)})
+    args = ["demo", "--dataset", str(trip), "--max-side", "64", "--figure", str(tmp_path / "f.png"),
+            "--whitening", str(others)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"whitening learned on the 6 images of {others}" in out
+    assert "SPoC    yes" in out  # a whitened row, which a folder without a training split cannot have
+    assert main(["demo", "--dataset", str(trip), "--whitening", "nowhere"]) == 1
+    assert "unknown whitening set 'nowhere'" in capsys.readouterr().err
