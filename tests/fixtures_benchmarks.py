@@ -45,6 +45,15 @@ def jpeg_bytes(seed: int, size: tuple[int, int] = (16, 12)) -> bytes:
     return buffer.getvalue()
 
 
+def write_photos(root: Path, files: dict[str, int | bytes]) -> Path:
+    """``{relative path: seed of a small random JPEG, or the file's bytes}``."""
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(jpeg_bytes(content, size=(48, 36)) if isinstance(content, int) else content)
+    return root
+
+
 def md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 

@@ -14,18 +14,9 @@ from pathlib import Path
 import pytest
 
 from cbir_lab.cli import main
-from tests.fixtures_benchmarks import jpeg_bytes
+from tests.fixtures_benchmarks import write_photos
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def write_photos(root: Path, files: dict[str, int | bytes]) -> Path:
-    """``{relative path: seed of a small random JPEG, or the file's bytes}``."""
-    for rel, content in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(jpeg_bytes(content, size=(48, 36)) if isinstance(content, int) else content)
-    return root
 
 
 @pytest.fixture

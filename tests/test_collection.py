@@ -16,7 +16,7 @@ from cbir_lab.features import ImageLoadError, extract_feature_maps
 from cbir_lab.pipeline import describe
 from cbir_lab.pooling import GEM
 from cbir_lab.search import rank
-from tests.fixtures_benchmarks import jpeg_bytes
+from tests.fixtures_benchmarks import jpeg_bytes, write_photos
 
 SIDE = 64  # small images, small network input: every extraction here takes milliseconds
 
@@ -24,15 +24,6 @@ SIDE = 64  # small images, small network input: every extraction here takes mill
 @pytest.fixture(scope="module")
 def lite0():
     return load_backbone("efficientnet_lite0", device="cpu")
-
-
-def write_photos(root: Path, files: dict[str, int | bytes]) -> Path:
-    """``{relative path: seed of a small random JPEG, or the file's bytes}``."""
-    for rel, content in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(jpeg_bytes(content, size=(48, 36)) if isinstance(content, int) else content)
-    return root
 
 
 @pytest.fixture

@@ -25,6 +25,8 @@ class IndexTradeoffExplorer(PanelRepr):
     Args:
         study: the :class:`~cbir_lab.scale.IndexStudy` (indexes already trained).
         nprobes: the ``nprobe`` values offered (each measured now, for every IVF index).
+        repeats: timed searches per setting (the best is kept); settings the study already
+            measured keep their figures.
 
     Attributes:
         kind, code_size, nprobe: the controls.
@@ -33,13 +35,13 @@ class IndexTradeoffExplorer(PanelRepr):
         view: the ``ipywidgets.Image``; out: the caption (or an error); widget: the whole panel.
     """
 
-    def __init__(self, study: IndexStudy, nprobes: Sequence[int] = (1, 2, 4, 8, 16, 32, 64)) -> None:
+    def __init__(self, study: IndexStudy, nprobes: Sequence[int] = (1, 4, 16, 64), repeats: int = 1) -> None:
         self.study = study
         sizes = list(study.code_sizes)
         nprobes = [p for p in nprobes if p <= study.n_lists]
         settings = [("flat", 0, 0)] + [("ivf", 0, p) for p in nprobes] + [("pq", m, 0) for m in sizes]
         settings += [("ivfpq", m, p) for m in sizes for p in nprobes]
-        self.measures = {s: study.measure(*s) for s in settings}
+        self.measures = {s: study.measure(*s, repeats=repeats) for s in settings}
         self._order = list(self.measures)
         self.picture = TradeoffPicture(list(self.measures.values()), study.k)
         self.kind = widgets.ToggleButtons(options=[("exact", "flat"), ("IVF-Flat", "ivf"), ("PQ", "pq"),
