@@ -62,7 +62,8 @@ def _batches_like_the_extractor(tensors: list[torch.Tensor], batch_size: int) ->
 def run(quick: bool = False) -> list[Result]:
     """Every figure of the extraction section."""
     from cbir_lab.backbones import load_backbone
-    from cbir_lab.features import extract_feature_maps, load_image, prepare_image, resized_size
+    from cbir_lab.features import extract_feature_maps, prepare_image
+    from cbir_lab.images import load_image, resized_size
 
     n_images, repeat, warmup = (8, 3, 1) if quick else (16, 5, 1)
     batch_size = 16

@@ -135,7 +135,7 @@ def _feature_maps(features, backbone):
 
 
 def _pooling(features, backbone):
-    from cbir_lab.features import network_input
+    from cbir_lab.images import network_input
     from cbir_lab.widgets.pooling import PoolingExplorer
 
     ds = features.dataset
@@ -185,7 +185,7 @@ def _talk(features, backbone=None, methods=STANDARD_POOLINGS):
 
 
 def _aggregation(features, backbone):
-    from cbir_lab.features import network_input
+    from cbir_lab.images import network_input
     from cbir_lab.widgets.aggregation import VisualWordsExplorer
 
     ds = features.dataset

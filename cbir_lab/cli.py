@@ -270,9 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     repro.add_argument("--no-download", action="store_true", help="use only what is on disk")
     args = parser.parse_args(argv)
 
-    from cbir_lab.backbones import WeightsUnavailableError
+    from cbir_lab.backbone_specs import WeightsUnavailableError
     from cbir_lab.datasets.download import DatasetError
-    from cbir_lab.features import ImageLoadError
+    from cbir_lab.images import ImageLoadError
 
     try:
         with _warnings_as_notes(args.command):

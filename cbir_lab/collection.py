@@ -9,8 +9,10 @@ the pooling, so each setting has its own store:
 
 * ``descriptors-<token>.npy``: float16, shape (N, C), one row per image;
 * ``manifest.json``: the settings and, per image, its path inside the folder
-  with its size, ``mtime_ns``, content key (:func:`cbir_lab.features.content_key`)
+  with its size, ``mtime_ns``, content key (:func:`cbir_lab.images.content_key`)
   and row.
+* ``descriptor-network.onnx``: the network that computes the descriptors, exported
+  (below); or ``descriptor-network-refused.txt``, saying why it cannot be.
 
 :meth:`PhotoCollection.update` brings the store in line with the folder. An
 image whose size and modification time match the manifest is trusted as it is;
@@ -22,15 +24,25 @@ so a reader always finds a matching pair; a long update saves its progress every
 minute, so an interruption loses at most that.
 
 :meth:`PhotoCollection.search` keeps the descriptor matrix in memory: a further
-query in the same session costs one extraction and one :func:`cbir_lab.search.rank`.
+query in the same session costs one extraction and one matrix-vector product.
 
 Only descriptors are kept, not feature maps (:class:`cbir_lab.features.FeatureCache`):
 a map at max side 384 holds about a hundred times the values of its pooled vector, so
 another pooling means extracting the folder again, into its own store.
 
-This module stays off scikit-learn and the plotting stack, so that ``cbir-lab search``
-starts quickly: the L2 normalisation is written out here rather than imported
-from :mod:`cbir_lab.whitening`.
+Queries run through the store's exported network when it has one
+(``descriptor-network.onnx``, :mod:`cbir_lab.onnx_network`): an update that
+extracts images, or a query that had to run in PyTorch, writes it, once it has
+been checked to give PyTorch's descriptors. A later process then opens the
+store, finds the folder unchanged and answers a query without importing torch
+at all: about half a second in all, where loading torch, timm and the backbone
+alone takes about four. A pooling the export refuses (R-MAC, SPoC's centre
+prior) runs in PyTorch, and the refusal is noted in the store so that it is not
+tried again.
+
+For the same reason this module imports PyTorch only when a network must run in
+it, and stays off scikit-learn and the plotting stack: the L2 normalisation is
+written out here rather than imported from :mod:`cbir_lab.whitening`.
 """
 
 from __future__ import annotations
@@ -43,23 +55,28 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Literal, NamedTuple, Sequence
 
 import numpy as np
 from PIL import Image
 
-from cbir_lab.backbones import Backbone, available_backbones, load_backbone
+from cbir_lab.backbone_specs import backbone_spec
 from cbir_lab.datasets.folder import list_images, matching_images
-from cbir_lab.features import ImageItem, ImageLoadError, content_key, extract_feature_maps
+from cbir_lab.images import ImageItem, ImageLoadError, content_key, network_input
+from cbir_lab.onnx_network import DescriptorSession, ExportedNetworkError, export_descriptor_network
 from cbir_lab.paths import atomic_write, cache_dir
 from cbir_lab.pooling import GEM, Pooling
-from cbir_lab.search import rank
+
+if TYPE_CHECKING:
+    from cbir_lab.backbones import Backbone
 
 __all__ = ["STORE_VERSION", "SearchResult", "CollectionUpdate", "collection_key", "PhotoCollection"]
 
 #: Bump when the store's layout or the descriptors' computation changes: old stores are then rebuilt.
 STORE_VERSION = 1
 _MANIFEST = "manifest.json"
+_NETWORK = "descriptor-network.onnx"
+_NETWORK_REFUSED = "descriptor-network-refused.txt"  # why this setting's network cannot be exported
 _CHUNK = 64  # images decoded and run per extraction call
 _SAVE_EVERY_S = 60.0
 _MAX_LISTED = 10
@@ -189,9 +206,13 @@ class PhotoCollection:
         self.pooling = pooling
         self.max_side = int(max_side)
         self.non_images = non_images
-        self._backbone = backbone if isinstance(backbone, Backbone) else None
-        self._backbone_name = backbone.name if isinstance(backbone, Backbone) else backbone
+        self._backbone = None if isinstance(backbone, str) else backbone
+        self._backbone_name = backbone if isinstance(backbone, str) else backbone.name
         self._layer = layer
+        self._stride = backbone_spec(self._backbone_name).layers[layer][1]
+        self._session: DescriptorSession | None = None
+        self._session_tried = False
+        self._export_tried = False
         self._weights = weights
         self._device = device
         self.backbone_tag = f"{self._backbone_name}-{layer}-{weights}"
@@ -251,7 +272,7 @@ class PhotoCollection:
         if non_images not in ("warn", "error"):
             raise ValueError(f"non_images must be 'warn' or 'error', not {non_images!r}")
         pooling = Pooling.parse(method)
-        if isinstance(backbone, Backbone):
+        if not isinstance(backbone, str):  # a loaded Backbone
             if layer is not None and layer != backbone.layer:
                 raise ValueError(f"layer={layer!r} differs from the given backbone's layer {backbone.layer!r}")
             if backbone.weights is None:
@@ -259,12 +280,7 @@ class PhotoCollection:
                                  "would mean nothing to the next process; load it with weights='imagenet'")
             layer, weights = backbone.layer, backbone.weights
         else:
-            specs = available_backbones()
-            if backbone not in specs:
-                raise ValueError(f"unknown backbone {backbone!r}; available: {sorted(specs)}")
-            layer = specs[backbone].default_layer if layer is None else layer
-            if layer not in specs[backbone].layers:
-                raise ValueError(f"backbone {backbone!r} has no layer {layer!r}; choose one of {list(specs[backbone].layers)}")
+            layer = backbone_spec(backbone).resolve_layer(layer)
             weights = "imagenet"
         return cls(path.resolve(), backbone, layer, weights, pooling, int(max_side),
                    cache_dir(cache) / "collections", non_images, device)
@@ -273,6 +289,8 @@ class PhotoCollection:
     def backbone(self) -> Backbone:
         """The network, loaded on first use when the collection was opened with a name."""
         if self._backbone is None:
+            from cbir_lab.backbones import load_backbone
+
             self._backbone = load_backbone(self._backbone_name, self._layer, device=self._device)
         return self._backbone
 
@@ -321,7 +339,9 @@ class PhotoCollection:
     # ------------------------------------------------------------------ updating
 
     def _describe_paths(self, paths: Sequence[Path]) -> np.ndarray:
-        """Descriptors (n, C) float32 of image files; raises ImageLoadError naming an unreadable one."""
+        """Descriptors (n, C) float32 of image files, by PyTorch; raises ImageLoadError naming an unreadable one."""
+        from cbir_lab.features import extract_feature_maps
+
         maps = extract_feature_maps(list(paths), self.backbone, self.max_side, cache=False, progress=False)
         return _l2_rows(self.pooling.pool_each(maps).numpy())
 
@@ -417,6 +437,8 @@ class PhotoCollection:
         removed = [rel for rel in old if rel not in entries]  # gone, or unreadable now: its descriptor is stale
         if added or changed or removed or rehashed or not (self.store / _MANIFEST).exists():
             self._commit(order, vectors, entries)
+        if extracted:
+            self._export_network()  # torch is loaded now: spare the next process from loading it
         return CollectionUpdate(tuple(added), tuple(changed), tuple(removed), tuple(rehashed), tuple(extracted),
                                 tuple(unreadable), len(self), time.perf_counter() - start)
 
@@ -480,18 +502,74 @@ class PhotoCollection:
     def describe(self, query: ImageItem) -> np.ndarray:
         """One image's descriptor, computed as the stored ones are: float32 (C,), unit norm.
 
+        By the store's exported network when it has one (no PyTorch needed), else by
+        PyTorch, after which the network is exported for the next query.
+
         Args:
             query: a path (as given, else inside the folder: a path or a file name that
                 is unique there), a PIL image, or ``(path, (x1, y1, x2, y2))`` to crop.
         """
-        return self._describe_paths([self.resolve_query(query)])[0]
+        item = self.resolve_query(query)
+        session = self._exported_network()
+        if session is not None:
+            return session(network_input(item, self.max_side, self._stride))
+        vector = self._describe_paths([item])[0]
+        self._export_network()
+        return vector
+
+    @property
+    def runs_without_torch(self) -> bool:
+        """Whether a query is described by the store's exported network, without PyTorch."""
+        return self._exported_network() is not None
+
+    def _exported_network(self) -> DescriptorSession | None:
+        """The store's exported network, loaded on first use; None if there is none or it cannot run here."""
+        if not self._session_tried:
+            self._session_tried = True
+            path = self.store / _NETWORK
+            if path.exists():
+                try:
+                    self._session = DescriptorSession(path)
+                except ImportError as err:
+                    warnings.warn(f"queries run in PyTorch, which takes seconds to load: {err} "
+                                  f"(pip install onnxruntime)", stacklevel=3)
+                except ExportedNetworkError as err:
+                    warnings.warn(f"{err}; queries run in PyTorch, and the network is exported again", stacklevel=3)
+                    if not self.read_only:
+                        path.unlink(missing_ok=True)
+        return self._session
+
+    def _export_network(self) -> None:
+        """Write the store's exported network, if it has none and none was refused (PyTorch is loaded by now)."""
+        if self._export_tried or self.read_only or (self.store / _NETWORK).exists() \
+                or (self.store / _NETWORK_REFUSED).exists():
+            return
+        self._export_tried = True
+        try:
+            model = export_descriptor_network(self.backbone, self.pooling, self.max_side)
+        except ExportedNetworkError as err:  # e.g. R-MAC: its queries keep running in PyTorch
+            self._write_quietly(self.store / _NETWORK_REFUSED, f"{err}\n")
+            return
+        except ImportError as err:
+            warnings.warn(f"the descriptor network cannot be exported, so every search loads PyTorch: {err}",
+                          stacklevel=3)
+            return
+        self._write_quietly(self.store / _NETWORK, model)
+
+    def _write_quietly(self, path: Path, data: str | bytes) -> None:
+        """Write a file of the store if possible: the network is a speed-up, not something a search needs."""
+        try:
+            atomic_write(path, data)
+        except OSError:
+            pass
 
     def search(self, query: ImageItem, k: int = 12) -> list[SearchResult]:
         """The ``k`` stored images most similar to ``query``, best first.
 
-        One extraction and one :func:`cbir_lab.search.rank` over :attr:`descriptors`,
-        already in memory. An image of the collection finds itself first, with a score
-        of 1 up to float16 rounding.
+        One extraction (:meth:`describe`) and one product with :attr:`descriptors`,
+        already in memory; equal scores keep row order, as :func:`cbir_lab.search.rank`
+        does. An image of the collection finds itself first, with a score of 1 up to
+        float16 rounding.
 
         Args:
             query: as for :meth:`describe`.
@@ -510,7 +588,7 @@ class PhotoCollection:
         if len(self) == 0:
             raise ValueError(f"no image of {self.folder} is indexed yet: call update() first")
         vector = self.describe(query)
-        rows = rank(vector[None, :], self.descriptors, k=int(k))[:, 0]
-        scores = self.descriptors[rows] @ vector
-        return [SearchResult(self.folder / self.paths[row], self.paths[row], float(score), int(row))
-                for row, score in zip(rows, scores)]
+        scores = self.descriptors @ vector
+        rows = np.argsort(-scores, kind="stable")[: int(k)]
+        return [SearchResult(self.folder / self.paths[row], self.paths[row], float(scores[row]), int(row))
+                for row in rows]

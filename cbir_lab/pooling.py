@@ -28,8 +28,12 @@ import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+import lazy_loader
 import numpy as np
-import torch
+
+# torch is imported on first use: naming a pooling (Pooling.parse, as a stored index does when it is
+# opened) must not cost torch's 1.5 s import, since `cbir-lab search` answers without torch.
+torch = lazy_loader.load("torch")
 
 __all__ = [
     "spoc",
@@ -62,7 +66,7 @@ def _check_map(x: torch.Tensor, name: str = "x") -> None:
         raise ValueError(f"{name} has an empty spatial size {tuple(x.shape[-2:])}")
 
 
-def center_prior(h: int, w: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+def center_prior(h: int, w: int, dtype: "torch.dtype | None" = None) -> torch.Tensor:
     r"""SPoC's Gaussian centre prior over an H×W map.
 
     .. math::
@@ -74,6 +78,7 @@ def center_prior(h: int, w: int, dtype: torch.dtype = torch.float32) -> torch.Te
     Args:
         h: map height H.
         w: map width W.
+        dtype: the weights' dtype (default float32).
 
     Returns:
         Weights of shape (H, W), 1 at the centre.
@@ -84,7 +89,7 @@ def center_prior(h: int, w: int, dtype: torch.dtype = torch.float32) -> torch.Te
         >>> round(center_prior(3, 3)[0, 1].item(), 4)  # exp(-2): one cell from the centre, σ = 0.5
         0.1353
     """
-    return _centre_weights(h, w, dtype)
+    return _centre_weights(h, w, torch.float32 if dtype is None else dtype)
 
 
 def _centre_weights(h: int, w: int, dtype: torch.dtype) -> torch.Tensor:
@@ -247,7 +252,7 @@ def rmac_regions(h: int, w: int, levels: int = 3) -> list[Region]:
     return regions
 
 
-PoolFn = Callable[[torch.Tensor], torch.Tensor]
+PoolFn = Callable[["torch.Tensor"], "torch.Tensor"]
 
 
 def regional_pool(x: torch.Tensor, regions: list[Region], pool: PoolFn = mac) -> torch.Tensor:

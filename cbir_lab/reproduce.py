@@ -180,7 +180,8 @@ def estimate_extraction(items: Sequence, backbone, max_side: int, cache=None) ->
     """
     import torch
 
-    from cbir_lab.features import FeatureCache, content_key
+    from cbir_lab.features import FeatureCache
+    from cbir_lab.images import content_key
 
     cache = FeatureCache() if cache is None else cache
     todo = sum(not cache.path(backbone, max_side, content_key(item)).exists() for item in items)

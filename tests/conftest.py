@@ -6,6 +6,7 @@
 * ``grouped_features``: 3 groups × 3 database views, one query per group, 12
   training maps; each group's maps share a strong channel pattern, so a query's
   own group ranks first. Query 2's third positive is junk instead.
+* ``photo``: a 90 × 60 PNG of random pixels, for the tests that read one file.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -55,6 +57,15 @@ def make_features(
         groups=None if groups is None else tuple(groups),
     )
     return DatasetFeatures(dataset, "toy", 64, list(query_maps), list(db_maps), list(train_maps))
+
+
+@pytest.fixture
+def photo(tmp_path) -> Path:
+    """A 90 × 60 PNG of random pixels (seeded)."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / "photo.png"
+    Image.fromarray(rng.integers(0, 255, (60, 90, 3), dtype=np.uint8)).save(path)
+    return path
 
 
 @pytest.fixture(scope="module")

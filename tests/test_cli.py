@@ -110,21 +110,33 @@ def test_demo_with_every_image_as_a_query(trip, tmp_path, capsys):
     assert "--queries all is for a folder of your own images" in capsys.readouterr().err
 
 
-def test_search_imports_no_plotting_widgets_or_sklearn(trip, tmp_path):
-    # A whole search in a fresh interpreter, then a look at what it imported.
+def test_search_imports_no_plotting_widgets_or_sklearn_and_a_further_one_no_torch(trip, tmp_path):
+    # Whole searches in fresh interpreters, then a look at what they imported.
     code = (
         "import json, sys\n"
         "from cbir_lab.cli import main\n"
         f"status = main(['search', '--dataset', {str(trip)!r}, {str(trip / 'rome' / 'IMG_0002.JPG')!r}, "
         f"'-k', '2', '--max-side', '64', '--out', {str(tmp_path / 'lean.html')!r}])\n"
         "heavy = ('matplotlib', 'ipywidgets', 'sklearn', 'nbformat', 'IPython', 'scipy')\n"
-        "print(json.dumps([status, sorted(m for m in sys.modules if m.split('.')[0] in heavy)]))\n"
+        "network = [m for m in ('torch._C', 'timm', 'torchvision') if m in sys.modules]\n"
+        "print(json.dumps([status, sorted(m for m in sys.modules if m.split('.')[0] in heavy), network]))\n"
     )
     env = {**os.environ, "CBIR_LAB_CACHE": str(tmp_path / "cache"), "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    status, heavy = json.loads(done.stdout.strip().splitlines()[-1])
-    assert status == 0 and heavy == []
+
+    def search() -> tuple[int, list[str], list[str], list[str]]:
+        done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.strip().splitlines()
+        return (*json.loads(lines[-1]), [line for line in lines if line[:4].strip().isdigit()])
+
+    status, heavy, network, first = search()  # indexes the folder: the network runs in PyTorch
+    assert status == 0 and heavy == [] and network == ["torch._C", "timm", "torchvision"]
+    status, heavy, network, further = search()  # the exported network describes the query
+    assert status == 0 and heavy == [] and network == []
+    assert [line.split()[2] for line in further] == [line.split()[2] for line in first]
+    assert [float(line.split()[1]) for line in further] == pytest.approx([float(line.split()[1]) for line in first],
+                                                                           abs=2e-3)
 
 
 def test_demo_learns_its_whitening_on_another_folder_when_asked(trip, tmp_path, capsys):

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 
 import cbir_lab.collection as collection_module
+import cbir_lab.features as features_module
 from cbir_lab.backbones import load_backbone
 from cbir_lab.collection import PhotoCollection, collection_key
-from cbir_lab.features import ImageLoadError, extract_feature_maps
+from cbir_lab.features import extract_feature_maps
+from cbir_lab.images import ImageLoadError
 from cbir_lab.pipeline import describe
 from cbir_lab.pooling import GEM
 from cbir_lab.search import rank
@@ -37,15 +39,15 @@ def trip(tmp_path):
 
 @pytest.fixture
 def extractions(monkeypatch):
-    """Every image the collection runs through the network, in order."""
+    """Every image the collection runs through the network in PyTorch, in order."""
     seen: list[str] = []
-    real = collection_module.extract_feature_maps
+    real = features_module.extract_feature_maps
 
     def counting(items, *args, **kwargs):
         seen.extend(Path(i).name if not isinstance(i, tuple) else Path(i[0]).name for i in items)
         return real(items, *args, **kwargs)
 
-    monkeypatch.setattr(collection_module, "extract_feature_maps", counting)
+    monkeypatch.setattr(features_module, "extract_feature_maps", counting)
     return seen
 
 
@@ -135,10 +137,12 @@ def test_search_equals_a_direct_rank_over_freshly_extracted_descriptors(trip, li
     np.testing.assert_array_equal(collection.descriptors, stored)
 
     query = trip / "rome" / "IMG_0002.JPG"
+    assert collection.runs_without_torch  # the update exported the network: the query runs in it
     results = collection.search(query, k=3)
     q = describe(extract_feature_maps([query], lite0, SIDE, cache=False, progress=False), GEM)
     assert [r.row for r in results] == rank(q, stored, k=3)[:, 0].tolist()
-    np.testing.assert_allclose([r.score for r in results], (stored @ q[0])[[r.row for r in results]], rtol=1e-6)
+    # The exported network's descriptor equals PyTorch's up to float rounding (its export was checked at 1e-4).
+    np.testing.assert_allclose([r.score for r in results], (stored @ q[0])[[r.row for r in results]], atol=1e-5)
     # The query is one of the images: it comes first, with a score of 1 up to float16 rounding.
     assert results[0].relative == "rome/IMG_0002.JPG" and results[0].path == query.resolve()
     assert results[0].score == pytest.approx(1.0, abs=2e-3)
@@ -164,7 +168,9 @@ def test_the_store_is_one_manifest_and_one_descriptor_file(trip, lite0, tmp_path
     assert collection.store.parent == tmp_path / "cache" / "collections"
     assert collection.store.name == collection_key(trip, lite0.cache_tag, SIDE, "GeM")
     files = sorted(p.name for p in collection.store.iterdir())
-    assert len(files) == 2 and files[1] == "manifest.json" and files[0].startswith("descriptors-")
+    assert len(files) == 3 and files[0] == "descriptor-network.onnx" and files[2] == "manifest.json"
+    files = files[1:]
+    assert files[0].startswith("descriptors-")
     manifest = json.loads((collection.store / "manifest.json").read_text())
     assert manifest["descriptors"] == files[0] and (manifest["count"], manifest["dim"]) == (5, lite0.out_channels)
     entry = manifest["images"]["rome/IMG_0003.JPG"]
@@ -218,3 +224,49 @@ def test_bad_input_is_named(tmp_path, lite0, trip):
             collection.search(trip / "paris" / "IMG_0001.JPG", k=k)
     with pytest.raises(ImageLoadError, match="README.txt"):
         collection.search(trip / "README.txt")
+
+
+# ----- the exported network: a query without PyTorch --------------------------------------------------
+
+def test_a_later_collection_describes_queries_in_the_exported_network_without_running_torch(trip, lite0, tmp_path,
+                                                                                         extractions):
+    quiet_update(open_trip(trip, lite0, tmp_path))
+    assert len(extractions) == 4
+    again = PhotoCollection.open(trip, "efficientnet_lite0", "GeM", SIDE, cache=tmp_path / "cache")  # by name
+    query = trip / "paris" / "IMG_0002.JPG"
+    vector = again.describe(query)
+    assert len(extractions) == 4 and again._backbone is None  # no network ran in PyTorch, none was loaded
+    expected = describe(extract_feature_maps([query], lite0, SIDE, cache=False, progress=False), GEM)[0]
+    np.testing.assert_allclose(vector, expected, atol=1e-4)
+    assert vector.dtype == np.float32 and np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_a_pooling_the_export_refuses_runs_in_torch_and_is_not_tried_again(trip, lite0, tmp_path, monkeypatch,
+                                                                          extractions):
+    collection = PhotoCollection.open(trip, lite0, "R-MAC", SIDE, cache=tmp_path / "cache")
+    quiet_update(collection)
+    assert not (collection.store / "descriptor-network.onnx").exists()
+    assert "R-MAC" in (collection.store / "descriptor-network-refused.txt").read_text()
+    assert not collection.runs_without_torch
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the export was tried again")
+
+    monkeypatch.setattr(collection_module, "export_descriptor_network", must_not_run)
+    again = PhotoCollection.open(trip, lite0, "R-MAC", SIDE, cache=tmp_path / "cache")
+    results = again.search(trip / "rome" / "IMG_0001.JPG", k=2)
+    assert results[0].relative == "rome/IMG_0001.JPG" and results[0].score == pytest.approx(1.0, abs=2e-3)
+    assert len(extractions) == 5  # four images, then the query, in PyTorch
+
+
+def test_a_broken_exported_network_is_named_and_exported_again(trip, lite0, tmp_path, extractions):
+    collection = open_trip(trip, lite0, tmp_path)
+    quiet_update(collection)
+    network = collection.store / "descriptor-network.onnx"
+    network.write_bytes(b"not a model")
+    again = open_trip(trip, lite0, tmp_path)
+    with pytest.warns(UserWarning, match=r"cannot load the exported network .*descriptor-network\.onnx.*exported again"):
+        results = again.search(trip / "rome" / "IMG_0002.JPG", k=1)
+    assert results[0].relative == "rome/IMG_0002.JPG"
+    assert len(extractions) == 5  # the query ran in PyTorch
+    assert open_trip(trip, lite0, tmp_path).runs_without_torch  # and the network was written anew

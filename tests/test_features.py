@@ -1,4 +1,4 @@
-"""Feature extraction: every image a user may have, aspect ratio, batching and a cache that is never stale."""
+"""Feature extraction: aspect ratio, batching, every layer's maps, and a cache that is never stale."""
 
 import numpy as np
 import pytest
@@ -6,19 +6,8 @@ import torch
 from PIL import Image
 
 from cbir_lab.backbones import load_backbone
-from cbir_lab.features import (
-    FeatureCache,
-    ImageLoadError,
-    content_key,
-    extract_feature_maps,
-    layer_feature_maps,
-    load_image,
-    network_input,
-    pixels_to_tensor,
-    prepare_image,
-    resized_size,
-    to_rgb,
-)
+from cbir_lab.features import FeatureCache, extract_feature_maps, layer_feature_maps, pixels_to_tensor, prepare_image
+from cbir_lab.images import content_key, network_input
 
 
 @pytest.fixture(scope="module")
@@ -26,92 +15,7 @@ def lite0():
     return load_backbone("efficientnet_lite0", device="cpu")
 
 
-@pytest.fixture
-def photo(tmp_path):
-    rng = np.random.default_rng(0)
-    path = tmp_path / "photo.png"
-    Image.fromarray(rng.integers(0, 255, (60, 90, 3), dtype=np.uint8)).save(path)
-    return path
-
-
-# ----- reading and converting ------------------------------------------------------------------
-
-def test_sixteen_bit_greyscale_is_scaled_not_clipped():
-    img = Image.fromarray(np.array([[0, 32896, 65535]], dtype=np.uint16))
-    assert img.mode.startswith("I;16")
-    assert np.asarray(to_rgb(img))[0, :, 0].tolist() == [0, 128, 255]
-
-
-def test_float_image_in_unit_range_is_scaled():
-    img = Image.fromarray(np.array([[0.0, 0.5, 1.0]], dtype=np.float32))
-    assert np.asarray(to_rgb(img))[0, :, 1].tolist() == [0, 128, 255]
-
-
-def test_transparent_pixels_become_white():
-    rgba = np.zeros((1, 2, 4), dtype=np.uint8)
-    rgba[0, 0] = [10, 20, 30, 255]  # opaque
-    rgba[0, 1] = [0, 0, 0, 0]  # fully transparent black
-    out = np.asarray(to_rgb(Image.fromarray(rgba, "RGBA")))
-    assert out[0].tolist() == [[10, 20, 30], [255, 255, 255]]
-    la = Image.fromarray(np.array([[[50, 0]]], dtype=np.uint8), "LA")
-    assert np.asarray(to_rgb(la))[0, 0].tolist() == [255, 255, 255]
-
-
-@pytest.mark.parametrize("mode", ["L", "P", "CMYK", "1", "YCbCr"])
-def test_other_modes_convert_to_rgb(mode):
-    img = Image.new("RGB", (4, 3), (200, 100, 50)).convert(mode)
-    out = to_rgb(img)
-    assert out.mode == "RGB" and out.size == (4, 3)
-
-
-def test_palette_with_transparency_is_composited():
-    img = Image.new("P", (2, 1))
-    img.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
-    img.putpixel((0, 0), 0)
-    img.putpixel((1, 0), 1)
-    img.info["transparency"] = 0
-    assert np.asarray(to_rgb(img))[0].tolist() == [[255, 255, 255], [255, 0, 0]]
-
-
-def test_exif_orientation_is_honoured(tmp_path):
-    path = tmp_path / "rotated.jpg"
-    img = Image.new("RGB", (40, 20), "red")
-    exif = img.getexif()
-    exif[0x0112] = 6  # "rotate 90 CW to display"
-    img.save(path, exif=exif)
-    assert Image.open(path).size == (40, 20)
-    assert load_image(path).size == (20, 40)
-
-
-def test_corrupt_truncated_and_missing_files_name_the_file(tmp_path, photo):
-    garbage = tmp_path / "garbage.jpg"
-    garbage.write_bytes(b"this is not a jpeg")
-    with pytest.raises(ImageLoadError, match="garbage.jpg"):
-        load_image(garbage)
-    jpeg = tmp_path / "whole.jpg"
-    Image.open(photo).save(jpeg, quality=90)
-    truncated = tmp_path / "truncated.jpg"
-    truncated.write_bytes(jpeg.read_bytes()[: jpeg.stat().st_size // 2])
-    with pytest.raises(ImageLoadError, match="truncated.jpg"):
-        load_image(truncated)
-    with pytest.raises(ImageLoadError, match="missing.png.*does not exist"):
-        load_image(tmp_path / "missing.png")
-
-
-def test_bounding_box_crops_and_an_empty_box_is_an_error(photo):
-    assert load_image((photo, (10, 5, 40, 25))).size == (30, 20)
-    with pytest.raises(ImageLoadError, match="empty"):
-        load_image((photo, (50, 5, 40, 25)))
-
-
-# ----- resizing and extraction ------------------------------------------------------------------
-
-def test_resized_size_keeps_the_aspect_ratio_and_a_minimum_side():
-    assert resized_size(640, 480, 384) == (384, 288)
-    assert resized_size(480, 640, 384) == (288, 384)
-    assert resized_size(20, 10, 384) == (384, 192)  # small images are scaled up
-    assert resized_size(1000, 10, 384, min_side=32) == (384, 32)  # a sliver still covers one stride
-
+# ----- maps ----------------------------------------------------------------------------------------
 
 def test_maps_follow_the_input_size_and_stride(lite0, photo):
     (fmap,) = extract_feature_maps([photo], lite0, max_side=192, cache=False)
@@ -201,12 +105,6 @@ def test_a_corrupt_cache_entry_is_recomputed(lite0, photo, tmp_path):
     assert np.load(entry).shape == (1280, 2, 2)
 
 
-def test_content_key_depends_on_content_and_crop_not_the_name(tmp_path, photo):
-    copy = tmp_path / "copy.png"
-    copy.write_bytes(photo.read_bytes())
-    assert content_key(copy) == content_key(photo)
-    assert content_key((photo, (0, 0, 10, 10))) != content_key(photo)
-
 
 # ----- what the network sees, and every layer's maps -----------------------------------------------
 
@@ -216,10 +114,6 @@ def random_backbone():
     torch.manual_seed(0)
     return load_backbone("efficientnet_lite0", weights=None, device="cpu")
 
-
-def test_network_input_keeps_the_aspect_ratio():
-    image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 100, 3), dtype=np.uint8))
-    assert network_input(image, max_side=64).shape == (32, 64, 3)
 
 
 def test_prepare_image_is_the_network_input_normalised(random_backbone):

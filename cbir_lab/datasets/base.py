@@ -93,7 +93,7 @@ class RetrievalDataset:
         return self.gnd is not None and self.protocol != "none"
 
     def queries(self) -> list[Path | tuple[Path, BBox]]:
-        """Query items for :func:`cbir_lab.features.extract_features`: a path, or
+        """Query items for :func:`cbir_lab.features.extract_feature_maps`: a path, or
         ``(path, bbox)`` when the protocol crops the query."""
         if self.query_bboxes is None:
             return list(self.query_images)

@@ -171,7 +171,7 @@ def load_benchmark(
             uses the community's manually rotated copy, where every photo is
             upright, as most CNN papers do; ``rotated=False`` uses the
             authors' original archives, where about 5% of the photos lie on
-            their side (:func:`cbir_lab.features.load_image` honours an EXIF
+            their side (:func:`cbir_lab.images.load_image` honours an EXIF
             orientation tag, which fixes only the photos that record one).
             Say which version you report.
 

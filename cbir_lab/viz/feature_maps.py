@@ -139,7 +139,7 @@ def plot_cell_grid(image: np.ndarray, maps: dict[str, np.ndarray]) -> Figure:
     """The network's input with each layer's grid of map cells drawn over it.
 
     Args:
-        image: the network input (H, W, 3), from :func:`cbir_lab.features.network_input`.
+        image: the network input (H, W, 3), from :func:`cbir_lab.images.network_input`.
         maps: layer name → its map (C, H', W'), e.g. two layers of different stride.
 
     Returns:

@@ -16,7 +16,7 @@ import functools
 import io
 import os
 
-from cbir_lab.features import ImageItem, load_image
+from cbir_lab.images import ImageItem, load_image
 
 __all__ = ["thumbnail_jpeg", "jpeg_data_uri"]
 

@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from cbir_lab.features import load_image
+from cbir_lab.images import load_image
 
 __all__ = ["RESULT_COLORS", "plot_ranking"]
 

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from cbir_lab.features import load_image
+from cbir_lab.images import load_image
 from cbir_lab.viz.ranking import RESULT_COLORS
 
 __all__ = [

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from cbir_lab.features import ImageItem, ImageLoadError
+from cbir_lab.images import ImageItem, ImageLoadError
 from cbir_lab.viz.images import jpeg_data_uri, thumbnail_jpeg
 
 __all__ = ["search_page_html"]
