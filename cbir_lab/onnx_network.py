@@ -28,6 +28,7 @@ for the "same" padding's dynamic shapes.
 
 from __future__ import annotations
 
+import inspect
 import io
 import os
 import warnings
@@ -174,7 +175,9 @@ def export_descriptor_network(
         with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
             # The tracer warns about every Python branch on a shape; the check below is what tells.
             warnings.simplefilter("ignore")
-            torch.onnx.export(network, (torch.from_numpy(probes[0][None]),), buffer, dynamo=False,
+            # torch < 2.5 has only the tracing exporter, and no `dynamo` switch.
+            tracing = {"dynamo": False} if "dynamo" in inspect.signature(torch.onnx.export).parameters else {}
+            torch.onnx.export(network, (torch.from_numpy(probes[0][None]),), buffer, **tracing,
                               input_names=["pixels"], output_names=["descriptor"],
                               dynamic_axes={"pixels": {1: "height", 2: "width"}}, opset_version=17)
     except ImportError:
