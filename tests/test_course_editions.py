@@ -23,7 +23,9 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from cbir_lab.cli import main
 from cbir_lab.course.editions import (
     CODE_STUB,
+    COLAB_BADGE,
     EDITIONS,
+    STUDENT_COLAB_NOTE,
     TEXT_STUB,
     ClearSolutionRegions,
     edition,
@@ -127,6 +129,26 @@ def test_unknown_edition():
 
 
 # ---------------------------------------------------------------- writing an edition
+
+
+def test_the_student_edition_trades_the_colab_badge_for_an_upload_note():
+    # The badge opens the lesson in the repository, solutions and all: a graded lab must not link to it.
+    badge = ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+             "(https://colab.research.google.com/github/owner/repo/blob/main/notebooks/01_toy.ipynb)")
+    nb = toy_lesson()
+    nb.cells[0].source = f"# Toy\n\n{badge}\n\nAbout 5 minutes."
+    student = edition(nb, "student").cells[0].source
+    assert student == f"# Toy\n\n{STUDENT_COLAB_NOTE}\n\nAbout 5 minutes."
+    assert "File → Upload notebook" in STUDENT_COLAB_NOTE
+    assert edition(nb, "self-study").cells[0].source == nb.cells[0].source  # solutions one click away there anyway
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_no_student_lesson_links_to_the_lessons_with_their_solutions(path):
+    source = nbformat.read(path, as_version=4)
+    assert any(COLAB_BADGE.search(c.source) for c in source.cells)  # the lessons have a badge to replace
+    student = edition(source, "student", path.name)
+    assert not any("colab.research.google.com/github" in c.source for c in student.cells)
 
 
 def test_write_edition_never_overwrites_a_students_work(tmp_path):

@@ -50,7 +50,7 @@ from pathlib import Path
 
 import nbformat
 
-from cbir_lab.course.editions import edition, lesson_paths, write_edition
+from cbir_lab.course.editions import COLAB_BADGE, edition, lesson_paths, write_edition
 from cbir_lab.course.project import binder_url, checkout_root, colab_url, project_url
 from cbir_lab.course.stills import WIDGET_VIEW, still_html, widget_state
 
@@ -77,8 +77,6 @@ _HIDDEN = frozenset({"hide-input", "hide-cell", "remove-input", "remove-cell"})
 # Pages the book makes itself: a lesson may not take their names.
 _PAGES = ("index", "instructors", "talk", "references", "genindex", "search")
 
-_COLAB_BADGE = re.compile(
-    r"\[!\[[^\]]*\]\(https?://colab\.research\.google\.com/assets/colab-badge\.svg\)\]\([^)\s]*\)")
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
 _MD_LINK = re.compile(r"(!?)\[((?:[^\[\]]|\[[^\]]*\])*)\]\(([^)\s]+)((?:\s+\"[^\"]*\")?)\)")
@@ -287,7 +285,7 @@ def _book_notebook(nb, colab: str, binder: str):
     launch = f"[Open in Colab]({colab}) · [Open in Binder]({binder})"
     for cell in nb.cells:
         if cell.cell_type == "markdown":
-            cell.source = _COLAB_BADGE.sub(launch, cell.source)
+            cell.source = COLAB_BADGE.sub(launch, cell.source)
             continue
         if cell.cell_type != "code":
             continue

@@ -10,7 +10,9 @@ instructor can import the lessons into nbgrader unchanged.
 * ``instructor``: the lessons as they are, complete and executed.
 * ``student``: every solution region replaced by nbgrader's stub
   (``raise NotImplementedError()`` in code, ``YOUR ANSWER HERE`` in written
-  answers), every output cleared, the self-checks left in place.
+  answers), every output cleared, the self-checks left in place. The "Open in
+  Colab" badge becomes a note on uploading the notebook to Colab: the badge opens
+  the lesson in the repository, which holds the solutions.
 * ``self-study``: the student's answer cell, then the solution one click away:
   a code cell collapsed in JupyterLab (``source_hidden``) and tagged
   ``hide-input`` for the book, or a ``<details>`` block for a written answer.
@@ -37,6 +39,8 @@ __all__ = [
     "EDITIONS",
     "CODE_STUB",
     "TEXT_STUB",
+    "COLAB_BADGE",
+    "STUDENT_COLAB_NOTE",
     "lessons_dir",
     "lesson_paths",
     "ClearSolutionRegions",
@@ -50,6 +54,14 @@ EDITIONS = ("student", "self-study", "instructor")
 CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
 #: What replaces a written answer (nbgrader's text stub).
 TEXT_STUB = "YOUR ANSWER HERE"
+
+#: A lesson's "Open in Colab" badge: a Markdown image (Colab's badge) linking to the lesson on Colab.
+COLAB_BADGE = re.compile(
+    r"\[!\[[^\]]*\]\(https?://colab\.research\.google\.com/assets/colab-badge\.svg\)\]\([^)\s]*\)")
+
+#: What replaces the Colab badge in the student edition.
+STUDENT_COLAB_NOTE = ("*To run this notebook in Colab, upload it there (File → Upload notebook); its first code "
+                      "cell installs the course package.*")
 
 _BEGIN, _END = "BEGIN SOLUTION", "END SOLUTION"
 
@@ -167,6 +179,9 @@ def edition(nb, name: str, lesson: str = "notebook"):
     if name == "student":
         nb, _ = ClearSolutionRegions().preprocess(nb, resources)
         nb, _ = ClearOutputPreprocessor().preprocess(nb, resources)
+        for cell in nb.cells:
+            if cell.cell_type == "markdown":
+                cell.source = COLAB_BADGE.sub(STUDENT_COLAB_NOTE, cell.source)
         return nb
     cells = []
     for index, cell in enumerate(nb.cells):
