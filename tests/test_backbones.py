@@ -10,7 +10,6 @@ from sklearn.datasets import load_sample_image
 
 from cbir_lab.backbones import (
     WeightsUnavailableError,
-    available_backbones,
     fold_batch_norms,
     load_backbone,
     weights_are_cached,
@@ -68,13 +67,6 @@ def test_earlier_layers_can_be_selected():
     assert (b.out_channels, b.stride) == (40, 8)
     with torch.inference_mode():
         assert b(torch.zeros(1, 3, 64, 64)).shape == (1, 40, 8, 8)
-
-
-def test_available_backbones_lists_names_and_layers():
-    specs = available_backbones()
-    assert {"efficientnet_lite0", "vgg16", "resnet50", "resnet101"} <= set(specs)
-    assert specs["vgg16"].default_layer == "conv5_3"
-    assert specs["resnet50"].layers["layer4"] == (2048, 32)
 
 
 @pytest.mark.parametrize("name, shape", [("resnet50", (1, 2048, 2, 3)), ("vgg16", (1, 512, 4, 6))])

@@ -270,3 +270,14 @@ def test_gem_stays_finite_for_large_p_and_tends_to_mac():
         assert torch.isfinite(gem(x, p=p)).all()
     assert gem(x, p=500.0).item() == pytest.approx(6.0 * 0.25 ** (1 / 500), rel=1e-5)
     assert gem(x, p=1.0).item() == pytest.approx(8.5 / 4, rel=1e-6)
+
+
+def test_naming_a_pooling_does_not_import_torch():
+    # A stored index names its pooling when opened; `cbir-lab search` must not pay torch's import for that.
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom cbir_lab.pooling import Pooling\n"
+            "print(Pooling.parse('gem (p=4)').name, 'torch._C' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "GeM (p=4) False", done.stderr
