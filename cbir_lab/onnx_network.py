@@ -58,7 +58,7 @@ def probe_sizes(max_side: int, stride: int) -> list[tuple[int, int]]:
 
     Each is an image of one of the aspect ratios 2:1, 1:2, 1:1 and 8:1 resized as a
     query is (:func:`cbir_lab.images.resized_size`): maps of 12 × 6, 6 × 12, 12 × 12
-    and 2 × 12 cells at 384 pixels and stride 32.
+    and 12 × 2 cells (width × height) at 384 pixels and stride 32.
 
     Examples:
         >>> probe_sizes(384, 32)
