@@ -11,8 +11,7 @@ the pooling, so each setting has its own store:
 * ``manifest.json``: the settings and, per image, its path inside the folder
   with its size, ``mtime_ns``, content key (:func:`cbir_lab.images.content_key`)
   and row.
-* ``descriptor-network.onnx``: the network that computes the descriptors, exported
-  (below); or ``descriptor-network-refused.txt``, saying why it cannot be.
+* ``descriptor-network.onnx``: the network that computes the descriptors, exported (below).
 
 :meth:`PhotoCollection.update` brings the store in line with the folder. An
 image whose size and modification time match the manifest is trusted as it is;
@@ -36,9 +35,10 @@ extracts images, or a query that had to run in PyTorch, writes it, once it has
 been checked to give PyTorch's descriptors. A later process then opens the
 store, finds the folder unchanged and answers a query without importing torch
 at all: about half a second in all, where loading torch, timm and the backbone
-alone takes about four. A pooling the export refuses (R-MAC, SPoC's centre
-prior) runs in PyTorch, and the refusal is noted in the store so that it is not
-tried again.
+alone takes about four. A pooling that cannot be exported
+(:func:`cbir_lab.onnx_network.why_not_exportable`: R-MAC, SPoC's centre prior)
+runs in PyTorch; an export that fails for any other reason is named in a warning
+and tried again the next time PyTorch is loaded.
 
 For the same reason this module imports PyTorch only when a network must run in
 it, and stays off scikit-learn and the plotting stack: the L2 normalisation is
@@ -63,7 +63,8 @@ from PIL import Image
 from cbir_lab.backbone_specs import backbone_spec
 from cbir_lab.datasets.folder import list_images, matching_images
 from cbir_lab.images import ImageItem, ImageLoadError, content_key, network_input
-from cbir_lab.onnx_network import DescriptorSession, ExportedNetworkError, export_descriptor_network
+from cbir_lab.onnx_network import (DescriptorSession, ExportedNetworkError, export_descriptor_network,
+                                   why_not_exportable)
 from cbir_lab.paths import atomic_write, cache_dir
 from cbir_lab.pooling import GEM, Pooling
 
@@ -76,7 +77,6 @@ __all__ = ["STORE_VERSION", "SearchResult", "CollectionUpdate", "collection_key"
 STORE_VERSION = 1
 _MANIFEST = "manifest.json"
 _NETWORK = "descriptor-network.onnx"
-_NETWORK_REFUSED = "descriptor-network-refused.txt"  # why this setting's network cannot be exported
 _CHUNK = 64  # images decoded and run per extraction call
 _SAVE_EVERY_S = 60.0
 _MAX_LISTED = 10
@@ -540,23 +540,20 @@ class PhotoCollection:
         return self._session
 
     def _export_network(self) -> None:
-        """Write the store's exported network, if it has none and none was refused (PyTorch is loaded by now)."""
-        if self._export_tried or self.read_only or (self.store / _NETWORK).exists() \
-                or (self.store / _NETWORK_REFUSED).exists():
+        """Write the store's exported network, if it has none and can have one (PyTorch is loaded by now)."""
+        if self._export_tried or self.read_only or why_not_exportable(self.pooling) \
+                or (self.store / _NETWORK).exists():
             return
         self._export_tried = True
         try:
             model = export_descriptor_network(self.backbone, self.pooling, self.max_side)
-        except ExportedNetworkError as err:  # e.g. R-MAC: its queries keep running in PyTorch
-            self._write_quietly(self.store / _NETWORK_REFUSED, f"{err}\n")
-            return
-        except ImportError as err:
-            warnings.warn(f"the descriptor network cannot be exported, so every search loads PyTorch: {err}",
+        except (ExportedNetworkError, ImportError) as err:
+            warnings.warn(f"the descriptor network cannot be exported, so searches load PyTorch: {err}",
                           stacklevel=3)
             return
         self._write_quietly(self.store / _NETWORK, model)
 
-    def _write_quietly(self, path: Path, data: str | bytes) -> None:
+    def _write_quietly(self, path: Path, data: bytes) -> None:
         """Write a file of the store if possible: the network is a speed-up, not something a search needs."""
         try:
             atomic_write(path, data)

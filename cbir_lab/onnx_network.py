@@ -42,7 +42,8 @@ if TYPE_CHECKING:
     from cbir_lab.backbones import Backbone
     from cbir_lab.pooling import Pooling
 
-__all__ = ["ExportedNetworkError", "DescriptorSession", "export_descriptor_network", "probe_sizes"]
+__all__ = ["ExportedNetworkError", "DescriptorSession", "why_not_exportable", "export_descriptor_network",
+           "probe_sizes"]
 
 #: Aspect ratios (width : height) of the probe images an export is traced on (the first) and checked on:
 #: landscape, portrait, square and a thin panorama, whose maps differ in height and width.
@@ -51,6 +52,27 @@ _PROBE_ASPECTS = ((2, 1), (1, 2), (1, 1), (8, 1))
 
 class ExportedNetworkError(RuntimeError):
     """A descriptor network could not be exported, does not compute what PyTorch does, or cannot be loaded."""
+
+
+def why_not_exportable(pooling: "Pooling") -> str | None:
+    """Why ``pooling`` cannot be part of an exported network, or ``None`` when it can.
+
+    Tracing records one run's arithmetic: whatever Python computes from the map's
+    size (R-MAC's region grid, SPoC's centre prior) would be frozen at the size it
+    was traced at.
+
+    Examples:
+        >>> from cbir_lab.pooling import GEM, RMAC
+        >>> why_not_exportable(GEM) is None
+        True
+        >>> print(why_not_exportable(RMAC))
+        R-MAC cannot be exported: its region grid is computed in Python from the map size, which an exported graph would freeze at one size
+    """
+    if not (pooling.regional or pooling.center_prior):
+        return None
+    part = "region grid" if pooling.regional else "centre prior"
+    return (f"{pooling.name} cannot be exported: its {part} is computed in Python from the map size, which an "
+            f"exported graph would freeze at one size")
 
 
 def probe_sizes(max_side: int, stride: int) -> list[tuple[int, int]]:
@@ -141,14 +163,12 @@ def export_descriptor_network(
 
     Raises:
         ImportError: ``onnx`` or ``onnxruntime`` is not installed.
-        ExportedNetworkError: a pooling that depends on the map size (R-MAC, SPoC's
-            centre prior); the exporter failed; or the export's descriptors differ
+        ExportedNetworkError: a pooling that depends on the map size
+            (:func:`why_not_exportable`); the exporter failed; or the export's descriptors differ
             from PyTorch's on a probe image (the message gives the size and the difference).
     """
-    if pooling.regional or pooling.center_prior:
-        raise ExportedNetworkError(
-            f"{pooling.name} cannot be exported: its {'region grid' if pooling.regional else 'centre prior'} is "
-            f"computed in Python from the map size, which an exported graph would freeze at one size")
+    if reason := why_not_exportable(pooling):
+        raise ExportedNetworkError(reason)
     import copy
 
     import torch

@@ -15,6 +15,7 @@ from cbir_lab.backbones import load_backbone
 from cbir_lab.collection import PhotoCollection, collection_key
 from cbir_lab.features import extract_feature_maps
 from cbir_lab.images import ImageLoadError
+from cbir_lab.onnx_network import ExportedNetworkError
 from cbir_lab.pipeline import describe
 from cbir_lab.pooling import GEM
 from cbir_lab.search import rank
@@ -241,22 +242,36 @@ def test_a_later_collection_describes_queries_in_the_exported_network_without_ru
     assert vector.dtype == np.float32 and np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_a_pooling_the_export_refuses_runs_in_torch_and_is_not_tried_again(trip, lite0, tmp_path, monkeypatch,
-                                                                          extractions):
-    collection = PhotoCollection.open(trip, lite0, "R-MAC", SIDE, cache=tmp_path / "cache")
-    quiet_update(collection)
-    assert not (collection.store / "descriptor-network.onnx").exists()
-    assert "R-MAC" in (collection.store / "descriptor-network-refused.txt").read_text()
-    assert not collection.runs_without_torch
-
+def test_a_pooling_that_cannot_be_exported_runs_in_torch_and_no_export_is_tried(trip, lite0, tmp_path, monkeypatch,
+                                                                               extractions):
     def must_not_run(*args, **kwargs):
-        raise AssertionError("the export was tried again")
+        raise AssertionError("an export was tried")
 
     monkeypatch.setattr(collection_module, "export_descriptor_network", must_not_run)
-    again = PhotoCollection.open(trip, lite0, "R-MAC", SIDE, cache=tmp_path / "cache")
-    results = again.search(trip / "rome" / "IMG_0001.JPG", k=2)
+    collection = PhotoCollection.open(trip, lite0, "R-MAC", SIDE, cache=tmp_path / "cache")
+    quiet_update(collection)
+    assert not (collection.store / "descriptor-network.onnx").exists() and not collection.runs_without_torch
+    results = PhotoCollection.open(trip, lite0, "R-MAC", SIDE, cache=tmp_path / "cache").search(
+        trip / "rome" / "IMG_0001.JPG", k=2)
     assert results[0].relative == "rome/IMG_0001.JPG" and results[0].score == pytest.approx(1.0, abs=2e-3)
     assert len(extractions) == 5  # four images, then the query, in PyTorch
+
+
+def test_a_failed_export_is_named_and_tried_again_when_torch_is_next_loaded(trip, lite0, tmp_path, monkeypatch):
+    real = collection_module.export_descriptor_network
+
+    def failing(*args, **kwargs):
+        raise ExportedNetworkError("the exported efficientnet_lite0 with GeM differs from PyTorch by 3.0e-02")
+
+    monkeypatch.setattr(collection_module, "export_descriptor_network", failing)
+    collection = open_trip(trip, lite0, tmp_path)
+    with pytest.warns(UserWarning, match=r"(?s)cannot be exported, so searches load PyTorch: .*differs"):
+        quiet_update(collection)
+    assert not (collection.store / "descriptor-network.onnx").exists()
+    monkeypatch.setattr(collection_module, "export_descriptor_network", real)
+    again = open_trip(trip, lite0, tmp_path)
+    again.search(trip / "rome" / "IMG_0001.JPG", k=1)  # in PyTorch, which then exports
+    assert open_trip(trip, lite0, tmp_path).runs_without_torch
 
 
 def test_a_broken_exported_network_is_named_and_exported_again(trip, lite0, tmp_path, extractions):
