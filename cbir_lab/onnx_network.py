@@ -159,7 +159,7 @@ def export_descriptor_network(
             exported network's unit descriptors and PyTorch's.
 
     Returns:
-        The ONNX model, as bytes (weights included, about 14 MB for EfficientNet-Lite0).
+        The ONNX model, as bytes (weights included: 13 MB for EfficientNet-Lite0).
 
     Raises:
         ImportError: ``onnx`` or ``onnxruntime`` is not installed.
