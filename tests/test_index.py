@@ -423,6 +423,20 @@ def test_whitened_sweep_equals_a_whitening_fitted_at_that_d(whitening_features, 
     assert index.curve_is_ready("SPoC", dims, 0.5, "db") and not index.curve_is_ready("SPoC", [4, 9], 0.5, "db")
 
 
+def test_sweeps_prepared_side_by_side_score_as_one_after_the_other(whitening_features):
+    alone, side_by_side = RetrievalIndex(whitening_features), RetrievalIndex(whitening_features)
+    side_by_side.prepare_sweeps(["SPoC", "MAC", "GEM", "R-MAC"], "train")  # R-MAC is left to its own sweep
+    assert side_by_side.max_dim("MAC") == alone.max_dim("MAC") == 24
+    side_by_side.prepare_sweeps(["SPoC", "MAC", "GeM"], "train", [8, 16], 0.25)
+    for pooling in ("SPoC", "MAC", "GeM"):
+        assert side_by_side.curve_is_ready(pooling, [8, 16], 0.25, "train")
+        np.testing.assert_array_equal(side_by_side.whitening_curve(pooling, [8, 16], 0.25),
+                                      alone.whitening_curve(pooling, [8, 16], 0.25))
+        assert side_by_side.whitened_score(pooling, 8, 0.25) == pytest.approx(
+            _score_with_pca(whitening_features, pooling, "train", 8, 0.25))
+    assert not side_by_side.curve_is_ready("R-MAC", [8, 16], 0.25, "train")
+
+
 def test_train_vs_test_curves(whitening_features):
     index = RetrievalIndex(whitening_features)
     curves, baselines = train_vs_test_curves(index, ("MAC",))

@@ -118,6 +118,7 @@ class WhiteningLab(PanelRepr):
             if fresh and n_db >= self.slow_database_size:
                 # seconds of work ahead: say so, rather than leave a frozen figure
                 show_in(self.out, text=f"learning the PCA and scoring every dimension on {n_db:,} database vectors…")
+                self.index.prepare_sweeps(self.methods, part)  # the poolings' PCAs side by side
             top = self.max_dim(part)
             if self.dim.max != top:
                 self._updating = True  # clamp the slider without a second redraw
@@ -132,6 +133,8 @@ class WhiteningLab(PanelRepr):
                     self._updating = False
             d = self.dim.value
             dims = dimension_grid(top)
+            if fresh and n_db >= self.slow_database_size:
+                self.index.prepare_sweeps(self.methods, part, dims, power)  # every point of every curve
             curves = {m.name: self.index.whitening_curve(m, dims, power, part) for m in self.methods}
             self.scores = {m.name: self.index.whitened_score(m, d, power, part) for m in self.methods}
             setting = f"whitening {self.whitening.label}, learned on the {self.training.label}"
