@@ -76,6 +76,8 @@ __all__ = [
     "evaluate_methods",
     "headline_score",
     "compare_methods",
+    "scored_row",
+    "interval_vs",
     "compare_settings",
     "Contribution",
     "contribution_map",
@@ -508,6 +510,9 @@ class MethodScore:
         scores: the dataset protocol's scores (:func:`cbir_lab.evaluation.evaluate`).
         aps: the per-query APs behind the headline score (Medium for revisited
             datasets), for bootstrap intervals.
+        clusters, cluster_unit: per query, the cluster it shares with other queries, and
+            what a cluster is (the dataset's :meth:`~cbir_lab.datasets.base.RetrievalDataset.clusters`):
+            the intervals resample clusters, not queries.
     """
 
     method: str
@@ -516,11 +521,26 @@ class MethodScore:
     dim: int
     scores: dict[str, float]
     aps: np.ndarray | None = field(default=None, compare=False, repr=False)
+    clusters: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
+    cluster_unit: str = "queries"
 
     @property
     def setting_label(self) -> str:
         """E.g. ``"GeM, whitened"``."""
         return ", ".join([self.method] + (["whitened"] if self.whitened else []) + (["α-QE"] if self.query_expansion else []))
+
+
+def scored_row(dataset, name: str, dim: int, scores: dict[str, float], aps: np.ndarray | None,
+               whitened: bool = False, query_expansion: bool = False) -> MethodScore:
+    """A :class:`MethodScore` that carries ``dataset``'s query clusters, so its intervals resample them."""
+    return MethodScore(name, whitened, query_expansion, int(dim), scores, aps, dataset.clusters(),
+                       dataset.cluster_unit)
+
+
+def interval_vs(aps, base_aps, dataset, n_resamples: int = 10_000, seed: int = 0) -> Interval:
+    """The paired bootstrap interval of mAP(aps) − mAP(base_aps), resampling ``dataset``'s query clusters."""
+    return paired_bootstrap(aps, base_aps, n_resamples=n_resamples, seed=seed, clusters=dataset.clusters(),
+                            unit=dataset.cluster_unit)
 
 
 def comparison_table(
@@ -542,12 +562,13 @@ def comparison_table(
         :func:`cbir_lab.viz.retrieval.format_scores`.
     """
     rows = []
+    dataset = index.features.dataset
     for pooling in poolings:
         for whiten in whitening:
             for qe in query_expansion:
                 entry = index.setting(pooling, whiten, qe)
-                rows.append(MethodScore(Pooling.parse(pooling).name, bool(whiten), bool(qe), entry["db_vecs"].shape[1],
-                                        index.scores(pooling, whiten, qe), entry.get("aps")))
+                rows.append(scored_row(dataset, Pooling.parse(pooling).name, entry["db_vecs"].shape[1],
+                                       index.scores(pooling, whiten, qe), entry.get("aps"), bool(whiten), bool(qe)))
     return rows
 
 
@@ -573,6 +594,8 @@ def compare_methods(rows: Sequence[MethodScore], reference: int | str = 0, n_res
                     seed: int = 0) -> dict[str, Interval]:
     """Each row's headline score against a reference row's, with a paired bootstrap 95 % interval.
 
+    The bootstrap resamples the rows' query clusters (:attr:`MethodScore.clusters`).
+
     Args:
         rows: from :func:`comparison_table` (same queries in every row).
         reference: the reference row, by position or by :attr:`MethodScore.setting_label`.
@@ -587,7 +610,8 @@ def compare_methods(rows: Sequence[MethodScore], reference: int | str = 0, n_res
     base = rows[position]
     if base.aps is None or any(row.aps is None for row in rows):
         raise ValueError("compare_methods needs rows with per-query APs (a dataset with ground truth)")
-    return {row.setting_label: paired_bootstrap(row.aps, base.aps, n_resamples=n_resamples, seed=seed)
+    return {row.setting_label: paired_bootstrap(row.aps, base.aps, n_resamples=n_resamples, seed=seed,
+                                                clusters=row.clusters, unit=row.cluster_unit)
             for i, row in enumerate(rows) if i != position}
 
 
@@ -623,7 +647,8 @@ def compare_settings(rows: Sequence[MethodScore], change: str, n_resamples: int 
                    row.query_expansion and change != "query_expansion")
         if without in by_setting:
             intervals[row.setting_label] = paired_bootstrap(row.aps, by_setting[without].aps,
-                                                            n_resamples=n_resamples, seed=seed)
+                                                            n_resamples=n_resamples, seed=seed,
+                                                            clusters=row.clusters, unit=row.cluster_unit)
     return intervals
 
 
@@ -839,8 +864,7 @@ def score_descriptors(name: str, dataset, query_vecs: np.ndarray, db_vecs: np.nd
         raise ValueError(f"dataset {dataset.name!r} has no ground truth: nothing to score")
     ranks = rank(query_vecs, db_vecs)
     aps = compute_map(ranks, scoring_gnd(dataset.gnd, dataset.protocol)).aps
-    return MethodScore(name, False, False, int(np.asarray(db_vecs).shape[1]),
-                       evaluate(ranks, dataset.gnd, dataset.protocol), aps)
+    return scored_row(dataset, name, np.asarray(db_vecs).shape[1], evaluate(ranks, dataset.gnd, dataset.protocol), aps)
 
 
 def depth_comparison(
@@ -994,14 +1018,14 @@ def whitening_table(
     rows, intervals = [], {}
     for pooling in map(Pooling.parse, poolings):
         plain = index.setting(pooling)
-        rows.append(MethodScore(pooling.name, False, False, plain["db_vecs"].shape[1], {"mAP": index.l2_score(pooling)},
-                                plain["aps"]))
+        rows.append(scored_row(index.dataset, pooling.name, plain["db_vecs"].shape[1],
+                               {"mAP": index.l2_score(pooling)}, plain["aps"]))
         top = index.max_dim(pooling, part)
         for d in [d for d in dims if d < top] + [top]:
             aps = index.whitened_aps(pooling, d, power, part)
-            row = MethodScore(f"{pooling.name} @{d}", True, False, d, {"mAP": float(np.nanmean(aps))}, aps)
+            row = scored_row(index.dataset, f"{pooling.name} @{d}", d, {"mAP": float(np.nanmean(aps))}, aps, True)
             rows.append(row)
-            intervals[row.setting_label] = paired_bootstrap(aps, plain["aps"])
+            intervals[row.setting_label] = interval_vs(aps, plain["aps"], index.dataset)
     return rows, intervals
 
 
@@ -1040,14 +1064,15 @@ def encoding_comparison(
     rows, intervals = [], {}
     for d in [d for d in dims if d < top] + [top]:
         base_aps = index.whitened_aps(pooling, d, 0.5, part)
-        rows.append(MethodScore(f"{pooling.name} @{d}", True, False, d, {"mAP": float(np.nanmean(base_aps))}, base_aps))
+        rows.append(scored_row(index.dataset, f"{pooling.name} @{d}", d, {"mAP": float(np.nanmean(base_aps))}, base_aps,
+                               True))
         for encoded in encodings:
             whitening = whitenings[encoded.name]
             q, db = (whitening.transform(encoded.vectors[p], n_components=d) for p in ("query", "db"))
             aps = compute_map(rank(q, db), _scored_gnd(index)).aps
-            row = MethodScore(f"{encoded.name} @{d}", True, False, d, {"mAP": float(np.nanmean(aps))}, aps)
+            row = scored_row(index.dataset, f"{encoded.name} @{d}", d, {"mAP": float(np.nanmean(aps))}, aps, True)
             rows.append(row)
-            intervals[row.setting_label] = paired_bootstrap(aps, base_aps)
+            intervals[row.setting_label] = interval_vs(aps, base_aps, index.dataset)
     return rows, intervals
 
 
@@ -1060,8 +1085,8 @@ def _scored_gnd(index: RetrievalIndex) -> list[dict]:
 
 def _ranked_row(index: RetrievalIndex, name: str, dim: int, ranks: np.ndarray) -> MethodScore:
     gnd = _scored_gnd(index)
-    return MethodScore(name, False, False, dim, evaluate(ranks, index.dataset.gnd, index.dataset.protocol),
-                       compute_map(ranks, gnd).aps)
+    return scored_row(index.dataset, name, dim, evaluate(ranks, index.dataset.gnd, index.dataset.protocol),
+                      compute_map(ranks, gnd).aps)
 
 
 def reranking_table(
@@ -1222,7 +1247,7 @@ def whitening_gains(index: RetrievalIndex, poolings: Sequence[Pooling | str] = (
         gains.append(WhiteningGain(
             pooling.name, l2_only=index.l2_score(pooling), full=float(full[-1]),
             partial=index.whitened_score(pooling, top, 0.25, part), best=float(full[best]), best_dim=dims[best],
-            full_gain=paired_bootstrap(index.whitened_aps(pooling, top, 0.5, part), plain),
-            best_gain=paired_bootstrap(index.whitened_aps(pooling, dims[best], 0.5, part), plain),
+            full_gain=interval_vs(index.whitened_aps(pooling, top, 0.5, part), plain, index.dataset),
+            best_gain=interval_vs(index.whitened_aps(pooling, dims[best], 0.5, part), plain, index.dataset),
         ))
     return gains

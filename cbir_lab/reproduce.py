@@ -207,7 +207,8 @@ def _row(index: RetrievalIndex, method: str, q: np.ndarray, db: np.ndarray, whit
     else:
         headline = "medium" if dataset.protocol == "revisited" else "mAP"
         per_query = compute_map(ranks, scoring_gnd(dataset.gnd, dataset.protocol)).aps
-    return ReproducedRow(method, int(q.shape[1]), whitened, scores, headline, bootstrap_interval(per_query))
+    interval = bootstrap_interval(per_query, clusters=dataset.query_clusters, unit=dataset.cluster_unit)
+    return ReproducedRow(method, int(q.shape[1]), whitened, scores, headline, interval)
 
 
 def reproduce(

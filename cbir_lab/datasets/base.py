@@ -49,6 +49,13 @@ class RetrievalDataset:
             or ``None``; used for plots and for per-group summaries.
         root: the folder the images live in.
         licence: a one-line licence / attribution note.
+        query_clusters: per query, the unit it shares with other queries (the source
+            photo of the embedded set, the landmark of the Paris slice, the object of
+            ETH-80), or ``None`` when every query stands alone. Queries of one cluster
+            are not independent, so the bootstrap resamples clusters
+            (:func:`cbir_lab.evaluation.bootstrap_interval`).
+        cluster_unit: what a cluster is, in words, plural (``"source photos"``).
+        max_side: the long side its images are fed to the network at by default.
     """
 
     name: str
@@ -62,6 +69,9 @@ class RetrievalDataset:
     root: Path | None = None
     licence: str = ""
     extra: dict = field(default_factory=dict, compare=False, repr=False)
+    query_clusters: tuple[str, ...] | None = None
+    cluster_unit: str = "queries"
+    max_side: int = 384
 
     def __post_init__(self) -> None:
         if self.gnd is not None and len(self.gnd) != len(self.query_images):
@@ -72,6 +82,11 @@ class RetrievalDataset:
         if self.query_bboxes is not None and len(self.query_bboxes) != len(self.query_images):
             raise ValueError(
                 f"dataset {self.name!r}: {len(self.query_bboxes)} query boxes "
+                f"for {len(self.query_images)} queries"
+            )
+        if self.query_clusters is not None and len(self.query_clusters) != len(self.query_images):
+            raise ValueError(
+                f"dataset {self.name!r}: {len(self.query_clusters)} query clusters "
                 f"for {len(self.query_images)} queries"
             )
         if self.groups is not None and len(self.groups) != len(self.db_images):
@@ -87,6 +102,10 @@ class RetrievalDataset:
     @property
     def n_queries(self) -> int:
         return len(self.query_images)
+
+    def clusters(self) -> tuple[str, ...]:
+        """Per query, its cluster (:attr:`query_clusters`), or its own index when queries stand alone."""
+        return self.query_clusters if self.query_clusters is not None else tuple(map(str, range(self.n_queries)))
 
     @property
     def has_ground_truth(self) -> bool:

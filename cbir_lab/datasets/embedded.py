@@ -693,8 +693,9 @@ def load_embedded(root: str | os.PathLike | None = None, *, force: bool = False)
         scene (not in the database), ``gnd[q] = {'ok': [that scene's database
         views], 'junk': []}``, ``groups`` = the scene of each database image, and
         ``train_images`` = the views of the training scenes (disjoint photos).
-        ``extra`` holds ``query_groups``, ``recipes`` (file → operations) and
-        ``manifest`` (its path).
+        ``query_clusters`` = the source photo of each query (the unit a bootstrap
+        resamples: scenes cut from one photo are not independent). ``extra`` holds
+        ``query_groups``, ``recipes`` (file → operations) and ``manifest`` (its path).
     """
     folder = data_dir(root) / EMBEDDED_VERSION
     manifest = None if force else _read_manifest(folder)
@@ -712,6 +713,7 @@ def load_embedded(root: str | os.PathLike | None = None, *, force: bool = False)
     for i, e in enumerate(db):
         index_of_group.setdefault(e["group"], []).append(i)
     gnd = tuple({"ok": list(index_of_group[q["group"]]), "junk": []} for q in queries)
+    photo_of = {scene.name: scene.photo for scene in scenes("test")}
     return RetrievalDataset(
         name="embedded",
         db_images=tuple(folder / e["file"] for e in db),
@@ -722,6 +724,8 @@ def load_embedded(root: str | os.PathLike | None = None, *, force: bool = False)
         groups=tuple(e["group"] for e in db),
         root=folder,
         licence=LICENCE_NOTE,
+        query_clusters=tuple(photo_of[q["group"]] for q in queries),
+        cluster_unit="source photos",
         extra={
             "query_groups": tuple(q["group"] for q in queries),
             "recipes": {e["file"]: tuple(e["recipe"]) for e in entries},

@@ -14,6 +14,11 @@ bring the course near that:
 * ``coco-val2017``: the 5,000 COCO 2017 validation images (about 0.8 GB, one
   zip), for cleanly licensed photos: each image keeps its Flickr Creative
   Commons licence (COCO's annotations are CC BY 4.0).
+* ``rparis6k-slice`` and ``eth80``: the photos of the two real retrieval sets of
+  :mod:`cbir_lab.datasets.real_photos` (250 Paris6k photos; 400 ETH-80 views),
+  pinned to one commit of a GitHub repository each, like ``imagenet-sample``.
+  ``load_dataset("rparis6k-slice")`` / ``load_dataset("eth80")`` add their
+  queries and ground truth.
 
 * :func:`load_image_set` downloads a set on first use into the data folder,
   verifying every file, and returns an :class:`ImageSet`.
@@ -39,6 +44,8 @@ from cbir_lab.paths import data_dir
 
 __all__ = [
     "IMAGENET_SAMPLE_COMMIT",
+    "RPARIS6K_SLICE_COMMIT",
+    "ETH80_COMMIT",
     "ImageSetSpec",
     "ImageSet",
     "IMAGE_SETS",
@@ -52,11 +59,11 @@ __all__ = [
 
 #: The commit of ``EliSchwartz/imagenet-sample-images`` whose files the checksums pin (2022-11-07).
 IMAGENET_SAMPLE_COMMIT = "bc69043e2862758a1906c6a24a792bb28c6bb2ff"
-_IMAGENET_SAMPLE_BASES = (
-    f"https://raw.githubusercontent.com/EliSchwartz/imagenet-sample-images/{IMAGENET_SAMPLE_COMMIT}",
-    # github.com answers this one with a redirect to the address above: a second route to the same bytes.
-    f"https://github.com/EliSchwartz/imagenet-sample-images/raw/{IMAGENET_SAMPLE_COMMIT}",
-)
+#: The commit of ``GrigorySamokhin/Landmark-Image-Retrieval`` that still holds ``paris/<landmark>/`` (2020-03-20;
+#: later commits removed the photos, so only this commit serves them).
+RPARIS6K_SLICE_COMMIT = "a7bf3c62f809961f5a71bb3824b3e84a3ffb3a45"
+#: The commit of ``chenchkx/ETH-80`` whose ``<category>/<instance>/<view>.png`` files the checksums pin.
+ETH80_COMMIT = "9243466b9ca5f15765c88fdaf17c4f10c15a8574"
 _CHECKSUMS = Path(__file__).resolve().parent / "checksums"
 
 
@@ -72,6 +79,11 @@ class ImageSetSpec:
         download_bytes: the approximate download size.
         terms: the licence or terms of use, in one line.
         community_copies: where to look when every address fails.
+        repository, commit: the GitHub repository and commit that serve the files one by one, each
+            pinned by an md5 in ``checksums/<name>.md5`` (with its path in the repository); empty
+            for a set that is one archive.
+        usage: what the set is for, as the ``cbir-lab datasets`` listing says it.
+        n_queries: the queries a retrieval protocol makes of it (0: no ground truth).
     """
 
     name: str
@@ -81,6 +93,14 @@ class ImageSetSpec:
     download_bytes: int
     terms: str
     community_copies: str = ""
+    repository: str = ""
+    commit: str = ""
+    usage: str = "whitening set / distractors: load_image_set"
+    n_queries: int = 0
+
+
+def _clone_and_copy(repository: str, commit: str, what: str) -> str:
+    return f"clone https://github.com/{repository}, check out {commit[:7]} and copy its {what} into the folder shown"
 
 
 IMAGE_SETS: dict[str, ImageSetSpec] = {
@@ -91,14 +111,34 @@ IMAGE_SETS: dict[str, ImageSetSpec] = {
             "imagenet-sample", 1000, 109_576_417,
             "ImageNet's terms: non-commercial research and education (the repository states no licence); "
             "downloaded by you, never redistributed by cbir_lab",
-            community_copies=f"clone https://github.com/EliSchwartz/imagenet-sample-images, check out "
-                             f"{IMAGENET_SAMPLE_COMMIT[:7]} and copy its .JPEG files into the folder shown",
+            community_copies=_clone_and_copy("EliSchwartz/imagenet-sample-images", IMAGENET_SAMPLE_COMMIT,
+                                             ".JPEG files"),
+            repository="EliSchwartz/imagenet-sample-images", commit=IMAGENET_SAMPLE_COMMIT,
         ),
         ImageSetSpec(
             "coco-val2017", "COCO 2017 validation images (Lin et al., ECCV 2014)", "coco-val2017", 5000, 815_585_330,
             "each photo under its own Flickr Creative Commons licence; COCO annotations CC BY 4.0",
             community_copies="copies of val2017.zip are shared on Kaggle and the Hugging Face hub (search 'coco "
                              "val2017')",
+        ),
+        ImageSetSpec(
+            "rparis6k-slice", "250 Paris6k photos of five landmarks (GitHub: GrigorySamokhin/Landmark-Image-Retrieval)",
+            "rparis6k-slice", 250, 96_400_000,
+            "Flickr photos collected for Paris6k (Philbin et al., CVPR 2008), each under its owner's terms, for "
+            "research (the repository states no licence); downloaded by you, never redistributed by cbir_lab",
+            community_copies=_clone_and_copy("GrigorySamokhin/Landmark-Image-Retrieval", RPARIS6K_SLICE_COMMIT,
+                                             "paris/*/*.jpg files"),
+            repository="GrigorySamokhin/Landmark-Image-Retrieval", commit=RPARIS6K_SLICE_COMMIT,
+            usage="real landmarks, revisited protocol: load_dataset('rparis6k-slice')", n_queries=12,
+        ),
+        ImageSetSpec(
+            "eth80", "ETH-80, 80 objects × 5 views (Leibe & Schiele, CVPR 2003; GitHub: chenchkx/ETH-80)", "eth80",
+            400, 36_000_000,
+            "a research dataset, cite Leibe & Schiele 2003 (the repository states no licence); downloaded by you, "
+            "never redistributed by cbir_lab",
+            community_copies=_clone_and_copy("chenchkx/ETH-80", ETH80_COMMIT, "<category>/<instance>/*.png files"),
+            repository="chenchkx/ETH-80", commit=ETH80_COMMIT,
+            usage="instance retrieval among look-alikes: load_dataset('eth80')", n_queries=400,
         ),
     )
 }
@@ -132,21 +172,30 @@ def _spec(name: str) -> ImageSetSpec:
 
 
 @lru_cache(maxsize=None)
-def _imagenet_sample_files() -> tuple[RemoteFile, ...]:
+def _pinned_files(name: str) -> tuple[RemoteFile, ...]:
+    """One :class:`RemoteFile` per line of ``checksums/<name>.md5`` (``md5  path/in/the/repository``).
+
+    Each file is kept in the set's folder under its own name (the names are unique in every set), and
+    is served from the pinned commit, first by raw.githubusercontent.com, then by github.com, which
+    answers with a redirect there: a second route to the same bytes.
+    """
+    spec = IMAGE_SETS[name]
+    bases = (f"https://raw.githubusercontent.com/{spec.repository}/{spec.commit}",
+             f"https://github.com/{spec.repository}/raw/{spec.commit}")
     files = []
-    for line in (_CHECKSUMS / "imagenet-sample.md5").read_text().splitlines():
+    for line in (_CHECKSUMS / f"{name}.md5").read_text().splitlines():
         if line.strip():
-            md5, filename = line.split(maxsplit=1)
-            urls = tuple(f"{base}/{filename}" for base in _IMAGENET_SAMPLE_BASES)
-            files.append(RemoteFile(filename, urls, md5, "imagenet-sample"))
+            md5, path = line.split(maxsplit=1)
+            files.append(RemoteFile(path.rsplit("/", 1)[-1], tuple(f"{base}/{path}" for base in bases), md5,
+                                    spec.folder))
     return tuple(files)
 
 
 def image_set_files(name: str) -> dict[str, RemoteFile]:
-    """The files a set is made of, by name: 1,000 photos, or one zip to unpack."""
-    _spec(name)
-    if name == "imagenet-sample":
-        return {f.filename: f for f in _imagenet_sample_files()}
+    """The files a set is made of, by name: photos pinned one by one, or one zip to unpack."""
+    spec = _spec(name)
+    if spec.commit:
+        return {f.filename: f for f in _pinned_files(name)}
     # md5 not pinned here: the first download's md5 is recorded and checked from then on.
     zip_file = RemoteFile("val2017.zip", ("http://images.cocodataset.org/zips/val2017.zip",
                                           "https://images.cocodataset.org/zips/val2017.zip"),

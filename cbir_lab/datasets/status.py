@@ -144,8 +144,9 @@ def dataset_status(
 def image_set_status(root: str | os.PathLike | None = None) -> list[DatasetStatus]:
     """The state of every image set (:data:`~cbir_lab.datasets.image_sets.IMAGE_SETS`) in the data folder.
 
-    Its images count as database images (they are a whitening set or
-    distractors); it has no queries. The licence column gives the set's terms.
+    Its images count as database images (a whitening set, distractors, or the
+    photos of a real retrieval set, whose queries are counted). The licence
+    column gives the set's terms.
     """
     data_root = data_dir(root)
     rows = []
@@ -153,8 +154,8 @@ def image_set_status(root: str | os.PathLike | None = None) -> list[DatasetStatu
         state, size = image_set_state(spec.name, root)
         rows.append(DatasetStatus(
             name=spec.name, state=state, bytes_on_disk=size, download_bytes=spec.download_bytes,
-            n_db=spec.n_images, n_queries=0, licence=spec.terms, folder=data_root / spec.folder,
-            note="whitening set / distractors: load_image_set",
+            n_db=spec.n_images, n_queries=spec.n_queries, licence=spec.terms, folder=data_root / spec.folder,
+            note=spec.usage,
         ))
     return rows
 

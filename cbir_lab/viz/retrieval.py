@@ -271,7 +271,8 @@ def format_scores(rows: Sequence, digits: int = 3, intervals: Mapping | None = N
         for r in rows
     ]
     if intervals is not None:
-        header.append(f"Δ vs {versus} [95 % CI]")
+        resampled = next((f", {i.resampled}" for i in intervals.values()), "")
+        header.append(f"Δ vs {versus} [95 % CI{resampled}]")
         missing = "reference" if versus == "reference" else "-"
         for cells, row in zip(body, rows):
             interval = intervals.get(row.setting_label)
