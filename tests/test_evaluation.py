@@ -259,3 +259,52 @@ def test_map_from_scores_equals_compute_map_of_the_ranking():
     assert map_from_scores(scores, gnd) == pytest.approx(compute_map(ranks, gnd).map)
     with pytest.raises(ValueError, match="no query has any positive"):
         map_from_scores(scores[:1], [{"ok": [], "junk": []}])
+
+
+# ----- the cluster bootstrap --------------------------------------------------------------------------------------
+
+from cbir_lab.evaluation import MIN_CLUSTERS, bootstrap_interval, cluster_means, paired_bootstrap  # noqa: E402
+
+
+def test_two_clusters_of_identical_queries_give_the_interval_of_two_queries_not_of_2n():
+    clustered = bootstrap_interval([1.0] * 5 + [0.0] * 5, clusters=["a"] * 5 + ["b"] * 5, unit="photos")
+    two = bootstrap_interval([1.0, 0.0])
+    ten = bootstrap_interval([1.0] * 5 + [0.0] * 5)
+    assert (clustered.low, clustered.high) == (two.low, two.high) == (0.0, 1.0)
+    assert ten.high - ten.low < 0.7  # resampling the 10 queries as if independent: far narrower
+    assert (clustered.n_clusters, clustered.n_queries, clustered.resampled) == (2, 10, "G = 2 photos")
+    assert clustered.too_few_clusters and MIN_CLUSTERS == 10
+
+
+def test_a_resample_of_clusters_averages_over_the_queries_it_draws():
+    # clusters a = {1, 1} and b = {0}: a draw (a, a) gives 1, (a, b) or (b, a) gives 2/3, (b, b) gives 0
+    interval = bootstrap_interval([1.0, 1.0, 0.0], clusters=["a", "a", "b"], n_resamples=20_000)
+    assert interval.estimate == pytest.approx(2 / 3)
+    assert (interval.low, interval.high) == (0.0, 1.0)
+    from cbir_lab.evaluation import _resample_means
+
+    means = _resample_means(np.array([1.0, 1.0, 0.0]), 20_000, 0, np.array([0, 0, 1]))
+    assert set(np.round(means, 6)) == {0.0, round(2 / 3, 6), 1.0}
+    assert np.mean(np.isclose(means, 2 / 3)) == pytest.approx(0.5, abs=0.02)
+
+
+def test_singleton_clusters_are_the_query_bootstrap_exactly_and_nan_queries_leave_their_cluster():
+    aps = [0.9, 0.2, 0.5, float("nan"), 0.7]
+    clustered = bootstrap_interval(aps, clusters=list("abcde"))
+    plain = bootstrap_interval(aps)
+    assert (clustered.low, clustered.high, clustered.estimate) == (plain.low, plain.high, plain.estimate)
+    assert clustered.n_clusters == 4  # cluster d had only the query without positives
+
+
+def test_paired_cluster_bootstrap_and_its_errors():
+    a, b = [1.0, 1.0, 0.5, 0.5], [0.0, 0.0, 0.5, 0.5]
+    interval = paired_bootstrap(a, b, clusters=["x", "x", "y", "y"], unit="landmarks")
+    assert interval.estimate == 0.5 and (interval.low, interval.high) == (0.0, 1.0)
+    assert interval.resampled == "G = 2 landmarks"
+    with pytest.raises(ValueError, match="one label per query"):
+        paired_bootstrap(a, b, clusters=["x", "y"])
+
+
+def test_cluster_means_by_hand():
+    assert cluster_means([1.0, 0.5, 0.0, 0.25], ["louvre", "louvre", "eiffel", "eiffel"]) == {
+        "eiffel": (0.125, 2), "louvre": (0.75, 2)}

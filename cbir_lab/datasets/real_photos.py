@@ -136,8 +136,8 @@ def cut_revisited_gnd(cfg: Mapping[str, Any], names: Sequence[str]) -> dict[str,
     return {"imlist": imlist, "qimlist": [cfg["qimlist"][q] for q in kept], "gnd": gnd, "dropped": dropped}
 
 
-def _rparis6k_slice(photos: Sequence[Path], gnd_file: Path) -> RetrievalDataset:
-    cfg = cut_revisited_gnd(read_revisited_gnd(gnd_file, REGISTRY[_GND_FILE].md5), [p.name for p in photos])
+def _rparis6k_slice(photos: Sequence[Path], gnd_file: Path, gnd_md5: str | None) -> RetrievalDataset:
+    cfg = cut_revisited_gnd(read_revisited_gnd(gnd_file, gnd_md5), [p.name for p in photos])
     by_stem = {p.stem: p for p in photos}
     return RetrievalDataset(
         name="rparis6k-slice",
@@ -220,9 +220,10 @@ def load_real_dataset(
     photos = load_image_set(name, root, download=download, mirror=mirror, progressbar=progressbar, files=files)
     if name == "eth80":
         return _eth80(photos.images)
+    registry = REGISTRY if registry is None else registry
     gnd = ensure_files("rparis6k", [_GND_FILE], root, download=download, mirror=mirror, progressbar=False,
                        registry=registry)[_GND_FILE]
-    return _rparis6k_slice(photos.images, gnd)
+    return _rparis6k_slice(photos.images, gnd, registry[_GND_FILE].md5)
 
 
 def present_real_dataset(name: str, root: str | os.PathLike | None = None) -> RetrievalDataset | None:
