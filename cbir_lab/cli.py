@@ -42,7 +42,7 @@ def _unique_path(path: Path) -> Path:
 def run_demo(
     dataset: str | None = None,
     backbone: str = "efficientnet_lite0",
-    max_side: int = 384,
+    max_side: int | None = None,
     figure: str | Path = "cbir-lab-demo.png",
     query: int | None = None,
     out=None,
@@ -55,31 +55,43 @@ def run_demo(
     two or more images a query once (:func:`cbir_lab.datasets.folder.load_folder`).
     ``whitening`` names the images the whitening is learned on instead of the dataset's
     own training split: an image set (``imagenet-sample``), a benchmark or a folder
-    (:func:`cbir_lab.datasets.image_sets.load_whitening_set`).
+    (:func:`cbir_lab.datasets.image_sets.load_whitening_set`). A dataset without a
+    training split (the real sets) learns it on ``imagenet-sample`` when that is on disk.
+    ``max_side`` defaults to the dataset's own (512 for the Paris slice, 384 elsewhere).
+
+    Each method's headline score gets its bootstrap 95 % interval, resampling the
+    dataset's query clusters; with fewer than ten clusters the per-cluster mAPs are
+    printed too, since such an interval supports no claim.
     """
     out = sys.stdout if out is None else out
     from cbir_lab.datasets import load_dataset
+    from cbir_lab.datasets.real_photos import REAL_DATASETS
     from cbir_lab.datasets.registry import BENCHMARKS
-    from cbir_lab.index import RetrievalIndex, comparison_table, retrieve
+    from cbir_lab.index import RetrievalIndex, comparison_table, retrieve, score_intervals
     from cbir_lab.pipeline import extract_dataset
     from cbir_lab.pooling import GEM
-    from cbir_lab.viz import format_scores, plot_ranking
+    from cbir_lab.viz import format_cluster_means, format_scores, plot_ranking
 
     if queries not in ("first", "all"):
         raise ValueError(f"--queries must be 'first' or 'all', got {queries!r}")
     start = time.perf_counter()
     if queries == "all":
-        if dataset is None or dataset == "embedded" or dataset in BENCHMARKS:
+        if dataset is None or dataset == "embedded" or dataset in BENCHMARKS or dataset in REAL_DATASETS:
             raise ValueError(f"--queries all is for a folder of your own images; {dataset or 'the embedded dataset'} "
                              "comes with its own queries")
         ds = load_dataset(dataset, queries="all")
     else:
         ds = load_dataset(dataset)
+    if whitening is None and not ds.train_images and ds.has_ground_truth:
+        from cbir_lab.datasets.image_sets import present_image_sets
+
+        whitening = next((s for s in present_image_sets() if s.name != ds.name), None)
     if whitening is not None:
         from cbir_lab.datasets.image_sets import load_whitening_set
 
         chosen = load_whitening_set(whitening, not_from=ds.name)
         ds = ds.with_training_images(chosen.images, chosen.description)
+    max_side = ds.max_side if max_side is None else max_side
     print(ds.summary(), file=out)
     if ds.train_images:
         print(f"whitening learned on {ds.train_source}", file=out)
@@ -92,7 +104,12 @@ def run_demo(
             print("(no separate training split: PCA-whitening is skipped)", file=out)
         rows = comparison_table(index, whitening=(False, True) if index.can_whiten else (False,), query_expansion=(False,))
         print(f"\nmAP on {ds.name} ({backbone}, max side {max_side}):", file=out)
-        print(format_scores(rows), file=out)
+        intervals = score_intervals(rows)
+        print(format_scores(rows, score_intervals=intervals), file=out)
+        first = next(iter(intervals.values()))
+        if first.too_few_clusters:
+            print(f"\nOnly {first.resampled}: too few for an interval to support a claim. Each one's mAP:", file=out)
+            print(format_cluster_means(rows), file=out)
     else:
         print(f"{ds.name} has no ground truth: showing rankings only, not scores.", file=out)
 
@@ -225,9 +242,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="cbir-lab", description="Content-based image retrieval with CNN features: the course's tools.")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run the whole pipeline and print mAP per method")
-    demo.add_argument("--dataset", default=None, help="a benchmark name or a folder of images (default: the embedded dataset)")
+    demo.add_argument("--dataset", default=None,
+                      help="a real set (rparis6k-slice, eth80), a benchmark name or a folder of images (default: the "
+                           "embedded dataset)")
     demo.add_argument("--backbone", default="efficientnet_lite0")
-    demo.add_argument("--max-side", type=int, default=384, help="long side of the images fed to the network")
+    demo.add_argument("--max-side", type=int, default=None,
+                      help="long side of the images fed to the network (default: the dataset's, 512 for "
+                           "rparis6k-slice, else 384)")
     demo.add_argument("--figure", default="cbir-lab-demo.png", help="where to save the figure (never overwritten)")
     demo.add_argument("--query", type=int, default=None, help="which query to show in the figure (default: the one with the median AP)")
     demo.add_argument("--queries", choices=("first", "all"), default="first",

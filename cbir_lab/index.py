@@ -54,6 +54,7 @@ from cbir_lab.evaluation import (
     compute_map,
     evaluate,
     aps_from_scores,
+    bootstrap_interval,
     median_ap_query,
     paired_bootstrap,
     precision_recall,
@@ -77,6 +78,7 @@ __all__ = [
     "headline_score",
     "compare_methods",
     "scored_row",
+    "score_intervals",
     "interval_vs",
     "compare_settings",
     "Contribution",
@@ -541,6 +543,12 @@ def interval_vs(aps, base_aps, dataset, n_resamples: int = 10_000, seed: int = 0
     """The paired bootstrap interval of mAP(aps) − mAP(base_aps), resampling ``dataset``'s query clusters."""
     return paired_bootstrap(aps, base_aps, n_resamples=n_resamples, seed=seed, clusters=dataset.clusters(),
                             unit=dataset.cluster_unit)
+
+
+def score_intervals(rows: Sequence[MethodScore], n_resamples: int = 10_000, seed: int = 0) -> dict[str, Interval]:
+    """Each row's headline mAP with its bootstrap 95 % interval, resampling the rows' query clusters."""
+    return {row.setting_label: bootstrap_interval(row.aps, n_resamples=n_resamples, seed=seed, clusters=row.clusters,
+                                                  unit=row.cluster_unit) for row in rows}
 
 
 def comparison_table(

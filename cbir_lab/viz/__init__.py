@@ -27,7 +27,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "whitening": ("covariance", "plot_spectrum", "plot_covariances", "plot_map_curves", "MapCurveFigure",
                   "whitening_view", "format_curves_at", "format_whitening_gains"),
     "retrieval": ("plot_contributions", "plot_precision_recall", "plot_thumbnail_grid", "plot_method_comparison",
-                  "format_scores", "format_query_differences"),
+                  "format_scores", "format_cluster_means", "format_query_differences"),
     "talk": ("TALK_CSS", "STATUS_MARKS", "talk_method_label", "render_talk_html"),
     "search_page": ("search_page_html",),
     "aggregation": ("word_colours", "visual_words_view"),

@@ -29,6 +29,7 @@ __all__ = [
     "plot_thumbnail_grid",
     "plot_method_comparison",
     "format_scores",
+    "format_cluster_means",
     "format_query_differences",
 ]
 
@@ -245,7 +246,7 @@ def _setting(row) -> str:
 
 
 def format_scores(rows: Sequence, digits: int = 3, intervals: Mapping | None = None,
-                  versus: str = "reference") -> str:
+                  versus: str = "reference", score_intervals: Mapping | None = None) -> str:
     """A plain-text table of comparison rows (one column per score).
 
     Args:
@@ -257,6 +258,9 @@ def format_scores(rows: Sequence, digits: int = 3, intervals: Mapping | None = N
             the same row without a change (:func:`cbir_lab.index.compare_settings`; rows
             without the change show "-").
         versus: what the intervals compare with, for the column's header.
+        score_intervals: optionally, setting label → the :class:`cbir_lab.evaluation.Interval`
+            of the row's own headline score (:func:`cbir_lab.index.score_intervals`), shown
+            after the scores.
 
     Returns:
         The table; the QE column only when some row uses query expansion.
@@ -270,6 +274,12 @@ def format_scores(rows: Sequence, digits: int = 3, intervals: Mapping | None = N
          *[f"{r.scores[s]:.{digits}f}" for s in score_names]]
         for r in rows
     ]
+    if score_intervals is not None:
+        resampled = next((f", {i.resampled}" for i in score_intervals.values()), "")
+        header.append(f"{score_names[0] if len(score_names) == 1 else 'headline'} 95 % CI{resampled}")
+        for cells, row in zip(body, rows):
+            interval = score_intervals[row.setting_label]
+            cells.append(f"[{interval.low:.{digits}f}, {interval.high:.{digits}f}]")
     if intervals is not None:
         resampled = next((f", {i.resampled}" for i in intervals.values()), "")
         header.append(f"Δ vs {versus} [95 % CI{resampled}]")
@@ -287,6 +297,30 @@ def format_scores(rows: Sequence, digits: int = 3, intervals: Mapping | None = N
         return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
 
     return "\n".join([line(header), line(["-" * w for w in widths])] + [line(b) for b in body])
+
+
+def format_cluster_means(rows: Sequence, digits: int = 3) -> str:
+    """Each row's headline mAP within each query cluster (landmark, object, source photo), as a text table.
+
+    With fewer than ten clusters a bootstrap interval says little: this table shows
+    instead whether a method's lead holds in every cluster or comes from one.
+
+    Args:
+        rows: :class:`cbir_lab.index.MethodScore` rows carrying ``clusters``.
+        digits: decimals shown.
+
+    Returns:
+        One line per row, one column per cluster (its query count in the header).
+    """
+    from cbir_lab.evaluation import cluster_means
+
+    per_row = [cluster_means(r.aps, r.clusters) for r in rows]
+    names = list(per_row[0])
+    header = ["method"] + [f"{n} ({per_row[0][n][1]})" for n in names]
+    body = [[r.setting_label] + [f"{means[n][0]:.{digits}f}" for n in names] for r, means in zip(rows, per_row)]
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip() for cells in [header, body[0]] + body[1:]]
+    return "\n".join(lines[:1] + ["  ".join("-" * w for w in widths)] + lines[1:])
 
 
 def format_query_differences(labels: Sequence[str], aps_a, aps_b, name_a: str, name_b: str, top: int = 5,
