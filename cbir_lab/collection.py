@@ -20,7 +20,9 @@ through the network (a touched, renamed or moved photo keeps its descriptor).
 Removed images drop out. Every file is written atomically (:func:`cbir_lab.paths.atomic_write`):
 the descriptors first, under a new name, then the manifest that points to them,
 so a reader always finds a matching pair; a long update saves its progress every
-minute, so an interruption loses at most that.
+minute, so an interruption loses at most that. A save then removes the files no
+manifest points to any more: the previous descriptors, and those of a damaged
+store that was rebuilt or of a save that was interrupted.
 
 :meth:`PhotoCollection.search` keeps the descriptor matrix in memory: a further
 query in the same session costs one extraction and one matrix-vector product.
@@ -222,6 +224,7 @@ class PhotoCollection:
         self.paths: list[str] = []
         self.descriptors = np.zeros((0, 0), np.float32)
         self._descriptor_file: str | None = None
+        self._leftovers: list[str] = []
         self._load()
 
     # ------------------------------------------------------------------ opening
@@ -306,10 +309,15 @@ class PhotoCollection:
                 "max_side": self.max_side, "pooling": self.pooling.name}
 
     def _load(self) -> None:
-        """Read the store if there is a valid one; otherwise start empty (an update rebuilds it)."""
+        """Read the store if there is a valid one; otherwise start empty (an update rebuilds it).
+
+        Either way, note the store's files that no valid manifest points to (:meth:`_find_leftovers`):
+        the next save removes them.
+        """
         manifest_path = self.store / _MANIFEST
         for attempt in range(2):
             if not manifest_path.exists():
+                self._find_leftovers(None)
                 return
             try:
                 manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -330,11 +338,30 @@ class PhotoCollection:
                 problem = err
             warnings.warn(f"the stored index {self.store} cannot be used ({type(problem).__name__}: {problem}); "
                           f"the next update rebuilds it", stacklevel=3)
+            self._find_leftovers(None)
             return
         self._entries = entries
         self.paths = sorted(entries, key=lambda rel: entries[rel].row)
         self.descriptors = matrix.astype(np.float32)
         self._descriptor_file = manifest["descriptors"]
+        self._find_leftovers(self._descriptor_file)
+
+    def _find_leftovers(self, current: str | None) -> None:
+        """Note the store's files that nothing will read: descriptor files other than ``current`` (those of
+        a damaged store, or of a save interrupted before its manifest) and temporary files of killed writes.
+
+        They are removed after the next successful save (:meth:`_save`), not now: a store that cannot be
+        used is left as it was until a rebuild replaces it. Only the files present now are noted, so a
+        descriptor file another process writes later is not touched (a process saving at this very
+        moment could lose its file; its manifest then fails to load and the store is rebuilt).
+        """
+        try:
+            names = [p.name for p in self.store.iterdir()]
+        except OSError:  # no store yet
+            names = []
+        self._leftovers = sorted(name for name in names if name != current and (
+            (name.startswith("descriptors-") and name.endswith(".npy"))
+            or (name.startswith(".") and name.endswith(".tmp"))))
 
     # ------------------------------------------------------------------ updating
 
@@ -471,8 +498,12 @@ class PhotoCollection:
             warnings.warn(f"cannot write the index to {self.store} ({err}); it is kept in memory only. "
                           "Set CBIR_LAB_CACHE to a writable folder to keep it.", stacklevel=3)
             return
-        if self._descriptor_file and self._descriptor_file != name:
-            (self.store / self._descriptor_file).unlink(missing_ok=True)
+        for old in {self._descriptor_file, *self._leftovers} - {None, name}:
+            try:
+                (self.store / old).unlink(missing_ok=True)
+            except OSError:  # e.g. another user's file in a shared cache: harmless, only space
+                pass
+        self._leftovers = []
         self._descriptor_file = name
 
     # ------------------------------------------------------------------ searching
