@@ -43,8 +43,8 @@ runs in PyTorch; an export that fails for any other reason is named in a warning
 and tried again the next time PyTorch is loaded.
 
 For the same reason this module imports PyTorch only when a network must run in
-it, and stays off scikit-learn and the plotting stack: the L2 normalisation is
-written out here rather than imported from :mod:`cbir_lab.whitening`.
+it, and stays off scikit-learn and the plotting stack: the L2 normalisation comes
+from :mod:`cbir_lab._array`, which imports numpy alone.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple, Sequence
 import numpy as np
 from PIL import Image
 
+from cbir_lab._array import l2n
 from cbir_lab.backbone_specs import backbone_spec
 from cbir_lab.datasets.folder import list_images, matching_images
 from cbir_lab.images import ImageItem, ImageLoadError, content_key, network_input
@@ -151,12 +152,6 @@ def _listing(items: Sequence[str]) -> str:
     shown = "\n  ".join(items[:_MAX_LISTED])
     more = f" ... and {len(items) - _MAX_LISTED} more" if len(items) > _MAX_LISTED else ""
     return f"\n  {shown}{more}"
-
-
-def _l2_rows(x: np.ndarray) -> np.ndarray:
-    """Rows divided by their norm (an all-zero row stays zero), as :func:`cbir_lab.whitening.l2n` computes it."""
-    norms = np.sqrt(np.einsum("ij,ij->i", x, x))[:, None]
-    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 def collection_key(folder: str | os.PathLike, backbone_tag: str, max_side: int, pooling: Pooling | str) -> str:
@@ -370,7 +365,7 @@ class PhotoCollection:
         from cbir_lab.features import extract_feature_maps
 
         maps = extract_feature_maps(list(paths), self.backbone, self.max_side, cache=False, progress=False)
-        return _l2_rows(self.pooling.pool_each(maps).numpy())
+        return l2n(self.pooling.pool_each(maps).numpy()).astype(np.float32)
 
     def _describe_chunk(self, paths: Sequence[Path]) -> list[np.ndarray | None]:
         """Each path's descriptor, or None for an unreadable image (the chunk is then redone image by image)."""

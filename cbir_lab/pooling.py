@@ -31,6 +31,8 @@ from typing import Callable, Sequence
 import lazy_loader
 import numpy as np
 
+from cbir_lab._array import l2n
+
 # torch is imported on first use: naming a pooling (Pooling.parse, as a stored index does when it is
 # opened) must not cost torch's 1.5 s import, since `cbir-lab search` answers without torch.
 torch = lazy_loader.load("torch")
@@ -292,7 +294,7 @@ def regional_vectors(x: torch.Tensor, levels: int = 3, pool: PoolFn = mac, eps: 
     """
     _check_map(x)
     vecs = regional_pool(x, rmac_regions(x.shape[-2], x.shape[-1], levels), pool)
-    return vecs / vecs.norm(dim=-1, keepdim=True).clamp(min=eps)
+    return l2n(vecs, eps)
 
 
 def rmac(x: torch.Tensor, levels: int = 3, pool: PoolFn = mac) -> torch.Tensor:
