@@ -11,6 +11,8 @@ r"""Descriptor heads as ``nn.Module``: feature map → pooled, L2-normalised, wh
   the post-processing of the papers in one module. What training and the ONNX
   export (:mod:`cbir_lab.onnx_network`) share; :meth:`DescriptorHead.from_whitening`
   takes a fitted :class:`~cbir_lab.whitening.PCAWhitening`.
+* :class:`DescriptorNetwork`: uint8 pixels → normalisation → backbone → head, the
+  whole path from an image to its descriptor, as :mod:`cbir_lab.onnx_network` exports it.
 
 .. math:: d = \operatorname{L2}\big(P\,(\operatorname{L2}(\operatorname{pool}(X)) - m)\big)
           = \operatorname{L2}\big(W \operatorname{L2}(\operatorname{pool}(X)) + b\big),
@@ -35,7 +37,7 @@ from cbir_lab.pooling import Pooling, _module_classes
 if TYPE_CHECKING:
     from cbir_lab.whitening import PCAWhitening
 
-__all__ = ["SPoC", "MAC", "GeM", "RMAC", "DescriptorHead"]
+__all__ = ["SPoC", "MAC", "GeM", "RMAC", "DescriptorHead", "DescriptorNetwork"]
 
 _classes = _module_classes()
 SPoC = _classes["SPoC"]
@@ -102,3 +104,33 @@ class DescriptorHead(nn.Module):
             regions = self.pool.regions(x)  # (N, R, C), each of unit norm
             return l2n(l2n(self.whiten(regions), self.eps).sum(dim=1), self.eps)
         return l2n(self.whiten(l2n(self.pool(x), self.eps)), self.eps)
+
+
+class DescriptorNetwork(nn.Module):
+    """uint8 pixels (N, H, W, 3) → ``(p / 255 - mean) / std`` → backbone → head: an image's descriptor.
+
+    The module :func:`cbir_lab.onnx_network.export_descriptor_network` exports: its input
+    is what :func:`cbir_lab.images.network_input` gives, batched.
+
+    Args:
+        backbone: a module from normalised images (N, 3, H, W) to feature maps (N, C, h, w).
+        head: maps → descriptors, e.g. a :class:`DescriptorHead`.
+        mean, std: the backbone's per-channel normalisation of [0, 1] RGB pixels.
+
+    Examples:
+        >>> network = DescriptorNetwork(nn.Identity(), DescriptorHead("MAC"), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+        >>> network(torch.full((1, 2, 2, 3), 255, dtype=torch.uint8))  # every channel (1 - 0.5) / 0.5 = 1
+        tensor([[0.5774, 0.5774, 0.5774]])
+    """
+
+    def __init__(self, backbone: nn.Module, head: nn.Module, mean: "tuple[float, float, float]",
+                 std: "tuple[float, float, float]") -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        x = (pixels.permute(0, 3, 1, 2).float() / 255.0 - self.mean) / self.std
+        return self.head(self.backbone(x))
