@@ -82,6 +82,7 @@ _MANIFEST = "manifest.json"
 _NETWORK = "descriptor-network.onnx"
 _CHUNK = 64  # images decoded and run per extraction call
 _SAVE_EVERY_S = 60.0
+_STALE_TMP_S = 3600.0  # a temporary file this old is a killed write's, not one in progress
 _MAX_LISTED = 10
 
 
@@ -348,15 +349,22 @@ class PhotoCollection:
         They are removed after the next successful save (:meth:`_save`), not now: a store that cannot be
         used is left as it was until a rebuild replaces it. Only the files present now are noted, so a
         descriptor file another process writes later is not touched (a process saving at this very
-        moment could lose its file; its manifest then fails to load and the store is rebuilt).
+        moment could lose its file; its manifest then fails to load and the store is rebuilt), and a
+        temporary file counts only once it is an hour old (a write in progress takes seconds at most).
         """
+        leftovers = []
         try:
-            names = [p.name for p in self.store.iterdir()]
-        except OSError:  # no store yet
-            names = []
-        self._leftovers = sorted(name for name in names if name != current and (
-            (name.startswith("descriptors-") and name.endswith(".npy"))
-            or (name.startswith(".") and name.endswith(".tmp"))))
+            for entry in os.scandir(self.store):
+                if entry.name == current:
+                    continue
+                if entry.name.startswith("descriptors-") and entry.name.endswith(".npy"):
+                    leftovers.append(entry.name)
+                elif entry.name.startswith(".") and entry.name.endswith(".tmp") \
+                        and time.time() - entry.stat().st_mtime > _STALE_TMP_S:
+                    leftovers.append(entry.name)
+        except OSError:  # no store yet, or a file that vanished meanwhile: nothing to note
+            pass
+        self._leftovers = sorted(leftovers)
 
     # ------------------------------------------------------------------ updating
 

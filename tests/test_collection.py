@@ -213,11 +213,17 @@ def test_files_of_an_interrupted_save_are_removed_by_the_next_save(trip, lite0, 
     quiet_update(collection)
     # A process killed between writing its descriptors and its manifest, and one killed mid-write.
     (collection.store / "descriptors-0123456789abcdef.npy").write_bytes(b"never pointed to")
-    (collection.store / ".manifest.json.x1y2z3.tmp").write_bytes(b"{half")
+    killed = collection.store / ".manifest.json.x1y2z3.tmp"
+    killed.write_bytes(b"{half")
+    two_hours_ago = killed.stat().st_mtime - 7200
+    os.utime(killed, (two_hours_ago, two_hours_ago))
+    in_progress = collection.store / ".descriptors-fedcba9876543210.npy.a1b2c3.tmp"  # another process writing now
+    in_progress.write_bytes(b"...")
     reopened = open_trip(trip, lite0, tmp_path)
     assert len(reopened) == 4
     (trip / "rome" / "IMG_0002.JPG").unlink()
     assert quiet_update(reopened).removed == ("rome/IMG_0002.JPG",)
+    in_progress.unlink()  # it was left alone
     assert store_files(reopened) == STORE
 
 
