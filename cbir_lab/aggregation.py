@@ -45,6 +45,8 @@ from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
 
+from cbir_lab._array import as_matrix, check_finite, l2n, to_numpy
+
 __all__ = [
     "local_descriptors",
     "sample_local_descriptors",
@@ -69,23 +71,11 @@ __all__ = [
 
 # ----- input checks ------------------------------------------------------------------------------
 
-def _to_numpy(x: Any) -> np.ndarray:
-    # duck-typed so that this module never imports torch itself
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
-
-
 def _as_descs(x: Any, name: str = "descs") -> np.ndarray:
     """Local descriptors as a finite float64 matrix (n, D), n ≥ 1."""
-    x = _to_numpy(x)
-    if x.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (n_descriptors, dim), got shape {x.shape}")
+    x = as_matrix(x, name, dtype=np.float64)
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(f"{name} is empty: shape {x.shape}")
-    x = x.astype(np.float64)
-    if not np.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
     return x
 
 
@@ -119,11 +109,10 @@ def _check_k(k: Any, n: int, name: str = "local_descs") -> int:
 
 def _frozen_array(x: Any, name: str, ndim: int) -> np.ndarray:
     # a copy made read-only, so that a frozen dataclass is frozen all the way down
-    a = np.array(_to_numpy(x), dtype=np.float64)
+    a = np.array(to_numpy(x), dtype=np.float64)
     if a.ndim != ndim:
         raise ValueError(f"{name} must be a {ndim}-D array, got shape {a.shape}")
-    if not np.isfinite(a).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
+    check_finite(a, name)
     a.setflags(write=False)
     return a
 
@@ -134,12 +123,6 @@ def _check_power(power: float) -> float:
             f"power must be a number in (0, 1] (1 leaves the vector unchanged, 0.5 is the signed square root), got {power!r}"
         )
     return float(power)
-
-
-def _l2(v: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    """L2 along the last axis; an all-zero vector stays zero instead of becoming NaN."""
-    # cbir_lab.whitening.l2n does the same, but importing it would pull torch into this numpy-only stage
-    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), eps)
 
 
 def _signed_power(v: np.ndarray, power: float) -> np.ndarray:
@@ -170,7 +153,7 @@ def local_descriptors(feature_map: Any) -> np.ndarray:
                [2., 6.],
                [3., 7.]], dtype=float32)
     """
-    x = _to_numpy(feature_map)
+    x = to_numpy(feature_map)
     if x.ndim != 3:
         raise ValueError(f"feature_map must have shape (C, H, W), got shape {x.shape}")
     if 0 in x.shape:
@@ -567,9 +550,9 @@ def vlad(descs: Any, centroids: Any, intra: bool = False, power: float = 1.0, l2
     # Σ_{i→k} (x_i − c_k) = Σ_{i→k} x_i − n_k c_k
     v = assignment.T @ x - assignment.sum(axis=0)[:, None] * c
     if intra:
-        v = _l2(v)
+        v = l2n(v)
     v = _signed_power(v.ravel(), power)
-    return (_l2(v) if l2 else v).astype(np.float32)
+    return (l2n(v) if l2 else v).astype(np.float32)
 
 
 def fisher_vector(descs: Any, gmm: DiagonalGMM, power: float = 0.5, l2: bool = True) -> np.ndarray:
@@ -631,7 +614,7 @@ def fisher_vector(descs: Any, gmm: DiagonalGMM, power: float = 0.5, l2: bool = T
     g_mu = sum_mu / (n * np.sqrt(w))
     g_sigma = sum_sigma / (n * np.sqrt(2.0 * w))
     v = _signed_power(np.concatenate([g_mu.ravel(), g_sigma.ravel()]), power)
-    return (_l2(v) if l2 else v).astype(np.float32)
+    return (l2n(v) if l2 else v).astype(np.float32)
 
 
 def triangulation_directions(descs: Any, centroids: Any, eps: float = 1e-12) -> np.ndarray:
@@ -667,7 +650,7 @@ def triangulation_directions(descs: Any, centroids: Any, eps: float = 1e-12) -> 
     n, dim = x.shape
     out = np.empty((n, len(c) * dim), dtype=np.float32)
     for k, ck in enumerate(c):
-        out[:, k * dim : (k + 1) * dim] = _l2(x - ck, eps)
+        out[:, k * dim : (k + 1) * dim] = l2n(x - ck, eps)
     return out
 
 
@@ -812,7 +795,7 @@ def triangulation_embedding(
     _check_dim(x, c.shape[1], "vocabulary (centroids)")
     power = _check_power(power)
     # one centroid at a time, so that the (n, K·D) matrix of all directions is never held
-    total = np.concatenate([_l2(x - ck, eps).sum(axis=0) for ck in c])
+    total = np.concatenate([l2n(x - ck, eps).sum(axis=0) for ck in c])
     if whitening is not None:
         if not isinstance(whitening, TEWhitening):
             raise ValueError(
@@ -823,7 +806,7 @@ def triangulation_embedding(
         # φ is affine, so the sum of the whitened embeddings is the whitening of their sum, less n times the mean
         total = whitening.projection @ (total - len(x) * whitening.mean)
     v = _signed_power(total, power)
-    return (_l2(v) if l2 else v).astype(np.float32)
+    return (l2n(v) if l2 else v).astype(np.float32)
 
 
 ENCODINGS: dict[str, Callable[..., np.ndarray]] = {

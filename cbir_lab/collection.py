@@ -20,7 +20,9 @@ through the network (a touched, renamed or moved photo keeps its descriptor).
 Removed images drop out. Every file is written atomically (:func:`cbir_lab.paths.atomic_write`):
 the descriptors first, under a new name, then the manifest that points to them,
 so a reader always finds a matching pair; a long update saves its progress every
-minute, so an interruption loses at most that.
+minute, so an interruption loses at most that. A save then removes the files no
+manifest points to any more: the previous descriptors, and those of a damaged
+store that was rebuilt or of a save that was interrupted.
 
 :meth:`PhotoCollection.search` keeps the descriptor matrix in memory: a further
 query in the same session costs one extraction and one matrix-vector product.
@@ -41,8 +43,8 @@ runs in PyTorch; an export that fails for any other reason is named in a warning
 and tried again the next time PyTorch is loaded.
 
 For the same reason this module imports PyTorch only when a network must run in
-it, and stays off scikit-learn and the plotting stack: the L2 normalisation is
-written out here rather than imported from :mod:`cbir_lab.whitening`.
+it, and stays off scikit-learn and the plotting stack: the L2 normalisation comes
+from :mod:`cbir_lab._array`, which imports numpy alone.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple, Sequence
 import numpy as np
 from PIL import Image
 
+from cbir_lab._array import l2n
 from cbir_lab.backbone_specs import backbone_spec
 from cbir_lab.datasets.folder import list_images, matching_images
 from cbir_lab.images import ImageItem, ImageLoadError, content_key, network_input
@@ -79,6 +82,7 @@ _MANIFEST = "manifest.json"
 _NETWORK = "descriptor-network.onnx"
 _CHUNK = 64  # images decoded and run per extraction call
 _SAVE_EVERY_S = 60.0
+_STALE_TMP_S = 3600.0  # a temporary file this old is a killed write's, not one in progress
 _MAX_LISTED = 10
 
 
@@ -151,12 +155,6 @@ def _listing(items: Sequence[str]) -> str:
     return f"\n  {shown}{more}"
 
 
-def _l2_rows(x: np.ndarray) -> np.ndarray:
-    """Rows divided by their norm (an all-zero row stays zero), as :func:`cbir_lab.whitening.l2n` computes it."""
-    norms = np.sqrt(np.einsum("ij,ij->i", x, x))[:, None]
-    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
-
-
 def collection_key(folder: str | os.PathLike, backbone_tag: str, max_side: int, pooling: Pooling | str) -> str:
     """The name of a collection's store: a hash of everything its descriptors depend on.
 
@@ -222,6 +220,7 @@ class PhotoCollection:
         self.paths: list[str] = []
         self.descriptors = np.zeros((0, 0), np.float32)
         self._descriptor_file: str | None = None
+        self._leftovers: list[str] = []
         self._load()
 
     # ------------------------------------------------------------------ opening
@@ -306,10 +305,15 @@ class PhotoCollection:
                 "max_side": self.max_side, "pooling": self.pooling.name}
 
     def _load(self) -> None:
-        """Read the store if there is a valid one; otherwise start empty (an update rebuilds it)."""
+        """Read the store if there is a valid one; otherwise start empty (an update rebuilds it).
+
+        Either way, note the store's files that no valid manifest points to (:meth:`_find_leftovers`):
+        the next save removes them.
+        """
         manifest_path = self.store / _MANIFEST
         for attempt in range(2):
             if not manifest_path.exists():
+                self._find_leftovers(None)
                 return
             try:
                 manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -330,11 +334,37 @@ class PhotoCollection:
                 problem = err
             warnings.warn(f"the stored index {self.store} cannot be used ({type(problem).__name__}: {problem}); "
                           f"the next update rebuilds it", stacklevel=3)
+            self._find_leftovers(None)
             return
         self._entries = entries
         self.paths = sorted(entries, key=lambda rel: entries[rel].row)
         self.descriptors = matrix.astype(np.float32)
         self._descriptor_file = manifest["descriptors"]
+        self._find_leftovers(self._descriptor_file)
+
+    def _find_leftovers(self, current: str | None) -> None:
+        """Note the store's files that nothing will read: descriptor files other than ``current`` (those of
+        a damaged store, or of a save interrupted before its manifest) and temporary files of killed writes.
+
+        They are removed after the next successful save (:meth:`_save`), not now: a store that cannot be
+        used is left as it was until a rebuild replaces it. Only the files present now are noted, so a
+        descriptor file another process writes later is not touched (a process saving at this very
+        moment could lose its file; its manifest then fails to load and the store is rebuilt), and a
+        temporary file counts only once it is an hour old (a write in progress takes seconds at most).
+        """
+        leftovers = []
+        try:
+            for entry in os.scandir(self.store):
+                if entry.name == current:
+                    continue
+                if entry.name.startswith("descriptors-") and entry.name.endswith(".npy"):
+                    leftovers.append(entry.name)
+                elif entry.name.startswith(".") and entry.name.endswith(".tmp") \
+                        and time.time() - entry.stat().st_mtime > _STALE_TMP_S:
+                    leftovers.append(entry.name)
+        except OSError:  # no store yet, or a file that vanished meanwhile: nothing to note
+            pass
+        self._leftovers = sorted(leftovers)
 
     # ------------------------------------------------------------------ updating
 
@@ -343,7 +373,7 @@ class PhotoCollection:
         from cbir_lab.features import extract_feature_maps
 
         maps = extract_feature_maps(list(paths), self.backbone, self.max_side, cache=False, progress=False)
-        return _l2_rows(self.pooling.pool_each(maps).numpy())
+        return l2n(self.pooling.pool_each(maps).numpy()).astype(np.float32)
 
     def _describe_chunk(self, paths: Sequence[Path]) -> list[np.ndarray | None]:
         """Each path's descriptor, or None for an unreadable image (the chunk is then redone image by image)."""
@@ -471,8 +501,12 @@ class PhotoCollection:
             warnings.warn(f"cannot write the index to {self.store} ({err}); it is kept in memory only. "
                           "Set CBIR_LAB_CACHE to a writable folder to keep it.", stacklevel=3)
             return
-        if self._descriptor_file and self._descriptor_file != name:
-            (self.store / self._descriptor_file).unlink(missing_ok=True)
+        for old in {self._descriptor_file, *self._leftovers} - {None, name}:
+            try:
+                (self.store / old).unlink(missing_ok=True)
+            except OSError:  # e.g. another user's file in a shared cache: harmless, only space
+                pass
+        self._leftovers = []
         self._descriptor_file = name
 
     # ------------------------------------------------------------------ searching

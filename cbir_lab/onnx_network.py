@@ -13,7 +13,9 @@ The graph takes the uint8 pixels of :func:`cbir_lab.images.network_input`, shape
 .. math:: x = \frac{p / 255 - \mu}{\sigma}, \quad v = \mathrm{pool}(f(x)), \quad d = \frac{v}{\max(\lVert v \rVert_2, 10^{-12})}
 
 with :math:`f` the backbone cut at its layer and :math:`\mu, \sigma` its
-normalisation. The graph is traced at one input size, so whatever Python
+normalisation: the module :class:`cbir_lab.heads.DescriptorNetwork` with a
+:class:`~cbir_lab.heads.DescriptorHead` (no whitening), checked against the
+functional poolings. The graph is traced at one input size, so whatever Python
 computes from the map's size is frozen at that size: R-MAC's region grid and
 SPoC's centre prior are therefore refused at once with
 :class:`ExportedNetworkError` (they run in PyTorch). Every export is also checked
@@ -36,6 +38,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from cbir_lab._array import l2n
 from cbir_lab.images import resized_size
 
 if TYPE_CHECKING:
@@ -174,20 +177,10 @@ def export_descriptor_network(
     import torch
 
     from cbir_lab.features import pixels_to_tensor
+    from cbir_lab.heads import DescriptorHead, DescriptorNetwork
 
-    class DescriptorNetwork(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.backbone = copy.deepcopy(backbone).cpu().eval()
-            self.register_buffer("mean", torch.tensor(backbone.mean).view(1, 3, 1, 1))
-            self.register_buffer("std", torch.tensor(backbone.std).view(1, 3, 1, 1))
-
-        def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-            x = (pixels.permute(0, 3, 1, 2).float() / 255.0 - self.mean) / self.std
-            v = pooling(self.backbone(x))
-            return v / v.norm(dim=1, keepdim=True).clamp_min(1e-12)
-
-    network = DescriptorNetwork().eval()
+    network = DescriptorNetwork(copy.deepcopy(backbone).cpu().eval(), DescriptorHead(pooling),
+                                backbone.mean, backbone.std).eval()
     sizes = probe_sizes(max_side, backbone.stride)
     probes = [_probe_pixels(w, h, seed) for seed, (w, h) in enumerate(sizes)]
     buffer = io.BytesIO()
@@ -209,8 +202,7 @@ def export_descriptor_network(
     cpu = network.backbone
     for (width, height), pixels in zip(sizes, probes):
         with torch.inference_mode():
-            v = pooling(cpu(pixels_to_tensor(pixels, cpu)[None]))
-            expected = (v / v.norm(dim=1, keepdim=True).clamp_min(1e-12))[0].numpy()
+            expected = l2n(pooling(cpu(pixels_to_tensor(pixels, cpu)[None])))[0].numpy()  # the functional path
         difference = float(np.abs(session(pixels) - expected).max())
         if not difference <= tolerance:  # also refuses NaN
             raise ExportedNetworkError(

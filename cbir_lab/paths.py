@@ -12,13 +12,16 @@ on Linux, the platform's equivalent elsewhere).
 
 Every file cbir_lab writes goes through :func:`atomic_write`: a temporary file
 next to the target, renamed over it when complete, so an interrupted run never
-leaves half a file that a later run would trust.
+leaves half a file that a later run would trust. The file gets the permissions
+``open()`` would give it (``0o666`` less the process's umask), so a lab folder
+shared by several Unix users stays readable to all of them.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import BinaryIO, Callable, Union
 
@@ -59,12 +62,35 @@ def cache_dir(root: str | os.PathLike | None = None) -> Path:
     return Path(env).expanduser() if env else _user_cache_root() / "features"
 
 
+_UMASK: int | None = None
+_UMASK_LOCK = threading.Lock()
+
+
+def _umask() -> int:
+    """The process's umask, read once and cached (``os.umask`` can only be read by setting it).
+
+    The set-and-restore below changes a process-wide setting for an instant, so it runs
+    once, under a lock; tests that change the umask reset ``_UMASK`` to ``None``.
+    """
+    global _UMASK
+    if _UMASK is None:
+        with _UMASK_LOCK:
+            if _UMASK is None:
+                mask = os.umask(0o022)
+                os.umask(mask)
+                _UMASK = mask
+    return _UMASK
+
+
 def atomic_write(path: str | os.PathLike, data: Union[bytes, str, Callable[[BinaryIO], None]]) -> Path:
     """Write a file so that no reader ever sees it half-written.
 
     The content goes to a temporary file in the same folder, which is then
     renamed over ``path`` (an atomic replace on every platform Python supports).
     On any error the temporary file is removed and ``path`` is left as it was.
+    The file's permissions are those ``open()`` gives a new file, ``0o666`` less the
+    umask (``0o644`` under the usual umask 022), not the ``0o600`` of a bare
+    :func:`tempfile.mkstemp`, so another user of a shared folder can read it.
 
     Args:
         path: the file to write (its folder is created if needed).
@@ -84,6 +110,7 @@ def atomic_write(path: str | os.PathLike, data: Union[bytes, str, Callable[[Bina
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
+            os.chmod(tmp, 0o666 & ~_umask())
             if callable(data):
                 data(handle)
             else:

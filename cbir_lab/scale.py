@@ -29,6 +29,7 @@ from typing import Sequence
 
 import numpy as np
 
+from cbir_lab._array import l2n
 from cbir_lab.evaluation import compute_map
 from cbir_lab.index import RetrievalIndex
 from cbir_lab.pooling import SPOC, Pooling
@@ -76,7 +77,7 @@ def distractor_vectors(real: np.ndarray, n: int, noise: float = 0.5, seed: int =
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, real.shape[0], size=int(n))
     x = real[picks] + noise * rng.standard_normal((int(n), real.shape[1])).astype(np.float32) / np.sqrt(real.shape[1])
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    return l2n(x).astype(np.float32)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from cbir_lab._array import as_matrix, l2n
+
 __all__ = [
     "rank",
     "similarities",
@@ -44,24 +46,8 @@ __all__ = [
 
 
 def _as_vectors(x, name: str) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
-    x = np.asarray(x)
-    if x.ndim == 1:
-        x = x[None, :]
-    if x.ndim != 2:
-        raise ValueError(f"{name} must have shape (n, dim), got {x.shape}")
-    if not np.issubdtype(x.dtype, np.floating):
-        x = x.astype(np.float32)
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    # The sum of squares (one BLAS dot) is finite when every value is, barring overflow, which the
-    # exact check settles; it builds no (n, dim) mask, and was half of one query's time over 10^5 vectors.
-    flat = x.reshape(-1)
-    with np.errstate(over="ignore", invalid="ignore"):
-        sum_of_squares = np.dot(flat, flat)
-    if not np.isfinite(sum_of_squares) and not np.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return x
+    """Vectors (n, D) or one vector (D,) as a finite, contiguous float32 matrix (n, D)."""
+    return as_matrix(x, name, dtype=np.float32, vector=True)
 
 
 def _check_pair(query_vecs, db_vecs) -> tuple[np.ndarray, np.ndarray]:
@@ -219,7 +205,7 @@ def alpha_query_expansion(query_vecs, db_vecs, k: int = 5, alpha: float = 3.0, r
     neighbours = db[top]  # (n_q, k, D)
     weights = np.einsum("qd,qkd->qk", q, neighbours).clip(min=0.0) ** alpha
     expanded = q + np.einsum("qk,qkd->qd", weights, neighbours)
-    return (expanded / np.maximum(np.linalg.norm(expanded, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+    return l2n(expanded).astype(np.float32)
 
 
 def average_query_expansion(query_vecs, db_vecs, k: int = 5, ranks: np.ndarray | None = None) -> np.ndarray:
@@ -481,7 +467,7 @@ def database_augmentation(db_vecs, k: int = 5, alpha: float = 3.0) -> np.ndarray
     alpha = _real(alpha, "alpha", 0.0)
     k = min(k, db.shape[0] - 1)
     if k == 0:  # a single vector has no neighbours
-        return (db / np.maximum(np.linalg.norm(db, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        return l2n(db).astype(np.float32)
     return alpha_query_expansion(db, db, k=k, alpha=alpha, ranks=_database_neighbours(db, k).T)
 
 

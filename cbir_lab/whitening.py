@@ -1,7 +1,7 @@
 r"""Post-processing: L2-normalisation and PCA-whitening learned on a separate set.
 
 * :func:`l2n`: row-wise L2 normalisation that leaves an all-zero vector at zero
-  (never NaN).
+  (never NaN); defined in :mod:`cbir_lab._array` and re-exported here.
 * :class:`PCAWhitening`: a scikit-learn transformer doing
   L2 → centre → project on the top-d eigenvectors → divide by
   :math:`\lambda^{\text{power}}` → L2. ``power=0.5`` is full whitening,
@@ -12,7 +12,8 @@ r"""Post-processing: L2-normalisation and PCA-whitening learned on a separate se
   costs a slice: the whitening lab's sweeps). :meth:`PCAWhitening.transform_regions`
   is R-MAC's variant, which whitens each regional vector before summing.
 
-This is the only module that divides by eigenvalue powers.
+This is the only module that divides by eigenvalue powers. It does not import
+PyTorch: tensors are accepted where arrays are, converted by :mod:`cbir_lab._array`.
 
 References:
     Jégou & Chum, "Negative evidences and co-occurrences in image retrieval:
@@ -23,44 +24,19 @@ References:
 from __future__ import annotations
 
 import numpy as np
-import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
+
+from cbir_lab._array import as_matrix, l2n, to_numpy
 
 __all__ = ["l2n", "PCAWhitening"]
 
 
-def l2n(x, eps: float = 1e-12):
-    r"""L2-normalise each row: :math:`x / \max(\lVert x \rVert_2, \epsilon)`.
-
-    Args:
-        x: vectors, shape (..., D), a numpy array or a torch tensor.
-        eps: the smallest norm divided by, so an all-zero row stays zero.
-
-    Returns:
-        Same type and shape as ``x``; rows of unit norm, or zero.
-    """
-    if isinstance(x, torch.Tensor):
-        return x / x.norm(dim=-1, keepdim=True).clamp(min=eps)
-    x = np.asarray(x)
-    if not np.issubdtype(x.dtype, np.floating):
-        x = x.astype(np.float32)
-    # einsum sums the squares without the (n, D) temporary that linalg.norm makes
-    norms = np.sqrt(np.einsum("...i,...i->...", x, x))[..., None]
-    return x / np.maximum(norms, eps)
-
-
 def _as_matrix(x, name: str, n_features: int | None = None) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
-    x = np.asarray(x)
-    if x.ndim != 2:
-        raise ValueError(f"{name} must be a 2-D array (n_vectors, dim), got shape {x.shape}")
-    if not np.isfinite(x).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
+    x = as_matrix(x, name, dtype=np.float64)
     if n_features is not None and x.shape[1] != n_features:
         raise ValueError(f"{name} has dimension {x.shape[1]}, but the whitening was fitted on dimension {n_features}")
-    return x.astype(np.float64)
+    return x
 
 
 def _covariance_eigen(centred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -256,8 +232,8 @@ class PCAWhitening(TransformerMixin, BaseEstimator):
         Reference:
             Tolias, Sicre & Jégou, ICLR 2016, arXiv:1511.05879.
         """
-        if isinstance(regions, torch.Tensor):
-            regions = regions.detach().cpu().numpy()
+        if not isinstance(regions, (list, tuple)):
+            regions = to_numpy(regions)
         if isinstance(regions, np.ndarray):
             if regions.ndim != 3:
                 raise ValueError(f"regions must have shape (n_images, n_regions, dim), got {regions.shape}")

@@ -1,62 +1,28 @@
 """Shared fixtures: small hand-made datasets whose feature maps are given, not computed.
 
-* :func:`make_features` builds a :class:`~cbir_lab.pipeline.DatasetFeatures` from maps
-  chosen by a test (image files are only made when ``image_dir`` is given: views
-  that show thumbnails need them, the numbers do not).
+* ``make_grouped_features``: a factory of datasets in groups, each group's maps sharing a
+  channel pattern over random noise, so that a query's own group ranks first. The maps
+  are built with :func:`tests.fixtures_features.make_features`, which tests import from
+  there to build datasets of their own maps.
 * ``grouped_features``: 3 groups × 3 database views, one query per group, 12
-  training maps; each group's maps share a strong channel pattern, so a query's
-  own group ranks first. Query 2's third positive is junk instead.
+  training maps, with image files; query 2's third positive is junk instead.
+* ``whitening_features``: 4 groups × 3 database views, one query per group, 40
+  training maps of 24 channels: enough for the whitening sweeps.
 * ``photo``: a 90 × 60 PNG of random pixels, for the tests that read one file.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Callable
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from cbir_lab.datasets.base import RetrievalDataset
 from cbir_lab.pipeline import DatasetFeatures
-
-
-def make_features(
-    query_maps: Sequence[torch.Tensor],
-    db_maps: Sequence[torch.Tensor],
-    train_maps: Sequence[torch.Tensor] = (),
-    gnd: Sequence[dict] | None = None,
-    *,
-    protocol: str = "standard",
-    groups: Sequence[str] | None = None,
-    image_dir: Path | None = None,
-    name: str = "toy",
-) -> DatasetFeatures:
-    """A dataset of the given maps. With ``image_dir``, each image is a small solid PNG there
-    (query q: ``q{q}_query.png``; database: ``db{i}.png``); otherwise paths that are never read."""
-
-    def paths(prefix: str, n: int, suffix: str = "") -> tuple[Path, ...]:
-        if image_dir is None:
-            return tuple(Path(f"/nonexistent/{prefix}{i}{suffix}.png") for i in range(n))
-        made = []
-        for i in range(n):
-            path = Path(image_dir) / f"{prefix}{i}{suffix}.png"
-            Image.new("RGB", (40, 30), ((53 * i) % 256, 97 if prefix == "q" else 180, 40 * len(prefix))).save(path)
-            made.append(path)
-        return tuple(made)
-
-    dataset = RetrievalDataset(
-        name=name,
-        db_images=paths("db", len(db_maps)),
-        query_images=paths("q", len(query_maps), "_query"),
-        gnd=None if gnd is None else tuple(gnd),
-        protocol=protocol if gnd is not None else "none",
-        train_images=paths("t", len(train_maps)),
-        groups=None if groups is None else tuple(groups),
-    )
-    return DatasetFeatures(dataset, "toy", 64, list(query_maps), list(db_maps), list(train_maps))
+from tests.fixtures_features import make_features
 
 
 @pytest.fixture
@@ -68,18 +34,52 @@ def photo(tmp_path) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def make_grouped_features(tmp_path_factory) -> Callable[..., DatasetFeatures]:
+    """A factory of grouped datasets: ``make_grouped_features(groups, views, channels, size, signal, n_train)``.
+
+    Each group g has a channel pattern (uniform in [0, ``signal``), one value per channel,
+    the same in every cell); its query and its ``views`` database maps are uniform noise
+    in [0, 1) plus that pattern, the ``n_train`` training maps noise alone. Group g's
+    database maps are rows ``views·g .. views·g + views - 1``, all positives of query g.
+    Random numbers come from one generator seeded 0, drawn in this order: the patterns,
+    the queries, the database, the training maps.
+
+    Keyword Args:
+        junk_last: the last group's last view is junk rather than a positive.
+        named_groups: give the database its group labels ``g0``, ``g1``, …
+        images: write a small PNG per image (for views that show thumbnails).
+    """
+
+    def make(groups: int, views: int, channels: int, size: tuple[int, int], signal: float, n_train: int, *,
+             junk_last: bool = False, named_groups: bool = False, images: bool = False) -> DatasetFeatures:
+        generator = torch.Generator().manual_seed(0)
+        patterns = torch.rand(groups, channels, 1, 1, generator=generator) * signal
+
+        def fmap(group: int | None = None) -> torch.Tensor:
+            noise = torch.rand(channels, *size, generator=generator)
+            return noise if group is None else noise + patterns[group]
+
+        gnd = [{"ok": [views * g + i for i in range(views)], "junk": []} for g in range(groups)]
+        if junk_last:
+            gnd[-1] = {"ok": gnd[-1]["ok"][:-1], "junk": gnd[-1]["ok"][-1:]}
+        return make_features(
+            [fmap(g) for g in range(groups)], [fmap(g) for g in range(groups) for _ in range(views)],
+            [fmap() for _ in range(n_train)], gnd,
+            groups=[f"g{g}" for g in range(groups) for _ in range(views)] if named_groups else None,
+            image_dir=tmp_path_factory.mktemp("images") if images else None,
+        )
+
+    return make
+
+
 @pytest.fixture(scope="module")
-def grouped_features(tmp_path_factory) -> DatasetFeatures:
+def grouped_features(make_grouped_features) -> DatasetFeatures:
     """3 groups × 3 database images, one query per group, 12 training images; random maps with a group signal."""
-    generator = torch.Generator().manual_seed(0)
-    patterns = torch.rand(3, 16, 1, 1, generator=generator) * 3
+    return make_grouped_features(3, 3, 16, (4, 5), 3.0, 12, junk_last=True, named_groups=True, images=True)
 
-    def fmap(group: int | None) -> torch.Tensor:
-        noise = torch.rand(16, 4, 5, generator=generator)
-        return noise if group is None else noise + patterns[group]
 
-    gnd = [{"ok": [0, 1, 2], "junk": []}, {"ok": [3, 4, 5], "junk": []}, {"ok": [6, 7], "junk": [8]}]
-    return make_features(
-        [fmap(g) for g in range(3)], [fmap(g) for g in range(3) for _ in range(3)], [fmap(None) for _ in range(12)],
-        gnd, groups=[f"g{g}" for g in range(3) for _ in range(3)], image_dir=tmp_path_factory.mktemp("images"),
-    )
+@pytest.fixture(scope="module")
+def whitening_features(make_grouped_features) -> DatasetFeatures:
+    """4 groups × 3 database views and 1 query each, 40 training maps of 24 channels; a weak group signal."""
+    return make_grouped_features(4, 3, 24, (3, 3), 0.6, 40)

@@ -184,14 +184,47 @@ def test_the_store_is_one_manifest_and_one_descriptor_file(trip, lite0, tmp_path
     assert PhotoCollection.open(trip, lite0, "GeM", 96, cache=tmp_path / "cache").store != collection.store
 
 
-def test_a_broken_store_is_rebuilt_with_a_warning(trip, lite0, tmp_path):
+def store_files(collection: PhotoCollection) -> list[str]:
+    """The store's file names, with the descriptor file's random token replaced by the manifest's check."""
+    manifest = json.loads((collection.store / "manifest.json").read_text())
+    return sorted("descriptors-<manifest's>.npy" if p.name == manifest["descriptors"] else p.name
+                  for p in collection.store.iterdir())
+
+
+STORE = ["descriptor-network.onnx", "descriptors-<manifest's>.npy", "manifest.json"]
+
+
+def test_a_broken_store_is_rebuilt_with_a_warning_and_leaves_no_orphaned_files(trip, lite0, tmp_path):
     collection = open_trip(trip, lite0, tmp_path)
     quiet_update(collection)
+    (old_descriptors,) = collection.store.glob("descriptors-*.npy")
     (collection.store / "manifest.json").write_text("{not json")
     with pytest.warns(UserWarning, match="cannot be used.*the next update rebuilds it"):
         rebuilt = open_trip(trip, lite0, tmp_path)
     assert len(rebuilt) == 0
+    assert old_descriptors.exists()  # nothing is removed before the rebuild has replaced it
     assert len(quiet_update(rebuilt).extracted) == 4
+    assert not old_descriptors.exists()  # the damaged store's descriptors, which nothing points to
+    assert store_files(rebuilt) == STORE
+
+
+def test_files_of_an_interrupted_save_are_removed_by_the_next_save(trip, lite0, tmp_path):
+    collection = open_trip(trip, lite0, tmp_path)
+    quiet_update(collection)
+    # A process killed between writing its descriptors and its manifest, and one killed mid-write.
+    (collection.store / "descriptors-0123456789abcdef.npy").write_bytes(b"never pointed to")
+    killed = collection.store / ".manifest.json.x1y2z3.tmp"
+    killed.write_bytes(b"{half")
+    two_hours_ago = killed.stat().st_mtime - 7200
+    os.utime(killed, (two_hours_ago, two_hours_ago))
+    in_progress = collection.store / ".descriptors-fedcba9876543210.npy.a1b2c3.tmp"  # another process writing now
+    in_progress.write_bytes(b"...")
+    reopened = open_trip(trip, lite0, tmp_path)
+    assert len(reopened) == 4
+    (trip / "rome" / "IMG_0002.JPG").unlink()
+    assert quiet_update(reopened).removed == ("rome/IMG_0002.JPG",)
+    in_progress.unlink()  # it was left alone
+    assert store_files(reopened) == STORE
 
 
 def test_an_unreadable_image_is_left_out_with_a_warning(tmp_path, lite0):

@@ -34,7 +34,7 @@ from cbir_lab.index import (
 from cbir_lab.pooling import Pooling, regional_vectors
 from cbir_lab.search import rank
 from cbir_lab.whitening import PCAWhitening, l2n
-from tests.conftest import make_features
+from tests.fixtures_features import make_features
 
 
 def unit_maps(rows) -> list[torch.Tensor]:
@@ -370,20 +370,6 @@ def test_pair_similarities_of_identical_maps_is_one():
 
 
 # --- PCA-whitening against d -----------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def whitening_features():
-    """4 groups × 3 database views and 1 query each, 40 training maps; each group shares a channel pattern."""
-    generator = torch.Generator().manual_seed(0)
-    patterns = torch.rand(4, 24, 1, 1, generator=generator) * 0.6
-
-    def fmap(group=None):
-        noise = torch.rand(24, 3, 3, generator=generator)
-        return noise if group is None else noise + patterns[group]
-
-    return make_features([fmap(g) for g in range(4)], [fmap(g) for g in range(4) for _ in range(3)],
-                         [fmap() for _ in range(40)], [{"ok": [3 * g, 3 * g + 1, 3 * g + 2], "junk": []} for g in range(4)])
-
 
 def _score_with_pca(features, pooling, part, d, power):
     """The mAP of a PCAWhitening fitted here on ``part``: the independent reference of the sweeps."""

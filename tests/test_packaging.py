@@ -58,9 +58,10 @@ def test_no_requirement_asks_for_a_newer_torch_than_2_14_1():
     assert not re.search(r"(==|>=|>)\s*2\.(1[5-9]|[2-9]\d)", reqs["torch"])
 
 
-LAYERS = ["paths", "images", "backbone_specs", "backbones", "features", "pooling", "aggregation", "whitening",
-          "search", "evaluation", "datasets", "pipeline", "index", "onnx_network", "collection", "scale", "reproduce",
-          "viz", "widgets", "exercises", "talk", "course", "cli"]
+LAYERS = ["_array", "paths", "images", "backbone_specs", "backbones", "features", "pooling", "aggregation",
+          "whitening", "heads", "search", "evaluation", "datasets", "pipeline", "index", "onnx_network", "collection",
+          "scale", "reproduce", "viz", "widgets", "exercises", "talk", "course", "cli"]
+#: "_array" is the basement, below every floor: it imports nothing of cbir_lab.
 #: The ground floor: stages that know nothing of each other (only where files live, and a backbone's own specs).
 GROUND_FLOOR = {"images", "backbone_specs", "backbones", "pooling", "aggregation", "whitening", "search", "evaluation"}
 #: What a widget may build on: the retrieval core (and its study at scale), the pictures, the Pooling value,
@@ -95,6 +96,7 @@ def test_the_ground_floor_stages_import_none_of_each_other():
     for name in GROUND_FLOOR:
         imported = imported_cbir_modules(ROOT / "cbir_lab" / f"{name}.py")
         allowed = {"paths", "backbone_specs"} if name == "backbones" else {"paths"}
+        allowed.add("_array")  # the basement: numpy helpers (l2n, input checks) that every floor shares
         assert imported <= allowed, f"cbir_lab.{name} imports {sorted(imported)}"
 
 

@@ -146,7 +146,7 @@ def test_with_distractors_appends_to_the_database_and_keeps_the_ground_truth(fea
 def test_a_distractor_ranked_above_a_positive_lowers_its_ap():
     from cbir_lab.evaluation import compute_map
     from cbir_lab.search import rank
-    from tests.conftest import make_features
+    from tests.fixtures_features import make_features
 
     def vec(*values):
         return torch.tensor(values, dtype=torch.float32).reshape(-1, 1, 1)
@@ -164,7 +164,7 @@ def test_extract_dataset_adds_each_whitening_set_as_a_part(tmp_path):
     from cbir_lab.backbones import load_backbone
     from cbir_lab.datasets.image_sets import ImageSet
     from cbir_lab.pipeline import extract_dataset
-    from tests.conftest import make_features
+    from tests.fixtures_features import make_features
 
     base = make_features([torch.zeros(4, 1, 1)], [torch.zeros(4, 1, 1)] * 2, [torch.zeros(4, 1, 1)] * 3,
                          gnd=[{"ok": [0], "junk": []}], image_dir=tmp_path).dataset
@@ -193,7 +193,7 @@ def test_extract_dataset_adds_each_whitening_set_as_a_part(tmp_path):
 def test_encode_dataset_learns_its_vocabulary_on_the_training_images_only():
     from cbir_lab import aggregation
     from cbir_lab.pipeline import encode_dataset
-    from tests.conftest import make_features
+    from tests.fixtures_features import make_features
 
     generator = torch.Generator().manual_seed(0)
     maps = lambda n: [torch.rand(6, 3, 3, generator=generator) for _ in range(n)]  # noqa: E731

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from cbir_lab.index import RetrievalIndex
 from cbir_lab.scale import IndexStudy, distractor_vectors, format_index_measures, memory_at_scale, milvus_search, scale_database
 from cbir_lab.search import rank
-from tests.conftest import make_features
 
 pytest.importorskip("faiss")
 
@@ -26,18 +24,9 @@ def test_distractors_are_unit_vectors_near_their_centres():
 
 
 @pytest.fixture(scope="module")
-def small_index():
+def small_index(make_grouped_features):
     """3 groups × 4 database maps and a query each, 30 training maps; maps (16, 2, 2) with a group signal."""
-    generator = torch.Generator().manual_seed(0)
-    patterns = torch.rand(3, 16, 1, 1, generator=generator) * 2
-
-    def fmap(group=None):
-        noise = torch.rand(16, 2, 2, generator=generator)
-        return noise if group is None else noise + patterns[group]
-
-    features = make_features([fmap(g) for g in range(3)], [fmap(g) for g in range(3) for _ in range(4)],
-                             [fmap() for _ in range(30)], [{"ok": [4 * g + i for i in range(4)], "junk": []} for g in range(3)])
-    return RetrievalIndex(features)
+    return RetrievalIndex(make_grouped_features(3, 4, 16, (2, 2), 2.0, 30))
 
 
 def test_scale_database_keeps_the_test_images_first_and_the_ground_truth(small_index):

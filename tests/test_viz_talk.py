@@ -14,7 +14,7 @@ from PIL import Image
 from cbir_lab.index import RetrievalIndex, retrieve
 from cbir_lab.viz.images import jpeg_data_uri, thumbnail_jpeg
 from cbir_lab.viz.talk import STATUS_MARKS, TALK_CSS, render_talk_html, talk_method_label
-from tests.conftest import make_features
+from tests.fixtures_features import make_features
 
 
 @pytest.fixture

@@ -153,3 +153,22 @@ def test_scaled_coordinates_give_each_whitened_prefix(train_test):
         np.testing.assert_allclose(scaled[:, :d] / np.sqrt(prefix[:, d - 1:d]), w.transform(test, d, 0.25), atol=1e-5)
     with pytest.raises(ValueError, match="coordinates must have shape"):
         w.scaled_coordinates(w.coordinates(test)[:, :3])
+
+
+def test_l2n_is_the_basements_one_definition():
+    import cbir_lab._array
+
+    assert l2n is cbir_lab._array.l2n
+
+
+def test_whitening_runs_without_importing_torch():
+    # A numpy-only caller (a stored collection, a script) must not pay torch's import for a whitening.
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np\nfrom cbir_lab.whitening import PCAWhitening\n"
+            "w = PCAWhitening(2).fit(np.random.default_rng(0).random((10, 4)))\n"
+            "w.transform(np.ones((3, 4))); w.transform_regions(np.ones((2, 3, 4)))\n"
+            "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "False", done.stderr

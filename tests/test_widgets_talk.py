@@ -11,7 +11,7 @@ import torch
 from cbir_lab.index import RetrievalIndex, retrieve
 from cbir_lab.pooling import SPOC
 from cbir_lab.widgets.talk import TalkWidget
-from tests.conftest import make_features
+from tests.fixtures_features import make_features
 
 
 @pytest.fixture

@@ -10,21 +10,13 @@ from cbir_lab.index import RetrievalIndex
 from cbir_lab.search import rank
 from cbir_lab.whitening import PCAWhitening
 from cbir_lab.widgets.whitening import WhiteningLab
-from tests.conftest import make_features
+from tests.fixtures_features import make_features
 
 
 @pytest.fixture(scope="module")
-def features():
-    """4 groups × 3 database views and 1 query each, 40 training maps; each group shares a channel pattern."""
-    generator = torch.Generator().manual_seed(0)
-    patterns = torch.rand(4, 24, 1, 1, generator=generator) * 0.6
-
-    def fmap(group=None):
-        noise = torch.rand(24, 3, 3, generator=generator)
-        return noise if group is None else noise + patterns[group]
-
-    return make_features([fmap(g) for g in range(4)], [fmap(g) for g in range(4) for _ in range(3)],
-                         [fmap() for _ in range(40)], [{"ok": [3 * g, 3 * g + 1, 3 * g + 2], "junk": []} for g in range(4)])
+def features(whitening_features):
+    """4 groups × 3 database views and 1 query each, 40 training maps (``whitening_features`` of conftest)."""
+    return whitening_features
 
 
 @pytest.fixture

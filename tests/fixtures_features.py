@@ -1,0 +1,54 @@
+"""Test helpers for the retrieval tests: a :class:`~cbir_lab.pipeline.DatasetFeatures` built from maps a test chooses.
+
+Import :func:`make_features` from here (``tests.conftest`` is pytest's, not a module to import);
+the grouped datasets built with it are the ``make_grouped_features`` fixture of ``tests/conftest.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from PIL import Image
+
+from cbir_lab.datasets.base import RetrievalDataset
+from cbir_lab.pipeline import DatasetFeatures
+
+__all__ = ["make_features"]
+
+
+def make_features(
+    query_maps: Sequence[torch.Tensor],
+    db_maps: Sequence[torch.Tensor],
+    train_maps: Sequence[torch.Tensor] = (),
+    gnd: Sequence[dict] | None = None,
+    *,
+    protocol: str = "standard",
+    groups: Sequence[str] | None = None,
+    image_dir: Path | None = None,
+    name: str = "toy",
+) -> DatasetFeatures:
+    """A dataset of the given maps. With ``image_dir``, each image is a small solid PNG there
+    (query q: ``q{q}_query.png``; database: ``db{i}.png``); otherwise paths that are never read."""
+
+    def paths(prefix: str, n: int, suffix: str = "") -> tuple[Path, ...]:
+        if image_dir is None:
+            return tuple(Path(f"/nonexistent/{prefix}{i}{suffix}.png") for i in range(n))
+        made = []
+        for i in range(n):
+            path = Path(image_dir) / f"{prefix}{i}{suffix}.png"
+            Image.new("RGB", (40, 30), ((53 * i) % 256, 97 if prefix == "q" else 180, 40 * len(prefix))).save(path)
+            made.append(path)
+        return tuple(made)
+
+    dataset = RetrievalDataset(
+        name=name,
+        db_images=paths("db", len(db_maps)),
+        query_images=paths("q", len(query_maps), "_query"),
+        gnd=None if gnd is None else tuple(gnd),
+        protocol=protocol if gnd is not None else "none",
+        train_images=paths("t", len(train_maps)),
+        groups=None if groups is None else tuple(groups),
+    )
+    return DatasetFeatures(dataset, "toy", 64, list(query_maps), list(db_maps), list(train_maps))
