@@ -509,6 +509,10 @@ class Interval:
     n_clusters: int = 0
     unit: str = "queries"
 
+    def __post_init__(self) -> None:
+        if not self.n_clusters:  # made without clusters: every query was its own
+            object.__setattr__(self, "n_clusters", self.n_queries)
+
     @property
     def too_few_clusters(self) -> bool:
         """Fewer than :data:`MIN_CLUSTERS` units: show each cluster's result and claim no significance."""

@@ -74,7 +74,7 @@ def test_format_scores_table_and_intervals():
     assert table.splitlines()[3].endswith("+0.12 [-0.05, +0.30]")
     versus = format_scores(rows, digits=2, intervals={"MAC, α-QE": Interval(0.125, -0.05, 0.3, 0.95, 25, 100)},
                            versus="no QE").splitlines()
-    assert versus[0].endswith("Δ vs no QE [95 % CI]")
+    assert versus[0].endswith("Δ vs no QE [95 % CI, G = 25 queries]")
     assert versus[2].endswith("-") and not versus[2].endswith("reference")
     assert format_scores([]) == "(no results)"
 
