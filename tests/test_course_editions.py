@@ -215,7 +215,7 @@ def test_each_lesson_is_timed_and_asks_before_it_reveals(path):
     nb = nbformat.read(path, as_version=4)
     text = "\n".join(c.source for c in nb.cells)
     minutes = int(re.search(r"\*\*About (\d+) minutes:\*\*", nb.cells[0].source).group(1))
-    assert minutes <= 45
+    assert minutes <= 60  # longer than an hour: split the lesson or mark sections optional
     sections = re.findall(r"^## \d+\..*\(≈ (\d+) min\)", text, flags=re.M)
     assert sections and sum(map(int, sections)) == minutes
     assert text.count("🤔 Think!") >= 2
@@ -365,3 +365,12 @@ def test_every_edition_is_a_valid_notebook():
         nb = nbformat.read(path, as_version=4)
         for name in EDITIONS:
             nbformat.validate(edition(nb, name, path.name))
+
+
+def test_the_readme_gives_each_lesson_the_time_the_lesson_gives_itself():
+    readme = (ROOT / "README.md").read_text()
+    for path in LESSONS:
+        minutes = re.search(r"\*\*About (\d+) minutes:\*\*", nbformat.read(path, as_version=4).cells[0].source).group(1)
+        row = re.search(rf"^\| `{re.escape(path.name)}` \|.*\| (\d+) min \|$", readme, flags=re.M)
+        assert row, f"README's course table has no row for {path.name}"
+        assert row.group(1) == minutes, f"{path.name}: README says {row.group(1)} min, the lesson {minutes}"

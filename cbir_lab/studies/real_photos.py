@@ -23,7 +23,7 @@ import numpy as np
 from cbir_lab.datasets.image_sets import present_image_sets
 from cbir_lab.datasets.real_photos import how_to_get, present_real_dataset
 from cbir_lab.evaluation import Interval, paired_bootstrap
-from cbir_lab.index import MethodScore, RetrievalIndex, compare_methods, score_intervals
+from cbir_lab.index import MethodScore, RetrievalIndex, compare_methods, compare_settings, score_intervals
 from cbir_lab.pipeline import extract_dataset
 from cbir_lab.pooling import Pooling
 from cbir_lab.viz.retrieval import format_cluster_means, format_scores
@@ -65,7 +65,8 @@ def real_photo_index(name: str = "rparis6k-slice", backbone: str = "efficientnet
     return RetrievalIndex(features)
 
 
-def evidence_table(rows: Sequence[MethodScore], reference: str | int = 0, digits: int = 3) -> str:
+def evidence_table(rows: Sequence[MethodScore], reference: str | int = 0, digits: int = 3,
+                   change: str | None = None) -> str:
     """A comparison, its intervals, and what they allow one to claim, as text.
 
     Args:
@@ -73,6 +74,9 @@ def evidence_table(rows: Sequence[MethodScore], reference: str | int = 0, digits
             and clusters).
         reference: the row the others are compared with (label or position).
         digits: decimals shown.
+        change: instead of a reference, compare each row having this change (``"whitened"``
+            or ``"query_expansion"``) with the same row without it
+            (:func:`cbir_lab.index.compare_settings`).
 
     Returns:
         The table (each headline score with its interval, each row's difference to the
@@ -80,8 +84,11 @@ def evidence_table(rows: Sequence[MethodScore], reference: str | int = 0, digits
         cluster's own result when there are fewer than ten, then how many differences
         were tested and what one "significant" one among them is worth.
     """
-    differences = compare_methods(rows, reference)
-    lines = [format_scores(rows, digits, intervals=differences, score_intervals=score_intervals(rows))]
+    if change is None:
+        differences, versus = compare_methods(rows, reference), "reference"
+    else:
+        differences, versus = compare_settings(rows, change), {"whitened": "no whitening"}.get(change, "no QE")
+    lines = [format_scores(rows, digits, intervals=differences, versus=versus, score_intervals=score_intervals(rows))]
     first = next(iter(differences.values()))
     if first.too_few_clusters:
         lines += ["", f"{first.resampled}: too few for a bootstrap interval to support a claim; each one's "

@@ -276,7 +276,7 @@ def format_scores(rows: Sequence, digits: int = 3, intervals: Mapping | None = N
     ]
     if score_intervals is not None:
         resampled = next((f", {i.resampled}" for i in score_intervals.values()), "")
-        header.append(f"{score_names[0] if len(score_names) == 1 else 'headline'} 95 % CI{resampled}")
+        header.append(f"{'medium' if 'medium' in score_names else score_names[0]} 95 % CI{resampled}")
         for cells, row in zip(body, rows):
             interval = score_intervals[row.setting_label]
             cells.append(f"[{interval.low:.{digits}f}, {interval.high:.{digits}f}]")
