@@ -14,7 +14,8 @@
   instructor edition (:mod:`cbir_lab.course.editions`); ``cbir-lab course book
   DIR``: the self-study edition as a static website (:mod:`cbir_lab.course.book`);
   ``cbir-lab course sync-url``: every copy of the project's address rewritten
-  from ``pyproject.toml`` (:mod:`cbir_lab.course.project`).
+  from ``pyproject.toml``, every Colab and Binder link opening the self-study
+  edition's branch (:mod:`cbir_lab.course.project`).
 * ``cbir-lab reproduce --dataset NAME``: a benchmark under the papers' protocol,
   beside the published figures (:mod:`cbir_lab.reproduce`).
 """
@@ -277,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="student: exercises blank, outputs cleared; self-study: solutions one click away; "
                              "instructor: complete; book: the self-study edition as a static website (needs "
                              "the [book] extra); sync-url: rewrite every copy of the project's address in the "
-                             "lessons and the README from pyproject.toml's [project.urls]")
+                             "lessons and the README from pyproject.toml's [project.urls], and point every "
+                             "Colab and Binder link at the self-study edition's branch")
     course.add_argument("dir", nargs="?",
                         help="the folder to write to (an edition never overwrites a file; a book replaces an earlier "
                              "book); for sync-url, the clone (default: the one cbir_lab runs from)")

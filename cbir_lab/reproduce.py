@@ -5,17 +5,20 @@ published protocol's choices and computes a table to set beside the published on
 
 * images at the papers' size (max side 1024 by default), queries cropped to
   their boxes where the benchmark has them;
-* PCA-whitening learned as the papers learn it: on the *other* landmark set for
-  ROxford5k ↔ RParis6k (Tolias et al. 2016, Radenović et al. 2018), on a large
-  separate set (the 1,000 ImageNet photos, :mod:`cbir_lab.datasets.image_sets`)
-  for Holidays and UKBench; L2 → PCA-whitening → L2, R-MAC region by region;
+* PCA-whitening learned on a set the benchmark does not contain: the *other*
+  landmark set for ROxford5k ↔ RParis6k, as Tolias et al. (ICLR 2016) learn R-MAC's
+  (Radenović et al. 2018's fine-tuned networks learn theirs on retrieval-SfM-120k,
+  their training set, which the course does not download), and a large separate
+  set (the 1,000 ImageNet photos, :mod:`cbir_lab.datasets.image_sets`) for Holidays
+  and UKBench; L2 → PCA-whitening → L2, R-MAC region by region;
 * SPoC (with and without the centre prior), MAC, R-MAC and GeM, without
   whitening and whitened to each d of {32, 64, 128, 256, 512} the whitening set allows;
 * the benchmark's own scores (Easy / Medium / Hard, mAP, or the N-S score), with a
   95 % bootstrap interval over the queries on the headline score.
 
 :func:`format_markdown` and :func:`format_csv` write the table with the
-published figures (:data:`PUBLISHED`, each with its source and status) below it,
+published figures (:data:`PUBLISHED`, each with its source and its status, one of
+:data:`PUBLISHED_STATUSES`) below it,
 and :func:`write_report` saves both without overwriting anything. Features are
 cached (:mod:`cbir_lab.features`), so a second run only re-scores.
 """
@@ -44,6 +47,7 @@ __all__ = [
     "PAPERS_WHITENING",
     "PROTOCOL_DIMS",
     "REPRODUCED_POOLINGS",
+    "PUBLISHED_STATUSES",
     "PublishedFigure",
     "PUBLISHED",
     "ReproducedRow",
@@ -57,13 +61,23 @@ __all__ = [
 
 #: The benchmarks ``cbir-lab reproduce`` runs.
 REPRODUCIBLE = ("roxford5k", "rparis6k", "holidays", "ukbench")
-#: Where each benchmark's whitening is learned in the papers' protocol (or the nearest the course has).
+#: Where each benchmark's whitening is learned: a set the benchmark does not contain (the other landmark set, as
+#: Tolias et al. 2016 do for R-MAC; the papers' fine-tuned networks use their training set, which the course lacks).
 PAPERS_WHITENING = {"roxford5k": "rparis6k", "rparis6k": "roxford5k", "holidays": "imagenet-sample",
                     "ukbench": "imagenet-sample"}
 #: The dimensions the papers report after PCA-whitening.
 PROTOCOL_DIMS = (32, 64, 128, 256, 512)
 #: The poolings compared.
 REPRODUCED_POOLINGS = ("SPoC", "SPoC+prior", "MAC", "R-MAC", "GeM")
+
+
+#: What a published row's ``status`` may say, and what each means.
+PUBLISHED_STATUSES = {
+    "confirmed": "the figures are in the source named, written by the method's authors, which a reader can open",
+    "confirmed (secondary)": "the figures are on a listing of the paper's results (Papers with Code), not in a "
+                             "source the course opened itself",
+    "unverified": "the figures circulate, but the course found them in no source it could open: do not quote them",
+}
 
 
 @dataclass(frozen=True)
@@ -74,8 +88,12 @@ class PublishedFigure:
         method, network: what was run (network with its dimension and training).
         scores: score name (as in :func:`cbir_lab.evaluation.evaluate`) → value in %.
         protocol: how (queries, whitening, image size), as the source states it.
-        source: where a reader can open it.
-        status: ``"confirmed"`` (the figure is in the source) or ``"confirmed (secondary)"``.
+        source: where a reader can open it (for an unverified row, where it is quoted from).
+        status: one of :data:`PUBLISHED_STATUSES`: ``"confirmed"``, ``"confirmed (secondary)"``
+            or ``"unverified"``.
+
+    Raises:
+        ValueError: an unknown status, or no score.
     """
 
     method: str
@@ -85,36 +103,88 @@ class PublishedFigure:
     source: str
     status: str
 
+    def __post_init__(self) -> None:
+        if self.status not in PUBLISHED_STATUSES:
+            raise ValueError(f"status {self.status!r} is not one of {', '.join(map(repr, PUBLISHED_STATUSES))}")
+        if not self.scores:
+            raise ValueError(f"{self.method} ({self.network}): a published row needs at least one score")
+
 
 _REVISITOP = "https://github.com/filipradenovic/revisitop (README, 'Evaluate results')"
-_CIRTORCH = "https://github.com/filipradenovic/cnnimageretrieval-pytorch (README, 'ResNet101-GeM (MatConvNet)')"
-_PWC_SPOC = "Papers with Code, 'Results from the Paper' of Radenović et al. 2018 (R-[O]-SPoC)"
-_PWC_MAC = "Papers with Code, 'Results from the Paper' of Radenović et al. 2018 (R-[O]-MAC)"
-_FINE_TUNED = "fine-tuned on retrieval-SfM-120k; learned whitening; scales 1, 1/√2, 1/2 of 1024 px; cropped queries"
+_CIRTORCH = "https://github.com/filipradenovic/cnnimageretrieval-pytorch (README, 'Testing our pretrained networks')"
+_CIRTORCH_E2E = ("https://github.com/filipradenovic/cnnimageretrieval-pytorch (README, 'Testing our pretrained "
+                 "networks with whitening learned end-to-end')")
+_DIRTORCH = "https://github.com/naver/deep-image-retrieval (README, 'Pre-trained models')"
+# The revisited paper's (Radenović et al., CVPR 2018) rows, as Papers with Code lists them on each method's own
+# paper's page (not on the page of the revisited paper).
+_PWC_SPOC = ("Papers with Code, 'Results from the Paper' on the page of Babenko & Lempitsky, ICCV 2015 "
+             "(paperswithcode.com/paper/aggregating-deep-convolutional-features-for): Radenović et al. 2018's "
+             "R-[O]-SPoC")
+_PWC_MAC = ("Papers with Code, 'Results from the Paper' on the page of MAC's own paper (not that of Radenović et "
+            "al. 2018): Radenović et al. 2018's R-[O]-MAC")
+_PWC_RMAC = ("Papers with Code, 'Results from the Paper' on the page of Tolias, Sicre & Jégou, ICLR 2016 "
+             "(paperswithcode.com/paper/particular-object-retrieval-with-integral-max): Radenović et al. 2018's "
+             "R-MAC of Gordo et al.")
+_PHAN = ("quoted by Phan et al., ACCV 2022, Table 1; in no source the course could open (the revisited paper's "
+         "own table was not checked)")
+_SFM = ("fine-tuned on retrieval-SfM-120k; whitening learned on retrieval-SfM-120k (supervised); scales 1, 1/√2, "
+        "1/2 of 1024 px; cropped queries")
+_SFM_E2E = ("fine-tuned on retrieval-SfM-120k with a triplet loss, whitening learned end to end (an FC layer); "
+            "multi-scale; revisited protocol")
+_GL18_E2E = ("fine-tuned on google-landmarks-2018 with a triplet loss, whitening learned end to end (an FC layer); "
+             "multi-scale; revisited protocol")
+_EXAMPLE = ("the benchmark's example features, R-[37]-GeM of the revisited paper (fine-tuned as in Radenović et "
+            "al., TPAMI 2018); cropped queries")
 _OFF_THE_SHELF = "off-the-shelf ImageNet weights; cropped queries; revisited protocol"
 _GORDO = "fine-tuned on Landmarks-clean (Gordo et al., IJCV 2017); cropped queries; revisited protocol"
-_PHAN = "Phan et al., ACCV 2022, Table 1 (Hard also on Papers with Code, 'R–R-MAC')"
+_LANDMARKS = ("fine-tuned on Landmarks-clean, {loss}; whitening learned on Landmarks-clean; one scale; "
+              "revisited protocol")
+_AP = _LANDMARKS.format(loss="AP loss (Revaud et al., ICCV 2019)")
+_TL = _LANDMARKS.format(loss="triplet loss (Gordo et al., IJCV 2017)")
 
-#: The published figures set beside each reproduction; only rows whose source a reader can open.
+#: The published figures set beside each reproduction, each with its source and status
+#: (:data:`PUBLISHED_STATUSES`); an "unverified" row is listed so that its figures are not quoted as checked.
 #: The SPoC paper's own Holidays/UKBench figures are not listed: the course could not check them.
 PUBLISHED: dict[str, tuple[PublishedFigure, ...]] = {
     "roxford5k": (
-        PublishedFigure("GeM", "ResNet101, 2048-D", {"easy": 84.81, "medium": 64.67, "hard": 38.47}, _FINE_TUNED,
+        PublishedFigure("GeM", "ResNet101, 2048-D", {"easy": 84.81, "medium": 64.67, "hard": 38.47}, _EXAMPLE,
                         _REVISITOP, "confirmed"),
-        PublishedFigure("GeM", "ResNet101, 2048-D", {"medium": 64.7, "hard": 38.5}, _FINE_TUNED, _CIRTORCH,
+        PublishedFigure("GeM", "ResNet101, 2048-D (MatConvNet)", {"medium": 64.7, "hard": 38.5}, _SFM, _CIRTORCH,
                         "confirmed"),
-        PublishedFigure("R-MAC", "ResNet101, 2048-D", {"medium": 60.9, "hard": 32.4}, _GORDO, _PHAN, "confirmed"),
+        PublishedFigure("GeM", "ResNet101, 2048-D (PyTorch)", {"medium": 65.4, "hard": 40.1}, _SFM, _CIRTORCH,
+                        "confirmed"),
+        PublishedFigure("GeM", "ResNet101, rSfM120k-tl-resnet101-gem-w", {"medium": 67.8, "hard": 41.7}, _SFM_E2E,
+                        _CIRTORCH_E2E, "confirmed"),
+        PublishedFigure("GeM", "ResNet101, gl18-tl-resnet101-gem-w", {"medium": 67.3, "hard": 44.3}, _GL18_E2E,
+                        _CIRTORCH_E2E, "confirmed"),
+        PublishedFigure("GeM", "ResNet101, Resnet101-AP-GeM", {"medium": 67.1, "hard": 42.3}, _AP, _DIRTORCH,
+                        "confirmed"),
+        PublishedFigure("MAC", "ResNet101, Resnet101-TL-MAC", {"medium": 63.3, "hard": 35.7}, _TL, _DIRTORCH,
+                        "confirmed"),
+        PublishedFigure("R-MAC", "ResNet101, 2048-D", {"hard": 32.4}, _GORDO, _PWC_RMAC, "confirmed (secondary)"),
+        PublishedFigure("R-MAC", "ResNet101, 2048-D", {"medium": 60.9}, _GORDO, _PHAN, "unverified"),
         PublishedFigure("SPoC", "ResNet101, 2048-D", {"medium": 39.8, "hard": 12.4}, _OFF_THE_SHELF, _PWC_SPOC,
                         "confirmed (secondary)"),
         PublishedFigure("MAC", "ResNet101, 2048-D", {"medium": 41.7, "hard": 18.0}, _OFF_THE_SHELF, _PWC_MAC,
                         "confirmed (secondary)"),
     ),
     "rparis6k": (
-        PublishedFigure("GeM", "ResNet101, 2048-D", {"easy": 92.12, "medium": 77.20, "hard": 56.32}, _FINE_TUNED,
+        PublishedFigure("GeM", "ResNet101, 2048-D", {"easy": 92.12, "medium": 77.20, "hard": 56.32}, _EXAMPLE,
                         _REVISITOP, "confirmed"),
-        PublishedFigure("GeM", "ResNet101, 2048-D", {"medium": 77.2, "hard": 56.3}, _FINE_TUNED, _CIRTORCH,
+        PublishedFigure("GeM", "ResNet101, 2048-D (MatConvNet)", {"medium": 77.2, "hard": 56.3}, _SFM, _CIRTORCH,
                         "confirmed"),
-        PublishedFigure("R-MAC", "ResNet101, 2048-D", {"medium": 78.9, "hard": 59.4}, _GORDO, _PHAN, "confirmed"),
+        PublishedFigure("GeM", "ResNet101, 2048-D (PyTorch)", {"medium": 76.7, "hard": 55.2}, _SFM, _CIRTORCH,
+                        "confirmed"),
+        PublishedFigure("GeM", "ResNet101, rSfM120k-tl-resnet101-gem-w", {"medium": 77.6, "hard": 56.3}, _SFM_E2E,
+                        _CIRTORCH_E2E, "confirmed"),
+        PublishedFigure("GeM", "ResNet101, gl18-tl-resnet101-gem-w", {"medium": 80.6, "hard": 61.5}, _GL18_E2E,
+                        _CIRTORCH_E2E, "confirmed"),
+        PublishedFigure("GeM", "ResNet101, Resnet101-AP-GeM", {"medium": 80.3, "hard": 60.9}, _AP, _DIRTORCH,
+                        "confirmed"),
+        PublishedFigure("MAC", "ResNet101, Resnet101-TL-MAC", {"medium": 76.6, "hard": 55.5}, _TL, _DIRTORCH,
+                        "confirmed"),
+        PublishedFigure("R-MAC", "ResNet101, 2048-D", {"hard": 59.4}, _GORDO, _PWC_RMAC, "confirmed (secondary)"),
+        PublishedFigure("R-MAC", "ResNet101, 2048-D", {"medium": 78.9}, _GORDO, _PHAN, "unverified"),
         PublishedFigure("SPoC", "ResNet101, 2048-D", {"medium": 69.2}, _OFF_THE_SHELF, _PWC_SPOC,
                         "confirmed (secondary)"),
         PublishedFigure("MAC", "ResNet101, 2048-D", {"hard": 44.1}, _OFF_THE_SHELF, _PWC_MAC, "confirmed (secondary)"),
@@ -341,7 +411,10 @@ def format_markdown(reproduction: Reproduction) -> str:
         for p in reproduction.published:
             cells = [f"{p.scores[n]:g}" if n in p.scores else "—" for n in published_names]
             lines.append(f"| {p.method} | {p.network} | " + " | ".join(cells) + f" | {p.protocol} | {p.source} | {p.status} |")
-    lines += ["", "Confounds: the published rows use other networks (ResNet101, mostly fine-tuned for retrieval), "
+        shown = [status for status in PUBLISHED_STATUSES if any(p.status == status for p in reproduction.published)]
+        lines += ["", "Status: " + "; ".join(f"*{status}*: {PUBLISHED_STATUSES[status]}" for status in shown) + "."]
+    lines += ["", "Confounds: the published rows use other networks (ResNet101, mostly fine-tuned for retrieval on "
+              "retrieval-SfM-120k, Landmarks-clean or google-landmarks-2018), "
               "other dimensions, multi-scale images and learned whitening; compare methods within one table, "
               "and across the two only with all of that in mind."]
     return "\n".join(lines) + "\n"

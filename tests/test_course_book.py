@@ -33,6 +33,9 @@ from cbir_lab.course.stills import WIDGET_STATE, WIDGET_VIEW
 
 ROOT = Path(__file__).resolve().parents[1]
 URL = "https://github.com/owner/course-repo"
+# What the lessons' pages must link to, spelled out by hand from URL: the self-study branch, never main.
+COLAB_01 = "https://colab.research.google.com/github/owner/course-repo/blob/self-study/notebooks/01_maths.ipynb"
+BINDER_01 = "https://mybinder.org/v2/gh/owner/course-repo/self-study?urlpath=lab/tree/notebooks/01_maths.ipynb"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -224,12 +227,23 @@ def test_stored_outputs_are_shown_and_nothing_loads_from_the_network(book):
     assert find_remote_loads(book) == []
 
 
-def test_colab_and_binder_links_come_from_pyproject(book):
+def test_colab_and_binder_links_come_from_pyproject_and_open_the_self_study_branch(book):
     lesson = page(book, "01_maths.html")
-    assert f'href="{colab_url(URL, "01_maths.ipynb")}"' in lesson  # the text link in place of the badge
-    assert f'href="{binder_url(URL, "01_maths.ipynb")}"' in lesson
+    assert colab_url(URL, "01_maths.ipynb") == COLAB_01 and binder_url(URL, "01_maths.ipynb") == BINDER_01
+    assert f'href="{COLAB_01}"' in lesson  # the text link in place of the badge
+    assert f'href="{BINDER_01}"' in lesson
     assert "elsewhere/old" not in lesson and "colab-badge.svg" not in lesson
-    assert "launch-buttons" in lesson or lesson.count(colab_url(URL, "01_maths.ipynb")) >= 2  # the theme's rocket too
+    # the theme's launch buttons (the rocket) open the same branch
+    assert re.search(rf'<a href="{re.escape(COLAB_01)}"[^>]*title="Launch on Colab"', lesson)
+    assert re.search(rf'<a href="{re.escape(BINDER_01)}"[^>]*title="Launch on Binder"', lesson)
+    assert "/blob/main/notebooks/" not in lesson and "course-repo/main?urlpath" not in lesson
+
+
+def test_the_landing_page_links_the_published_editions_branches(book):
+    index = page(book, "index.html")
+    assert 'href="https://github.com/owner/course-repo/tree/self-study"' in index
+    assert 'href="https://github.com/owner/course-repo/tree/student"' in index
+    assert 'href="https://github.com/owner/course-repo/archive/refs/heads/student.zip"' in index
 
 
 def test_the_book_is_the_self_study_edition_with_solutions_collapsed(book):
@@ -249,7 +263,7 @@ def test_a_saved_widget_is_its_last_view_with_a_note(book):
     assert 'class="cbir-still"' in lesson and "WIDGET-HEADER" in lesson and 'value="7"' in lesson
     assert "data:image/png;base64," in lesson
     note = re.search(r'<p class="cbir-still-note">(.*?)</p>', lesson, re.S)
-    assert note and "Colab" in note.group(1) and colab_url(URL, "01_maths.ipynb") in note.group(1)
+    assert note and "Colab" in note.group(1) and COLAB_01 in note.group(1)
     assert WIDGET_STATE not in lesson and "require.js" not in lesson and "embed-amd" not in lesson
 
 

@@ -12,10 +12,15 @@ from PIL import Image
 
 from cbir_lab.cli import main
 from cbir_lab.datasets.image_sets import ImageSet
-from cbir_lab.evaluation import compute_map, evaluate, revisited_gnd
+import cbir_lab.reproduce
+from cbir_lab.evaluation import Interval, compute_map, evaluate, revisited_gnd
 from cbir_lab.reproduce import (
     PUBLISHED,
+    PUBLISHED_STATUSES,
     REPRODUCED_POOLINGS,
+    PublishedFigure,
+    ReproducedRow,
+    Reproduction,
     format_csv,
     format_markdown,
     reproduce,
@@ -159,3 +164,94 @@ def test_cli_reports_a_missing_benchmark_clearly(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "cbir-lab reproduce: error:" in err and "gnd_roxford5k.pkl" in err
     assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------- the published table (issue 21)
+
+DIRTORCH = "https://github.com/naver/deep-image-retrieval"
+CIRTORCH = "https://github.com/filipradenovic/cnnimageretrieval-pytorch"
+
+
+def rows(dataset: str, method: str, source_part: str = "", network_part: str = "") -> list[PublishedFigure]:
+    return [p for p in PUBLISHED[dataset] if p.method == method and source_part in p.source and network_part in p.network]
+
+
+def test_every_published_row_has_a_known_status_and_a_confirmed_one_names_a_url():
+    assert set(PUBLISHED_STATUSES) == {"confirmed", "confirmed (secondary)", "unverified"}
+    for dataset, published in PUBLISHED.items():
+        for p in published:
+            assert p.status in PUBLISHED_STATUSES, (dataset, p)
+            if p.status == "confirmed":  # a source the reader opens: the authors' own repository
+                assert p.source.startswith("https://github.com/"), (dataset, p)
+    with pytest.raises(ValueError, match="status 'checked' is not one of"):
+        PublishedFigure("GeM", "x", {"hard": 1.0}, "p", "s", "checked")
+    with pytest.raises(ValueError, match="at least one score"):
+        PublishedFigure("GeM", "x", {}, "p", "s", "confirmed")
+
+
+def test_gordos_r_mac_hard_is_confirmed_on_tolias_et_als_page_and_its_medium_is_unverified():
+    for dataset, hard, medium in (("roxford5k", 32.4, 60.9), ("rparis6k", 59.4, 78.9)):
+        r_mac = rows(dataset, "R-MAC")
+        assert [(p.scores, p.status) for p in r_mac] == [
+            ({"hard": hard}, "confirmed (secondary)"), ({"medium": medium}, "unverified")]
+        assert "Tolias, Sicre & Jégou, ICLR 2016" in r_mac[0].source and "Gordo" in r_mac[0].protocol
+    # no checked row carries a figure that only an unverified source gives
+    for dataset, medium in (("roxford5k", 60.9), ("rparis6k", 78.9)):
+        assert all(p.status == "unverified" for p in PUBLISHED[dataset] if p.scores.get("medium") == medium)
+
+
+def test_the_revisited_papers_spoc_and_mac_rows_point_to_each_methods_own_page():
+    for dataset in ("roxford5k", "rparis6k"):
+        (spoc,) = rows(dataset, "SPoC")
+        (mac,) = rows(dataset, "MAC", "Papers with Code")
+        assert "Babenko & Lempitsky, ICCV 2015" in spoc.source and "R-[O]-SPoC" in spoc.source
+        assert "MAC's own paper (not that of Radenović et al. 2018)" in mac.source and "R-[O]-MAC" in mac.source
+        assert spoc.status == mac.status == "confirmed (secondary)"
+    assert rows("roxford5k", "SPoC")[0].scores == {"medium": 39.8, "hard": 12.4}
+    assert rows("rparis6k", "MAC", "Papers with Code")[0].scores == {"hard": 44.1}
+
+
+@pytest.mark.parametrize("dataset, method, source, network, scores", [
+    # naver/deep-image-retrieval README, "Pre-trained models": ROxford5K (med/hard), RParis6K (med/hard)
+    ("roxford5k", "GeM", DIRTORCH, "Resnet101-AP-GeM", {"medium": 67.1, "hard": 42.3}),
+    ("rparis6k", "GeM", DIRTORCH, "Resnet101-AP-GeM", {"medium": 80.3, "hard": 60.9}),
+    ("roxford5k", "MAC", DIRTORCH, "Resnet101-TL-MAC", {"medium": 63.3, "hard": 35.7}),
+    ("rparis6k", "MAC", DIRTORCH, "Resnet101-TL-MAC", {"medium": 76.6, "hard": 55.5}),
+    # filipradenovic/cnnimageretrieval-pytorch README: ROxf (M), RPar (M), ROxf (H), RPar (H)
+    ("roxford5k", "GeM", CIRTORCH, "(PyTorch)", {"medium": 65.4, "hard": 40.1}),
+    ("rparis6k", "GeM", CIRTORCH, "(PyTorch)", {"medium": 76.7, "hard": 55.2}),
+    ("roxford5k", "GeM", CIRTORCH, "rSfM120k-tl-resnet101-gem-w", {"medium": 67.8, "hard": 41.7}),
+    ("rparis6k", "GeM", CIRTORCH, "rSfM120k-tl-resnet101-gem-w", {"medium": 77.6, "hard": 56.3}),
+    ("roxford5k", "GeM", CIRTORCH, "gl18-tl-resnet101-gem-w", {"medium": 67.3, "hard": 44.3}),
+    ("rparis6k", "GeM", CIRTORCH, "gl18-tl-resnet101-gem-w", {"medium": 80.6, "hard": 61.5}),
+])
+def test_the_rows_read_from_the_authors_readmes(dataset, method, source, network, scores):
+    (row,) = rows(dataset, method, source, network)
+    assert row.scores == scores and row.status == "confirmed"
+
+
+def test_the_whitening_of_the_fine_tuned_networks_is_credited_to_their_training_set():
+    doc = cbir_lab.reproduce.__doc__
+    assert "Radenović et al. 2018's fine-tuned networks learn theirs on retrieval-SfM-120k" in doc
+    assert "(Tolias et al. 2016, Radenović et al. 2018)" not in doc
+    for dataset in ("roxford5k", "rparis6k"):
+        for row in rows(dataset, "GeM", CIRTORCH, "2048-D"):
+            assert "whitening learned on retrieval-SfM-120k" in row.protocol
+        for row in rows(dataset, "GeM", DIRTORCH) + rows(dataset, "MAC", DIRTORCH):
+            assert "whitening learned on Landmarks-clean" in row.protocol
+
+
+def test_the_markdown_report_shows_each_rows_status_and_says_what_it_means():
+    interval = Interval(0.4, 0.3, 0.5, 0.95, 2, 100)
+    computed = ReproducedRow("GeM", 1280, False, {"easy": 0.5, "medium": 0.4, "hard": 0.2}, "medium", interval)
+    report = format_markdown(Reproduction("rparis6k", "summary", "efficientnet_lite0", 1024, "roxford5k",
+                                          [computed], PUBLISHED["rparis6k"]))
+    assert "| R-MAC | ResNet101, 2048-D | — | 78.9 | — |" in report and report.count("| unverified |") == 1
+    assert "| R-MAC | ResNet101, 2048-D | — | — | 59.4 |" in report
+    assert "*unverified*: the figures circulate, but the course found them in no source it could open" in report
+    rows_csv = [r for r in csv.DictReader(io.StringIO(format_csv(Reproduction(
+        "rparis6k", "summary", "efficientnet_lite0", 1024, "roxford5k", [computed], PUBLISHED["rparis6k"]))))
+        if r["kind"] == "published"]
+    assert [r["status"] for r in rows_csv].count("unverified") == 1
+    assert {r["source"] for r in rows_csv if r["network"] == "ResNet101, Resnet101-AP-GeM"} == {
+        "https://github.com/naver/deep-image-retrieval (README, 'Pre-trained models')"}

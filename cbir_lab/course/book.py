@@ -17,8 +17,10 @@ disk or from any static host, and loads nothing from the network:
   ``cbir-lab present``, and the papers the lessons cite;
 * on each lesson, "Open in Colab" and "Open in Binder": text links in place of
   the notebook's badge (an image on the network), and the theme's launch
-  buttons. Both are made from the one address in ``pyproject.toml``
-  (:func:`cbir_lab.course.project.project_url`).
+  buttons. They open the lesson's **self-study** edition, on the branch the
+  publishing workflow writes it to; the landing page links the student
+  edition's branch and its zip too. Every address is made from the one in
+  ``pyproject.toml`` by :func:`cbir_lab.course.project.edition_links`.
 
 The builder is Sphinx with MyST-NB and the book theme (``pip install
 "cbir-lab[book]"``); MathJax 3 comes from the ``django-static-mathjax`` package
@@ -51,7 +53,14 @@ from pathlib import Path
 import nbformat
 
 from cbir_lab.course.editions import COLAB_BADGE, edition, lesson_paths, write_edition
-from cbir_lab.course.project import binder_url, checkout_root, colab_url, project_url
+from cbir_lab.course.project import (
+    SELF_STUDY_BRANCH,
+    SOURCE_BRANCH,
+    STUDENT_BRANCH,
+    checkout_root,
+    edition_links,
+    project_url,
+)
 from cbir_lab.course.stills import WIDGET_VIEW, still_html, widget_state
 
 __all__ = ["BookBuildError", "STUDENT_ZIP", "build_book", "find_remote_loads"]
@@ -416,7 +425,7 @@ def _clear_out_dir(out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
 
 
-def _conf_py(title: str, repository: str, branch: str) -> str:
+def _conf_py(title: str, repository: str, launch_branch: str) -> str:
     settings = {
         "project": title,
         "author": "the cbir-lab developers",
@@ -438,7 +447,7 @@ def _conf_py(title: str, repository: str, branch: str) -> str:
         "html_last_updated_fmt": None,
         "html_theme_options": {
             "repository_url": repository,
-            "repository_branch": branch,
+            "repository_branch": launch_branch,  # the launch buttons open this branch's lessons
             "path_to_docs": "notebooks",  # a lesson's page is notebooks/<name>.ipynb in the repository
             "use_repository_button": True,
             "use_download_button": True,
@@ -478,7 +487,8 @@ def _student_zip(notebooks: Path, dest: Path) -> None:
                 archive.write(path, f"cbir-lab-student/{path.name}")
 
 
-def build_book(out_dir: str | Path, root: str | Path | None = None, *, strict: bool = True, branch: str = "main") -> Path:
+def build_book(out_dir: str | Path, root: str | Path | None = None, *, strict: bool = True,
+               branch: str = SOURCE_BRANCH) -> Path:
     """Build the course book, static HTML that needs no network to read.
 
     Writes a Sphinx source tree into a temporary folder (``conf.py``; ``index.md``
@@ -493,7 +503,10 @@ def build_book(out_dir: str | Path, root: str | Path | None = None, *, strict: b
             this package was imported from.
         strict: fail on any Sphinx warning and on any load from the network; without it
             they are a Python warning and the book is written.
-        branch: the repository branch the launch buttons open.
+        branch: the branch holding the source: the README's links to files of the repository
+            point there. Colab, Binder and the theme's launch buttons open the self-study
+            edition's branch, and the landing page links the student edition's
+            (:func:`cbir_lab.course.project.edition_links`).
 
     Returns:
         The book's ``index.html``.
@@ -517,6 +530,7 @@ def build_book(out_dir: str | Path, root: str | Path | None = None, *, strict: b
     if clash:
         raise ValueError(f"{', '.join(clash)} takes a page name the book makes itself")
     repository = project_url(root)
+    links = edition_links(repository)
     readme_path = root / "README.md"
     readme = _Readme(readme_path.read_text(encoding="utf-8"), root, repository, branch)
     table = _CourseTable.parse(readme.text, readme_path)
@@ -535,7 +549,7 @@ def build_book(out_dir: str | Path, root: str | Path | None = None, *, strict: b
         titles, papers = {}, {}
         for path in lessons:
             nb = edition(nbformat.read(path, as_version=4), "self-study", path.name)
-            nb = _book_notebook(nb, colab_url(repository, path.name, branch), binder_url(repository, path.name, branch))
+            nb = _book_notebook(nb, links.colab(path.name), links.binder(path.name))
             nbformat.write(nb, src / path.name)
             titles[path.name] = _title(nb) or path.stem
             text = "\n\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
@@ -550,12 +564,15 @@ def build_book(out_dir: str | Path, root: str | Path | None = None, *, strict: b
             "## The course", md(table.before), table.linked(titles),
             md(_without_section(table.after, r"the\s+book")),  # how to build and publish the book: not for its readers
             "## Run the lessons",
-            f"Each lesson's page opens the lesson in Colab or Binder (the links under its title, or the rocket "
-            f"at the top of the page). To run them on your machine: `{install}`, then `jupyter lab` "
+            f"Each lesson's page opens the lesson's self-study edition in Colab or Binder (the links under its "
+            f"title, or the rocket at the top of the page): the branch [`{SELF_STUDY_BRANCH}`]({links.self_study}) "
+            f"of the repository. To run them on your machine: `{install}`, then `jupyter lab` "
             f"in a folder of lessons (a clone's `notebooks/`, or an edition written by `cbir-lab course`). "
             f"The source is at <{repository}>.",
             f"**For a lab:** {{download}}`the student edition <{STUDENT_ZIP}>` (a zip of what "
-            f"`cbir-lab course student` writes: the {len(lessons)} lessons with blank exercises and no outputs).",
+            f"`cbir-lab course student` writes: the {len(lessons)} lessons with blank exercises and no outputs), "
+            f"also the branch [`{STUDENT_BRANCH}`]({links.student}) of the repository "
+            f"([download it as a zip]({links.student_zip})).",
             "Also: [for instructors](instructors.md) · [the talk mode](talk.md) · [references](references.md).",
             _toctree("Lessons", [Path(name).stem for name in table.notebooks]),
             _toctree("Course", ["instructors", "talk", "references"]),
@@ -584,7 +601,7 @@ def build_book(out_dir: str | Path, root: str | Path | None = None, *, strict: b
 
         _copy_mathjax(es5, static)
         shutil.copyfile(_CSS, static / _CSS.name)
-        (src / "conf.py").write_text(_conf_py(title, repository, branch), encoding="utf-8")
+        (src / "conf.py").write_text(_conf_py(title, repository, SELF_STUDY_BRANCH), encoding="utf-8")
         status, warning_text, console = _run_sphinx(src, out_dir, work, strict)
 
         def origin(line: str) -> str:

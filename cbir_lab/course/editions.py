@@ -12,7 +12,8 @@ instructor can import the lessons into nbgrader unchanged.
   (``raise NotImplementedError()`` in code, ``YOUR ANSWER HERE`` in written
   answers), every output cleared, the self-checks left in place. The "Open in
   Colab" badge becomes a note on uploading the notebook to Colab: the badge opens
-  the lesson in the repository, which holds the solutions.
+  the lesson's self-study edition (:func:`cbir_lab.course.project.colab_url`),
+  whose solutions are one click away.
 * ``self-study``: the student's answer cell, then the solution one click away:
   a code cell collapsed in JupyterLab (``source_hidden``) and tagged
   ``hide-input`` for the book, or a ``<details>`` block for a written answer.
