@@ -254,18 +254,27 @@ def format_curves_at(curves: dict[str, tuple[Sequence[int], np.ndarray]], dims: 
 
 def format_whitening_gains(gains: Sequence) -> str:
     """A text table of :func:`cbir_lab.index.whitening_gains`: mAP and gain over L2 only, full and partial,
-    the best d, and the gains' 95 % intervals when the rows have them."""
+    the best d (chosen on the same queries, which flatters it), the d chosen on held-out queries, and the
+    gains' 95 % intervals when the rows have them."""
     intervals = all(getattr(g, "full_gain", None) is not None for g in gains)
+    held_out = all(getattr(g, "held_out", None) is not None for g in gains)
     header = f"{'method':<6} {'L2 only':>8} {'full':>6} {'gain':>6} {'partial':>8} {'gain':>6} {'best d (full)':>14}"
+    if held_out:
+        header += f"  {'held-out d':>19}"
     if intervals:
-        header += "  full gain [95 % CI]  best gain [95 % CI]"
+        header += "  full gain [95 % CI]  " + ("held-out gain [95 % CI]" if held_out else "best gain [95 % CI]")
     lines = [header]
     for g in gains:
         line = (f"{g.method:<6} {g.l2_only:>8.3f} {g.full:>6.3f} {g.full - g.l2_only:>+6.3f} {g.partial:>8.3f} "
                 f"{g.partial - g.l2_only:>+6.3f} {g.best:>8.3f} @{g.best_dim:<4}")
+        if held_out:
+            line += f"  {g.held_out:>8.3f} @{'/'.join(map(str, g.held_out_dims)):<9}"
         if intervals:
-            line += f"  {_bracket(g.full_gain):<19}  {_bracket(g.best_gain)}"
+            line += f"  {_bracket(g.full_gain):<19}  {_bracket(g.held_out_gain if held_out else g.best_gain)}"
         lines.append(line.rstrip())
+    if intervals:
+        lines.append(f"(intervals: {gains[0].full_gain.resampled}; best d is chosen on the same queries it is scored on, "
+                     f"which flatters it; held-out d is chosen on the other half of the {gains[0].full_gain.unit})")
     return "\n".join(lines)
 
 
