@@ -11,7 +11,9 @@ r"""Evaluation: mAP and friends, exactly as the benchmarks' reference code compu
 * :func:`ns_score`: UKBench's N-S score (images of the group in the top 4).
 * :func:`precision_at_k`: the textbook P@k (kept apart from mP@k, which differs).
 * :func:`precision_recall`: a query's precision-recall points, for plots.
-* :func:`evaluate`: dispatch on a dataset's protocol.
+* :func:`score`: the one scoring entry: a ranking under its dataset's protocol, as
+  :class:`Scores` (the headline, the per-query values behind it, every score of
+  the protocol, and which queries were scored); :func:`evaluate` is its ``scores``.
 * :func:`median_ap_query`: the query whose AP is the median one (a typical
   example to show, with hits and misses).
 * :func:`similarity_gaps`: how far a descriptor puts matching from non-matching
@@ -30,7 +32,7 @@ References:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
@@ -59,6 +61,9 @@ __all__ = [
     "precision_at_k",
     "precision_recall",
     "evaluate",
+    "HEADLINES",
+    "Scores",
+    "score",
     "scoring_gnd",
     "median_ap_query",
     "similarity_gaps",
@@ -379,7 +384,7 @@ def precision_recall(ranking, positives, junk=()) -> tuple[np.ndarray, np.ndarra
 
 
 def evaluate(ranks, gnd: Sequence[dict] | None, protocol: str, kappas: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
-    """Score rankings under a dataset's protocol.
+    """Score rankings under a dataset's protocol: the ``scores`` of :func:`score`.
 
     Args:
         ranks: shape (n_db, n_queries).
@@ -393,16 +398,101 @@ def evaluate(ranks, gnd: Sequence[dict] | None, protocol: str, kappas: Sequence[
     Raises:
         CannotScoreError: the dataset has no ground truth.
     """
+    return _score(ranks, gnd, protocol, kappas).scores
+
+
+# --------------------------------------------------------------------------- one scoring entry
+
+#: Per protocol, the score a paper leads with (a key of :attr:`Scores.scores`).
+HEADLINES = {"standard": "mAP", "revisited": "medium", "ukbench": "N-S"}
+
+
+@dataclass(frozen=True)
+class Scores:
+    """A ranking scored under its dataset's protocol: what :func:`score` returns.
+
+    Attributes:
+        headline: the one number a paper leads with: the mAP (standard), the
+            Medium mAP (revisited; Radenović et al., CVPR 2018) or the N-S score (ukbench).
+        per_query: the per-query values behind ``headline``, shape (n_queries,):
+            APs (NaN for the queries left out), or, for ukbench, N-S hits (0 to 4).
+            Their mean over the scored queries is ``headline``; bootstrap intervals
+            resample them (:func:`cbir_lab.statistics.bootstrap_interval`).
+        aps: per-query APs under :func:`scoring_gnd` (Medium for revisited), shape
+            (n_queries,), NaN for queries without positives. The same array as
+            ``per_query`` except for ukbench, where they are the APs of its ``"mAP"``.
+        scores: every score of the protocol, as :func:`evaluate` returns them.
+        protocol: ``"standard"``, ``"revisited"`` or ``"ukbench"``.
+        headline_name: the key of ``headline`` in ``scores`` (:data:`HEADLINES`).
+        n_scored: how many queries ``headline`` is a mean over.
+        left_out: the queries ``headline`` leaves out for having no positives
+            (ascending; always empty for the N-S score, which counts every query).
+    """
+
+    headline: float
+    per_query: np.ndarray = field(compare=False, repr=False)
+    aps: np.ndarray = field(compare=False, repr=False)
+    scores: dict[str, float]
+    protocol: str
+    headline_name: str
+    n_scored: int
+    left_out: tuple[int, ...] = ()
+
+
+def _score(ranks, gnd: Sequence[dict] | None, protocol: str, kappas: Sequence[int]) -> Scores:
     if protocol == "none" or gnd is None:
         raise CannotScoreError("this dataset has no ground truth (a flat folder?): rankings cannot be scored")
     if protocol == "revisited":
-        return {s: r.map for s, r in revisited_map(ranks, gnd, kappas).items()}
+        settings = revisited_map(ranks, gnd, kappas)
+        behind, scores = settings["medium"], {s: r.map for s, r in settings.items()}
+    elif protocol == "ukbench":
+        hits = ns_hits(ranks, gnd)
+        behind = compute_map(ranks, gnd, kappas)
+        scores = {"N-S": float(np.mean(hits)), "mAP": behind.map}
+    elif protocol == "standard":
+        behind = compute_map(ranks, gnd, kappas)
+        scores = {"mAP": behind.map, **{f"mP@{k}": float(v) for k, v in zip(behind.kappas, behind.mpk)}}
+    else:
+        raise ValueError(f"unknown protocol {protocol!r}")
+    name = HEADLINES[protocol]
     if protocol == "ukbench":
-        return {"N-S": ns_score(ranks, gnd), "mAP": compute_map(ranks, gnd, kappas).map}
-    if protocol == "standard":
-        res = compute_map(ranks, gnd, kappas)
-        return {"mAP": res.map, **{f"mP@{k}": float(v) for k, v in zip(res.kappas, res.mpk)}}
-    raise ValueError(f"unknown protocol {protocol!r}")
+        return Scores(scores[name], hits, behind.aps, scores, protocol, name, int(hits.size))
+    left_out = tuple(int(q) for q in np.flatnonzero(np.isnan(behind.aps)))
+    return Scores(scores[name], behind.aps, behind.aps, scores, protocol, name, behind.n_scored, left_out)
+
+
+def score(ranking, dataset, kappas: Sequence[int] = (1, 5, 10)) -> Scores:
+    """Score a ranking under its dataset's own protocol: the one entry for a headline and what is behind it.
+
+    * standard (Oxford5k / Paris6k, Holidays, the embedded set): mAP with junk
+      removed, and mP@k (:func:`compute_map`); the headline is the mAP.
+    * revisited (ROxford5k / RParis6k): the Easy, Medium and Hard mAPs
+      (:func:`revisited_map`); the headline is Medium, as the papers lead with it.
+    * ukbench: the N-S score (:func:`ns_hits`) and the mAP; the headline is N-S.
+
+    Args:
+        ranking: database indices, shape (n_db or k, n_queries), column q query q's
+            ranking, best first (as :func:`cbir_lab.search.rank` returns; N-S needs k >= 4).
+        dataset: anything with ``gnd`` and ``protocol``, such as a
+            :class:`~cbir_lab.datasets.base.RetrievalDataset`.
+        kappas: the k of mP@k (standard protocol).
+
+    Returns:
+        The :class:`Scores`: ``scores`` is exactly what :func:`evaluate` returns.
+
+    Raises:
+        CannotScoreError: the dataset has no ground truth.
+        ValueError: an unknown protocol, shapes that disagree, or no query with a positive.
+
+    Examples:
+        >>> from types import SimpleNamespace
+        >>> toy = SimpleNamespace(gnd=[{"ok": [0, 2], "junk": [1]}, {"ok": []}], protocol="standard")
+        >>> ranking = np.array([[0, 3], [3, 2], [1, 1], [2, 0]])  # query 0: 0, 3, 1 (junk), 2
+        >>> result = score(ranking, toy)
+        >>> result.headline_name, round(result.headline, 4), result.n_scored, result.left_out
+        ('mAP', 0.7917, 1, (1,))
+    """
+    return _score(ranking, getattr(dataset, "gnd", None), getattr(dataset, "protocol", "none"), kappas)
 
 
 def median_ap_query(aps) -> int:

@@ -19,6 +19,7 @@ from cbir_lab.evaluation import (
     precision_recall,
     revisited_gnd,
     revisited_map,
+    score,
 )
 
 
@@ -222,3 +223,68 @@ def test_the_bootstrap_is_re_exported_from_statistics():
 
     for name in statistics.__all__:
         assert getattr(evaluation, name) is getattr(statistics, name) and name in evaluation.__all__
+
+
+# ----- score: the one scoring entry -------------------------------------------------------------------------------
+
+def toy_dataset(gnd, protocol, n_db):
+    from pathlib import Path
+
+    from cbir_lab.datasets.base import RetrievalDataset
+
+    return RetrievalDataset("toy", tuple(Path(f"db{i}.jpg") for i in range(n_db)),
+                            tuple(Path(f"q{i}.jpg") for i in range(len(gnd))), tuple(gnd), protocol)
+
+
+def test_score_standard_with_junk_by_hand():
+    gnd = [{"ok": [1, 4], "junk": [0]}, {"ok": [5], "junk": []}, {"ok": [], "junk": [3]}]
+    ranks = np.array([[0, 1, 3, 4, 2, 5], [2, 5, 0, 1, 3, 4], [0, 1, 2, 3, 4, 5]]).T
+    result = score(ranks, toy_dataset(gnd, "standard", 6))
+    # query 0: the junk image 0 comes first, so the positives at 1 and 3 move to 0 and 2: AP = (1 + (1/2 + 2/3)/2)/2
+    # query 1: its positive at 1: AP = (0 + 1/2)/2; query 2 has no positive and is left out
+    assert result.per_query[:2].tolist() == pytest.approx([19 / 24, 1 / 4]) and np.isnan(result.per_query[2])
+    assert result.headline == pytest.approx((19 / 24 + 1 / 4) / 2) and result.headline_name == "mAP"
+    # mP@1: 1 and 0; mP@5: kq = 3 gives 2/3, kq = 2 gives 1/2
+    assert result.scores == pytest.approx({"mAP": 25 / 48, "mP@1": 0.5, "mP@5": 7 / 12, "mP@10": 7 / 12})
+    assert (result.protocol, result.n_scored, result.left_out) == ("standard", 2, (2,))
+    assert result.aps is result.per_query
+    assert result.scores == evaluate(ranks, gnd, "standard")
+
+
+def test_score_revisited_easy_medium_and_hard_differ_by_hand():
+    # five images; query 0: easy 0, hard 3, junk 2; query 1: easy 4 only; query 2: no positive at all
+    gnd = [{"easy": [0], "hard": [3], "junk": [2]}, {"easy": [4], "hard": [], "junk": []},
+           {"easy": [], "hard": [], "junk": [1]}]
+    ranks = np.array([[3, 1, 0, 2, 4], [4, 0, 1, 2, 3], [0, 1, 2, 3, 4]]).T
+    result = score(ranks, toy_dataset(gnd, "revisited", 5))
+    # query 0, easy (hard 3 is junk): 0 moves from 2 to 1, AP = (0 + 1/2)/2 = 1/4
+    #          medium: 3 at 0, 0 at 2 (no junk before): AP = (1 + (1/2 + 2/3)/2)/2 = 19/24
+    #          hard (easy 0 is junk): 3 first, AP = 1
+    # query 1: AP 1 for easy and medium, no hard positive (left out of hard); query 2 is left out of all three
+    assert result.scores == pytest.approx({"easy": (1 / 4 + 1) / 2, "medium": (19 / 24 + 1) / 2, "hard": 1.0})
+    assert result.headline == result.scores["medium"] and result.headline_name == "medium"
+    assert result.per_query[:2].tolist() == pytest.approx([19 / 24, 1.0]) and np.isnan(result.per_query[2])
+    assert (result.n_scored, result.left_out) == (2, (2,))
+    assert result.scores == evaluate(ranks, gnd, "revisited")
+
+
+def test_score_ukbench_leads_with_the_ns_score_by_hand():
+    groups = [{"ok": [0, 1, 2, 3]}, {"ok": [4, 5, 6, 7]}]
+    ranks = np.array([[0, 1, 5, 2, 3], [4, 0, 1, 2, 5]]).T  # top 4: three of group 0; one of group 1
+    result = score(ranks, toy_dataset(groups, "ukbench", 8))
+    assert result.headline == 2.0 and result.headline_name == "N-S"
+    assert result.per_query.tolist() == [3.0, 1.0]
+    assert (result.n_scored, result.left_out) == (2, ())
+    # the APs behind its mAP: query 0 finds its group at 0, 1, 3, 4; query 1 finds 4 at 0 and 5 at 4 of 4 positives
+    ap0 = (1 + 1 + (2 / 3 + 3 / 4) / 2 + (3 / 4 + 4 / 5) / 2) / 4
+    ap1 = (1 + (1 / 4 + 2 / 5) / 2) / 4
+    assert result.aps.tolist() == pytest.approx([ap0, ap1])
+    assert result.scores == pytest.approx({"N-S": 2.0, "mAP": (ap0 + ap1) / 2})
+    assert result.scores == evaluate(ranks, groups, "ukbench")
+
+
+def test_score_without_ground_truth_or_with_an_unknown_protocol():
+    with pytest.raises(CannotScoreError, match="no ground truth"):
+        score(column(0, 1), toy_dataset([{"ok": [0]}], "none", 2))
+    with pytest.raises(ValueError, match="unknown protocol"):
+        score(column(0, 1), toy_dataset([{"ok": [0]}], "holidays", 2))
