@@ -58,6 +58,7 @@ from cbir_lab.evaluation import (
     median_ap_query,
     paired_bootstrap,
     precision_recall,
+    score,
     scoring_gnd,
 )
 from cbir_lab.pipeline import DatasetFeatures, describe, global_descriptors, learn_whitening
@@ -870,9 +871,8 @@ def score_descriptors(name: str, dataset, query_vecs: np.ndarray, db_vecs: np.nd
     """
     if not dataset.has_ground_truth:
         raise ValueError(f"dataset {dataset.name!r} has no ground truth: nothing to score")
-    ranks = rank(query_vecs, db_vecs)
-    aps = compute_map(ranks, scoring_gnd(dataset.gnd, dataset.protocol)).aps
-    return scored_row(dataset, name, np.asarray(db_vecs).shape[1], evaluate(ranks, dataset.gnd, dataset.protocol), aps)
+    result = score(rank(query_vecs, db_vecs), dataset)
+    return scored_row(dataset, name, np.asarray(db_vecs).shape[1], result.scores, result.aps)
 
 
 def depth_comparison(
@@ -1092,9 +1092,9 @@ def _scored_gnd(index: RetrievalIndex) -> list[dict]:
 
 
 def _ranked_row(index: RetrievalIndex, name: str, dim: int, ranks: np.ndarray) -> MethodScore:
-    gnd = _scored_gnd(index)
-    return scored_row(index.dataset, name, dim, evaluate(ranks, index.dataset.gnd, index.dataset.protocol),
-                      compute_map(ranks, gnd).aps)
+    _scored_gnd(index)
+    result = score(ranks, index.dataset)
+    return scored_row(index.dataset, name, dim, result.scores, result.aps)
 
 
 def reranking_table(
