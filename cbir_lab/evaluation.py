@@ -53,7 +53,6 @@ __all__ = [
     "compute_map",
     "ranked_positions",
     "aps_from_scores",
-    "map_from_scores",
     "revisited_gnd",
     "revisited_map",
     "ns_hits",
@@ -261,18 +260,6 @@ def aps_from_scores(scores, gnd: Sequence[dict]) -> np.ndarray:
         junk = np.sort(ranked_positions(scores[q], g.get("junk", ())))
         aps[q] = average_precision(pos - np.searchsorted(junk, pos), ok.size)
     return aps
-
-
-def map_from_scores(scores, gnd: Sequence[dict]) -> float:
-    """mAP from a (n_queries, n_db) score matrix, as :func:`compute_map` of its ranking would give it.
-
-    Raises:
-        ValueError: no query has a positive.
-    """
-    aps = aps_from_scores(scores, gnd)
-    if np.isnan(aps).all():
-        raise ValueError("no query has any positive image: mAP is undefined")
-    return float(np.nanmean(aps))
 
 
 def revisited_gnd(gnd: Sequence[dict], setting: str) -> list[dict]:

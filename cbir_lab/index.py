@@ -10,7 +10,7 @@ same object.
   query, and the whitening sweeps of lesson 3, each memoised.
 * :func:`retrieve`: one query's top-k under one setting, as a :class:`QueryResult`;
   :func:`precision_recall_by_method` compares one query across poolings.
-* :func:`comparison_table` / :func:`evaluate_methods`: the methods' scores under
+* :func:`comparison_table`: the methods' scores under
   the dataset's own protocol, as :class:`MethodScore` rows with per-query APs
   (for bootstrap intervals); :func:`compare_methods` gives the paired interval of
   each method against a reference.
@@ -75,7 +75,6 @@ __all__ = [
     "precision_recall_by_method",
     "MethodScore",
     "comparison_table",
-    "evaluate_methods",
     "headline_score",
     "compare_methods",
     "scored_row",
@@ -579,24 +578,6 @@ def comparison_table(
                 rows.append(scored_row(dataset, Pooling.parse(pooling).name, entry["db_vecs"].shape[1],
                                        index.scores(pooling, whiten, qe), entry.get("aps"), bool(whiten), bool(qe)))
     return rows
-
-
-def evaluate_methods(
-    features: DatasetFeatures,
-    poolings: Sequence[Pooling | str] = STANDARD_POOLINGS,
-    whitening: Sequence[bool] = (False, True),
-    query_expansion_k: int | None = None,
-) -> list[MethodScore]:
-    """:func:`comparison_table` on a fresh :class:`RetrievalIndex` of ``features``.
-
-    Args:
-        features: from :func:`cbir_lab.pipeline.extract_dataset`.
-        poolings: the poolings compared.
-        whitening: which of (without, with) whitening to run.
-        query_expansion_k: also score α-QE (α = 3) with this k.
-    """
-    index = RetrievalIndex(features, qe_k=query_expansion_k or 5)
-    return comparison_table(index, poolings, whitening, (False, True) if query_expansion_k else (False,))
 
 
 def compare_methods(rows: Sequence[MethodScore], reference: int | str = 0, n_resamples: int = 10_000,

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from cbir_lab.evaluation import (
-    map_from_scores,
     ranked_positions,
     scoring_gnd,
     similarity_gaps,
@@ -200,21 +199,6 @@ def test_ranked_positions_by_hand_ties_go_to_the_smaller_index():
     scores = np.array([0.2, 0.9, 0.5, 0.9])
     assert ranked_positions(scores, [1, 3, 2, 0]).tolist() == [0, 1, 2, 3]
     assert ranked_positions(scores, []).tolist() == []
-
-
-def test_map_from_scores_equals_compute_map_of_the_ranking():
-    from cbir_lab.search import rank
-
-    rng = np.random.default_rng(4)
-    scores = np.round(rng.random((6, 40)), 1)  # rounded: many ties, which both must break the same way
-    gnd = [{"ok": rng.choice(40, 5, replace=False).tolist(), "junk": rng.choice(40, 3, replace=False).tolist()}
-           for _ in range(6)]
-    gnd = [{"ok": g["ok"], "junk": [j for j in g["junk"] if j not in g["ok"]]} for g in gnd]
-    gnd[2] = {"ok": [], "junk": []}  # left out, as compute_map leaves it out
-    ranks = np.argsort(-scores, axis=1, kind="stable").T  # rank's order: score desc, then index asc
-    assert map_from_scores(scores, gnd) == pytest.approx(compute_map(ranks, gnd).map)
-    with pytest.raises(ValueError, match="no query has any positive"):
-        map_from_scores(scores[:1], [{"ok": [], "junk": []}])
 
 
 def test_the_bootstrap_is_re_exported_from_statistics():
