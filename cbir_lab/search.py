@@ -161,7 +161,7 @@ def rank(query_vecs, db_vecs, k: int | None = None, block_size: int | None = Non
         index = faiss.IndexFlatIP(db.shape[1])
         index.add(db)
         _, ids = index.search(q, k)
-        return ids.T.astype(np.int64)
+        return np.ascontiguousarray(ids.T.astype(np.int64))
     if backend != "numpy":
         raise ValueError(f"unknown backend {backend!r}; use 'numpy' or 'faiss'")
     if block_size is None:

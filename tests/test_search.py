@@ -70,7 +70,9 @@ def test_faiss_backend_matches_numpy():
     rng = np.random.default_rng(1)
     db = rng.standard_normal((300, 8)).astype(np.float32)
     q = rng.standard_normal((4, 8)).astype(np.float32)
-    assert np.array_equal(rank(q, db, k=10, backend="faiss"), rank(q, db, k=10))
+    ranks = rank(q, db, k=10, backend="faiss")
+    assert np.array_equal(ranks, rank(q, db, k=10))
+    assert ranks.dtype == np.int64 and ranks.flags.c_contiguous  # the same layout as the numpy backend's
 
 
 def test_mismatched_dimensions_and_bad_arguments_are_reported():
