@@ -11,7 +11,9 @@ r"""Evaluation: mAP and friends, exactly as the benchmarks' reference code compu
 * :func:`ns_score`: UKBench's N-S score (images of the group in the top 4).
 * :func:`precision_at_k`: the textbook P@k (kept apart from mP@k, which differs).
 * :func:`precision_recall`: a query's precision-recall points, for plots.
-* :func:`evaluate`: dispatch on a dataset's protocol.
+* :func:`score`: the one scoring entry: a ranking under its dataset's protocol, as
+  :class:`Scores` (the headline, the per-query values behind it, every score of
+  the protocol, and which queries were scored); :func:`evaluate` is its ``scores``.
 * :func:`median_ap_query`: the query whose AP is the median one (a typical
   example to show, with hits and misses).
 * :func:`similarity_gaps`: how far a descriptor puts matching from non-matching
@@ -20,6 +22,7 @@ r"""Evaluation: mAP and friends, exactly as the benchmarks' reference code compu
   mAP and for the difference of two methods' mAPs, by resampling the queries, or
   the clusters they come in (a cluster bootstrap) when queries share a source;
   :func:`cluster_means` gives each cluster's own mean, for when there are too few.
+  They live in :mod:`cbir_lab.statistics` and are re-exported here.
 
 References:
     Radenović, Iscen, Tolias, Avrithis & Chum, "Revisiting Oxford and Paris",
@@ -29,10 +32,18 @@ References:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
+
+from cbir_lab.statistics import (  # the bootstrap section lives there; re-exported so imports from here keep working
+    MIN_CLUSTERS,
+    Interval,
+    bootstrap_interval,
+    cluster_means,
+    paired_bootstrap,
+)
 
 __all__ = [
     "CannotScoreError",
@@ -42,7 +53,6 @@ __all__ = [
     "compute_map",
     "ranked_positions",
     "aps_from_scores",
-    "map_from_scores",
     "revisited_gnd",
     "revisited_map",
     "ns_hits",
@@ -50,6 +60,9 @@ __all__ = [
     "precision_at_k",
     "precision_recall",
     "evaluate",
+    "HEADLINES",
+    "Scores",
+    "score",
     "scoring_gnd",
     "median_ap_query",
     "similarity_gaps",
@@ -59,9 +72,6 @@ __all__ = [
     "cluster_means",
     "MIN_CLUSTERS",
 ]
-
-#: Below this many clusters a percentile bootstrap is too coarse to claim anything: show each cluster instead.
-MIN_CLUSTERS = 10
 
 
 class CannotScoreError(ValueError):
@@ -252,18 +262,6 @@ def aps_from_scores(scores, gnd: Sequence[dict]) -> np.ndarray:
     return aps
 
 
-def map_from_scores(scores, gnd: Sequence[dict]) -> float:
-    """mAP from a (n_queries, n_db) score matrix, as :func:`compute_map` of its ranking would give it.
-
-    Raises:
-        ValueError: no query has a positive.
-    """
-    aps = aps_from_scores(scores, gnd)
-    if np.isnan(aps).all():
-        raise ValueError("no query has any positive image: mAP is undefined")
-    return float(np.nanmean(aps))
-
-
 def revisited_gnd(gnd: Sequence[dict], setting: str) -> list[dict]:
     """The 'ok'/'junk' ground truth of one revisited setting.
 
@@ -373,7 +371,7 @@ def precision_recall(ranking, positives, junk=()) -> tuple[np.ndarray, np.ndarra
 
 
 def evaluate(ranks, gnd: Sequence[dict] | None, protocol: str, kappas: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
-    """Score rankings under a dataset's protocol.
+    """Score rankings under a dataset's protocol: the ``scores`` of :func:`score`.
 
     Args:
         ranks: shape (n_db, n_queries).
@@ -387,16 +385,101 @@ def evaluate(ranks, gnd: Sequence[dict] | None, protocol: str, kappas: Sequence[
     Raises:
         CannotScoreError: the dataset has no ground truth.
     """
+    return _score(ranks, gnd, protocol, kappas).scores
+
+
+# --------------------------------------------------------------------------- one scoring entry
+
+#: Per protocol, the score a paper leads with (a key of :attr:`Scores.scores`).
+HEADLINES = {"standard": "mAP", "revisited": "medium", "ukbench": "N-S"}
+
+
+@dataclass(frozen=True)
+class Scores:
+    """A ranking scored under its dataset's protocol: what :func:`score` returns.
+
+    Attributes:
+        headline: the one number a paper leads with: the mAP (standard), the
+            Medium mAP (revisited; Radenović et al., CVPR 2018) or the N-S score (ukbench).
+        per_query: the per-query values behind ``headline``, shape (n_queries,):
+            APs (NaN for the queries left out), or, for ukbench, N-S hits (0 to 4).
+            Their mean over the scored queries is ``headline``; bootstrap intervals
+            resample them (:func:`cbir_lab.statistics.bootstrap_interval`).
+        aps: per-query APs under :func:`scoring_gnd` (Medium for revisited), shape
+            (n_queries,), NaN for queries without positives. The same array as
+            ``per_query`` except for ukbench, where they are the APs of its ``"mAP"``.
+        scores: every score of the protocol, as :func:`evaluate` returns them.
+        protocol: ``"standard"``, ``"revisited"`` or ``"ukbench"``.
+        headline_name: the key of ``headline`` in ``scores`` (:data:`HEADLINES`).
+        n_scored: how many queries ``headline`` is a mean over.
+        left_out: the queries ``headline`` leaves out for having no positives
+            (ascending; always empty for the N-S score, which counts every query).
+    """
+
+    headline: float
+    per_query: np.ndarray = field(compare=False, repr=False)
+    aps: np.ndarray = field(compare=False, repr=False)
+    scores: dict[str, float]
+    protocol: str
+    headline_name: str
+    n_scored: int
+    left_out: tuple[int, ...] = ()
+
+
+def _score(ranks, gnd: Sequence[dict] | None, protocol: str, kappas: Sequence[int]) -> Scores:
     if protocol == "none" or gnd is None:
         raise CannotScoreError("this dataset has no ground truth (a flat folder?): rankings cannot be scored")
     if protocol == "revisited":
-        return {s: r.map for s, r in revisited_map(ranks, gnd, kappas).items()}
+        settings = revisited_map(ranks, gnd, kappas)
+        behind, scores = settings["medium"], {s: r.map for s, r in settings.items()}
+    elif protocol == "ukbench":
+        hits = ns_hits(ranks, gnd)
+        behind = compute_map(ranks, gnd, kappas)
+        scores = {"N-S": float(np.mean(hits)), "mAP": behind.map}
+    elif protocol == "standard":
+        behind = compute_map(ranks, gnd, kappas)
+        scores = {"mAP": behind.map, **{f"mP@{k}": float(v) for k, v in zip(behind.kappas, behind.mpk)}}
+    else:
+        raise ValueError(f"unknown protocol {protocol!r}")
+    name = HEADLINES[protocol]
     if protocol == "ukbench":
-        return {"N-S": ns_score(ranks, gnd), "mAP": compute_map(ranks, gnd, kappas).map}
-    if protocol == "standard":
-        res = compute_map(ranks, gnd, kappas)
-        return {"mAP": res.map, **{f"mP@{k}": float(v) for k, v in zip(res.kappas, res.mpk)}}
-    raise ValueError(f"unknown protocol {protocol!r}")
+        return Scores(scores[name], hits, behind.aps, scores, protocol, name, int(hits.size))
+    left_out = tuple(int(q) for q in np.flatnonzero(np.isnan(behind.aps)))
+    return Scores(scores[name], behind.aps, behind.aps, scores, protocol, name, behind.n_scored, left_out)
+
+
+def score(ranking, dataset, kappas: Sequence[int] = (1, 5, 10)) -> Scores:
+    """Score a ranking under its dataset's own protocol: the one entry for a headline and what is behind it.
+
+    * standard (Oxford5k / Paris6k, Holidays, the embedded set): mAP with junk
+      removed, and mP@k (:func:`compute_map`); the headline is the mAP.
+    * revisited (ROxford5k / RParis6k): the Easy, Medium and Hard mAPs
+      (:func:`revisited_map`); the headline is Medium, as the papers lead with it.
+    * ukbench: the N-S score (:func:`ns_hits`) and the mAP; the headline is N-S.
+
+    Args:
+        ranking: database indices, shape (n_db or k, n_queries), column q query q's
+            ranking, best first (as :func:`cbir_lab.search.rank` returns; N-S needs k >= 4).
+        dataset: anything with ``gnd`` and ``protocol``, such as a
+            :class:`~cbir_lab.datasets.base.RetrievalDataset`.
+        kappas: the k of mP@k (standard protocol).
+
+    Returns:
+        The :class:`Scores`: ``scores`` is exactly what :func:`evaluate` returns.
+
+    Raises:
+        CannotScoreError: the dataset has no ground truth.
+        ValueError: an unknown protocol, shapes that disagree, or no query with a positive.
+
+    Examples:
+        >>> from types import SimpleNamespace
+        >>> toy = SimpleNamespace(gnd=[{"ok": [0, 2], "junk": [1]}, {"ok": []}], protocol="standard")
+        >>> ranking = np.array([[0, 3], [3, 2], [1, 1], [2, 0]])  # query 0: 0, 3, 1 (junk), 2
+        >>> result = score(ranking, toy)
+        >>> result.headline_name, round(result.headline, 4), result.n_scored, result.left_out
+        ('mAP', 0.7917, 1, (1,))
+    """
+    return _score(ranking, getattr(dataset, "gnd", None), getattr(dataset, "protocol", "none"), kappas)
 
 
 def median_ap_query(aps) -> int:
@@ -484,206 +567,3 @@ def similarity_gaps(query_vecs: np.ndarray, db_vecs: np.ndarray, gnd: Sequence[d
     result["gap"] = result["positive"] - result["negative"]
     result["hard gap"] = result["positive"] - result["hard negative"]
     return result
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A statistic and its bootstrap confidence interval.
-
-    Attributes:
-        estimate: the statistic on the queries as they are (a mAP, or a difference of mAPs).
-        low, high: the interval's ends (percentiles of the resampled statistic).
-        level: the confidence level, e.g. 0.95.
-        n_queries: how many queries the estimate is over.
-        n_resamples: how many resamples.
-        n_clusters: how many units were resampled (G): the queries themselves, or their clusters.
-        unit: what was resampled, in words, plural (``"queries"``, ``"landmarks"``).
-    """
-
-    estimate: float
-    low: float
-    high: float
-    level: float
-    n_queries: int
-    n_resamples: int
-    n_clusters: int = 0
-    unit: str = "queries"
-
-    def __post_init__(self) -> None:
-        if not self.n_clusters:  # made without clusters: every query was its own
-            object.__setattr__(self, "n_clusters", self.n_queries)
-
-    @property
-    def too_few_clusters(self) -> bool:
-        """Fewer than :data:`MIN_CLUSTERS` units: show each cluster's result and claim no significance."""
-        return self.n_clusters < MIN_CLUSTERS
-
-    @property
-    def resampled(self) -> str:
-        """What was resampled, e.g. ``"G = 12 source photos"``."""
-        return f"G = {self.n_clusters} {self.unit}"
-
-    @property
-    def excludes_zero(self) -> bool:
-        """Whether 0 lies outside the interval: for a difference, the two methods differ at this level."""
-        return self.low > 0 or self.high < 0
-
-    def __str__(self) -> str:
-        return f"{self.estimate:+.3f} [{self.low:+.3f}, {self.high:+.3f}]"
-
-
-def _scored(values, name: str) -> np.ndarray:
-    values = np.asarray(values, dtype=np.float64)
-    if values.ndim != 1:
-        raise ValueError(f"{name} must be a 1-D array of per-query APs, got shape {values.shape}")
-    return values
-
-
-def _cluster_codes(clusters, n: int, name: str) -> np.ndarray | None:
-    if clusters is None:
-        return None
-    labels = np.asarray(clusters)
-    if labels.shape != (n,):
-        raise ValueError(f"{name}: clusters must give one label per query ({n}), got shape {labels.shape}")
-    return np.unique(labels, return_inverse=True)[1].reshape(-1)
-
-
-def _resample_means(values: np.ndarray, n_resamples: int, seed: int, codes: np.ndarray | None = None) -> np.ndarray:
-    """Bootstrap means of ``values``, drawing queries (``codes`` None) or whole clusters with replacement.
-
-    A resample of clusters draws G of the G clusters, and its mean is over every query of the
-    clusters drawn: sum of their values / number of their queries.
-    """
-    if int(n_resamples) != n_resamples or n_resamples < 1:
-        raise ValueError(f"n_resamples must be a positive integer, got {n_resamples!r}")
-    rng = np.random.default_rng(seed)
-    if codes is None:
-        picks = rng.integers(0, values.shape[0], size=(int(n_resamples), values.shape[0]))
-        return values[picks].mean(axis=1)
-    n_clusters = int(codes.max()) + 1
-    sums = np.bincount(codes, weights=values, minlength=n_clusters)
-    counts = np.bincount(codes, minlength=n_clusters).astype(np.float64)
-    picks = rng.integers(0, n_clusters, size=(int(n_resamples), n_clusters))
-    return sums[picks].sum(axis=1) / counts[picks].sum(axis=1)
-
-
-def _interval(estimate: float, resampled: np.ndarray, level: float, n: int, codes: np.ndarray | None = None,
-              unit: str = "queries") -> Interval:
-    if not 0 < level < 1:
-        raise ValueError(f"level must be in (0, 1), got {level!r}")
-    tail = (1 - level) / 2 * 100
-    low, high = np.percentile(resampled, [tail, 100 - tail])
-    n_clusters = n if codes is None else int(np.unique(codes).size)
-    return Interval(float(estimate), float(low), float(high), float(level), n, int(resampled.shape[0]), n_clusters,
-                    unit if codes is not None else "queries")
-
-
-def cluster_means(aps, clusters) -> dict[str, tuple[float, int]]:
-    """Each cluster's mean AP and its number of queries (queries without an AP left out).
-
-    Args:
-        aps: per-query APs, shape (n_queries,).
-        clusters: per query, its cluster's label.
-
-    Returns:
-        label → (mean AP, n queries), in label order.
-
-    Examples:
-        >>> cluster_means([1.0, 0.5, 0.0, float("nan")], ["louvre", "louvre", "eiffel", "eiffel"])
-        {'eiffel': (0.0, 1), 'louvre': (0.75, 2)}
-    """
-    values = _scored(aps, "aps")
-    labels = np.asarray(clusters)
-    _cluster_codes(labels, values.size, "cluster_means")
-    kept = ~np.isnan(values)
-    return {str(label): (float(values[kept & (labels == label)].mean()), int((kept & (labels == label)).sum()))
-            for label in np.unique(labels[kept])}
-
-
-def bootstrap_interval(aps, n_resamples: int = 10_000, level: float = 0.95, seed: int = 0, clusters=None,
-                       unit: str = "clusters") -> Interval:
-    """A percentile bootstrap interval for a mAP, resampling the queries (or their clusters) with replacement.
-
-    Queries without an AP (NaN: no positives) are left out, as in :func:`compute_map`.
-
-    When queries share a source (four Louvre queries, five views of one object), they
-    are not independent draws, and resampling them one by one understates the
-    interval. With ``clusters``, a resample draws whole clusters instead (a cluster
-    bootstrap; Field & Welsh, JRSS B 2007): G of the G clusters with replacement,
-    and the mAP of every query of the clusters drawn.
-
-    Args:
-        aps: per-query APs, shape (n_queries,).
-        n_resamples: bootstrap resamples.
-        level: the confidence level.
-        seed: the random seed, so an interval is reproducible.
-        clusters: per query, its cluster's label (``None``: every query is its own).
-        unit: what a cluster is, in words, plural, for :attr:`Interval.unit`.
-
-    Returns:
-        The :class:`Interval` around the mAP.
-
-    Examples:
-        >>> interval = bootstrap_interval([1.0, 1.0, 1.0])
-        >>> (interval.estimate, interval.low, interval.high)
-        (1.0, 1.0, 1.0)
-    """
-    values = _scored(aps, "aps")
-    codes = _cluster_codes(clusters, values.size, "bootstrap_interval")
-    kept = ~np.isnan(values)
-    values = values[kept]
-    if values.size == 0:
-        raise ValueError("bootstrap_interval: no query has an AP")
-    codes = None if codes is None else np.unique(codes[kept], return_inverse=True)[1].reshape(-1)
-    return _interval(values.mean(), _resample_means(values, n_resamples, seed, codes), level, values.size, codes, unit)
-
-
-def paired_bootstrap(aps_a, aps_b, n_resamples: int = 10_000, level: float = 0.95, seed: int = 0, clusters=None,
-                     unit: str = "clusters") -> Interval:
-    r"""A paired bootstrap interval for mAP(a) − mAP(b) on the same queries.
-
-    Each resample draws the queries with replacement and recomputes *both*
-    methods' mAP on the same draw, so the interval reflects how much the
-    difference depends on which queries happen to be in the benchmark. Its
-    2.5 and 97.5 percentiles give the 95 % interval; when it contains 0, the
-    data do not say which method is better.
-
-    Args:
-        aps_a, aps_b: per-query APs of the two methods, shape (n_queries,), same
-            queries in the same order. A query without positives (NaN in both) is left out.
-        n_resamples: bootstrap resamples.
-        level: the confidence level.
-        seed: the random seed.
-        clusters: per query, its cluster's label: resample whole clusters, as
-            :func:`bootstrap_interval` explains (``None``: every query is its own).
-        unit: what a cluster is, in words, plural.
-
-    Returns:
-        The :class:`Interval` of the difference a − b.
-
-    Raises:
-        ValueError: the arrays differ in length, or a query has an AP in one and not the other.
-
-    Reference:
-        Sakai, "Evaluating evaluation metrics based on the bootstrap", SIGIR 2006;
-        Efron & Tibshirani, *An Introduction to the Bootstrap*, 1993.
-
-    Examples:
-        >>> paired_bootstrap([1.0, 0.5, 0.5], [0.5, 0.0, 0.0]).estimate  # every query gains 0.5
-        0.5
-        >>> str(paired_bootstrap([1.0, 0.5, 0.5], [0.5, 0.0, 0.0]))
-        '+0.500 [+0.500, +0.500]'
-    """
-    a, b = _scored(aps_a, "aps_a"), _scored(aps_b, "aps_b")
-    if a.shape != b.shape:
-        raise ValueError(f"aps_a and aps_b must hold the same queries, got {a.size} and {b.size} APs")
-    if not np.array_equal(np.isnan(a), np.isnan(b)):
-        raise ValueError("aps_a and aps_b must leave out the same queries (NaN in one but not in the other)")
-    codes = _cluster_codes(clusters, a.size, "paired_bootstrap")
-    kept = ~np.isnan(a)
-    difference = a[kept] - b[kept]
-    if difference.size == 0:
-        raise ValueError("paired_bootstrap: no query has an AP")
-    codes = None if codes is None else np.unique(codes[kept], return_inverse=True)[1].reshape(-1)
-    return _interval(difference.mean(), _resample_means(difference, n_resamples, seed, codes), level,
-                     difference.size, codes, unit)

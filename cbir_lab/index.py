@@ -10,7 +10,7 @@ same object.
   query, and the whitening sweeps of lesson 3, each memoised.
 * :func:`retrieve`: one query's top-k under one setting, as a :class:`QueryResult`;
   :func:`precision_recall_by_method` compares one query across poolings.
-* :func:`comparison_table` / :func:`evaluate_methods`: the methods' scores under
+* :func:`comparison_table`: the methods' scores under
   the dataset's own protocol, as :class:`MethodScore` rows with per-query APs
   (for bootstrap intervals); :func:`compare_methods` gives the paired interval of
   each method against a reference.
@@ -58,6 +58,7 @@ from cbir_lab.evaluation import (
     median_ap_query,
     paired_bootstrap,
     precision_recall,
+    score,
     scoring_gnd,
 )
 from cbir_lab.pipeline import DatasetFeatures, describe, global_descriptors, learn_whitening
@@ -74,7 +75,6 @@ __all__ = [
     "precision_recall_by_method",
     "MethodScore",
     "comparison_table",
-    "evaluate_methods",
     "headline_score",
     "compare_methods",
     "scored_row",
@@ -581,24 +581,6 @@ def comparison_table(
     return rows
 
 
-def evaluate_methods(
-    features: DatasetFeatures,
-    poolings: Sequence[Pooling | str] = STANDARD_POOLINGS,
-    whitening: Sequence[bool] = (False, True),
-    query_expansion_k: int | None = None,
-) -> list[MethodScore]:
-    """:func:`comparison_table` on a fresh :class:`RetrievalIndex` of ``features``.
-
-    Args:
-        features: from :func:`cbir_lab.pipeline.extract_dataset`.
-        poolings: the poolings compared.
-        whitening: which of (without, with) whitening to run.
-        query_expansion_k: also score α-QE (α = 3) with this k.
-    """
-    index = RetrievalIndex(features, qe_k=query_expansion_k or 5)
-    return comparison_table(index, poolings, whitening, (False, True) if query_expansion_k else (False,))
-
-
 def compare_methods(rows: Sequence[MethodScore], reference: int | str = 0, n_resamples: int = 10_000,
                     seed: int = 0) -> dict[str, Interval]:
     """Each row's headline score against a reference row's, with a paired bootstrap 95 % interval.
@@ -871,9 +853,8 @@ def score_descriptors(name: str, dataset, query_vecs: np.ndarray, db_vecs: np.nd
     """
     if not dataset.has_ground_truth:
         raise ValueError(f"dataset {dataset.name!r} has no ground truth: nothing to score")
-    ranks = rank(query_vecs, db_vecs)
-    aps = compute_map(ranks, scoring_gnd(dataset.gnd, dataset.protocol)).aps
-    return scored_row(dataset, name, np.asarray(db_vecs).shape[1], evaluate(ranks, dataset.gnd, dataset.protocol), aps)
+    result = score(rank(query_vecs, db_vecs), dataset)
+    return scored_row(dataset, name, np.asarray(db_vecs).shape[1], result.scores, result.aps)
 
 
 def depth_comparison(
@@ -1093,9 +1074,9 @@ def _scored_gnd(index: RetrievalIndex) -> list[dict]:
 
 
 def _ranked_row(index: RetrievalIndex, name: str, dim: int, ranks: np.ndarray) -> MethodScore:
-    gnd = _scored_gnd(index)
-    return scored_row(index.dataset, name, dim, evaluate(ranks, index.dataset.gnd, index.dataset.protocol),
-                      compute_map(ranks, gnd).aps)
+    _scored_gnd(index)
+    result = score(ranks, index.dataset)
+    return scored_row(index.dataset, name, dim, result.scores, result.aps)
 
 
 def reranking_table(

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from cbir_lab.datasets.image_sets import ImageSet, load_whitening_set
-from cbir_lab.evaluation import Interval, bootstrap_interval, compute_map, evaluate, ns_hits, scoring_gnd
+from cbir_lab.evaluation import Interval, bootstrap_interval, score
 from cbir_lab.index import RetrievalIndex
 from cbir_lab.paths import atomic_write, free_path
 from cbir_lab.pooling import Pooling
@@ -270,15 +270,9 @@ def estimate_extraction(items: Sequence, backbone, max_side: int, cache=None) ->
 
 def _row(index: RetrievalIndex, method: str, q: np.ndarray, db: np.ndarray, whitened: bool) -> ReproducedRow:
     dataset = index.dataset
-    ranks = rank(q, db)
-    scores = evaluate(ranks, dataset.gnd, dataset.protocol)
-    if dataset.protocol == "ukbench":
-        headline, per_query = "N-S", ns_hits(ranks, dataset.gnd)
-    else:
-        headline = "medium" if dataset.protocol == "revisited" else "mAP"
-        per_query = compute_map(ranks, scoring_gnd(dataset.gnd, dataset.protocol)).aps
-    interval = bootstrap_interval(per_query, clusters=dataset.query_clusters, unit=dataset.cluster_unit)
-    return ReproducedRow(method, int(q.shape[1]), whitened, scores, headline, interval)
+    result = score(rank(q, db), dataset)
+    interval = bootstrap_interval(result.per_query, clusters=dataset.query_clusters, unit=dataset.cluster_unit)
+    return ReproducedRow(method, int(q.shape[1]), whitened, result.scores, result.headline_name, interval)
 
 
 def reproduce(

@@ -91,26 +91,36 @@ def _sort_by_score_then_index(scores: torch.Tensor, index: torch.Tensor) -> tupl
 
 
 def _block_topk(scores: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-k per row of ``scores`` (n_q, m) by (score desc, column asc), as (scores, columns).
+    """The top k of each row of ``scores`` (n_q, m) by (score desc, column asc), as (scores, columns), unordered.
 
+    Only the *set* is exact: the caller orders the candidates once, after the
+    last block, instead of each block's k being sorted again and merged.
     ``torch.topk`` is several times faster than a full sort or numpy's
     argpartition, but when the k-th score is tied with scores outside the top k
     it may keep any of the tied columns. Asking it for k + 1 tells which rows
     that can happen to (their (k+1)-th score equals their k-th): those rows,
-    rare with real descriptors and common with duplicates, are redone exactly.
+    rare with real descriptors and common with duplicates, keep the tied
+    columns of smallest index instead.
     """
-    if k >= scores.shape[1]:
-        return torch.sort(scores, dim=1, descending=True, stable=True)
+    n_q, m = scores.shape
+    if k >= m:
+        return scores, torch.arange(m).expand(n_q, m)
     top_scores, top_index = torch.topk(scores, k + 1, dim=1, largest=True, sorted=True)
     tied_at_boundary = torch.nonzero(top_scores[:, k] == top_scores[:, k - 1]).flatten().tolist()
-    top_scores, top_index = top_scores[:, :k].clone(), top_index[:, :k].clone()
+    top_scores, top_index = top_scores[:, :k], top_index[:, :k]
     for row in tied_at_boundary:
         kth = top_scores[row, k - 1]
         above = torch.nonzero(scores[row] > kth).flatten()
         tied = torch.nonzero(scores[row] == kth).flatten()[: k - above.numel()]
         top_index[row] = torch.cat([above, tied])
         top_scores[row] = scores[row, top_index[row]]
-    return _sort_by_score_then_index(top_scores, top_index)
+    return top_scores, top_index
+
+
+def _best_k(scores: torch.Tensor, index: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first k of each row's candidates by (score desc, index asc), in that order."""
+    scores, index = _sort_by_score_then_index(scores, index)
+    return scores[:, :k], index[:, :k]
 
 
 def rank(query_vecs, db_vecs, k: int | None = None, block_size: int | None = None, backend: str = "numpy") -> np.ndarray:
@@ -121,8 +131,8 @@ def rank(query_vecs, db_vecs, k: int | None = None, block_size: int | None = Non
     O(n_queries × (block_size + k)) rather than O(n_queries × n_db) when k is set;
     by default a block holds about 16 M scores (64 MB) whatever the number of queries.
     Scores are ``q @ db.T`` (the values :func:`similarities` returns), computed
-    with torch's BLAS; the top k of each block is selected with ``torch.topk`` and
-    merged with the best so far.
+    with torch's BLAS; the top k of each block is selected with ``torch.topk``, and
+    the candidates of all blocks are ordered once, by (score desc, index asc).
 
     Args:
         query_vecs: (n_queries, D) or (D,), normally L2-normalised.
@@ -151,7 +161,7 @@ def rank(query_vecs, db_vecs, k: int | None = None, block_size: int | None = Non
         index = faiss.IndexFlatIP(db.shape[1])
         index.add(db)
         _, ids = index.search(q, k)
-        return ids.T.astype(np.int64)
+        return np.ascontiguousarray(ids.T.astype(np.int64))
     if backend != "numpy":
         raise ValueError(f"unknown backend {backend!r}; use 'numpy' or 'faiss'")
     if block_size is None:
@@ -163,16 +173,20 @@ def rank(query_vecs, db_vecs, k: int | None = None, block_size: int | None = Non
         scores = _scores(q, db)
         _, best_index = torch.sort(scores, dim=1, descending=True, stable=True)
         return np.ascontiguousarray(best_index.T.numpy())
-    best_scores = torch.empty((q.shape[0], 0), dtype=torch.float32)
-    best_index = torch.empty((q.shape[0], 0), dtype=torch.int64)
+    # Each block adds its exact top-k set (unordered) to the candidates; they are ordered once, at the
+    # end, or merged down to the best k whenever they outgrow a block, so memory stays O(n_q × (block + k)).
+    cand_scores: list[torch.Tensor] = []
+    cand_index: list[torch.Tensor] = []
+    n_cand = 0
     for start in range(0, n_db, block_size):
         block_scores, block_index = _block_topk(_scores(q, db[start : start + block_size]), k)
-        # Every kept index is smaller than this block's, so a stable sort on the
-        # score alone keeps the (score desc, index asc) order.
-        best_scores = torch.cat([best_scores, block_scores], dim=1)
-        best_index = torch.cat([best_index, block_index + start], dim=1)
-        best_scores, perm = torch.sort(best_scores, dim=1, descending=True, stable=True)
-        best_scores, best_index = best_scores[:, :k], torch.gather(best_index, 1, perm[:, :k])
+        cand_scores.append(block_scores)
+        cand_index.append(block_index + start)
+        n_cand += block_scores.shape[1]
+        if n_cand > k + block_size:
+            merged = _best_k(torch.cat(cand_scores, dim=1), torch.cat(cand_index, dim=1), k)
+            cand_scores, cand_index, n_cand = [merged[0]], [merged[1]], k
+    _, best_index = _best_k(torch.cat(cand_scores, dim=1), torch.cat(cand_index, dim=1), k)
     return np.ascontiguousarray(best_index.T.numpy())
 
 

@@ -4,10 +4,7 @@ import numpy as np
 import pytest
 
 from cbir_lab.evaluation import (
-    map_from_scores,
     ranked_positions,
-    bootstrap_interval,
-    paired_bootstrap,
     scoring_gnd,
     similarity_gaps,
     CannotScoreError,
@@ -21,6 +18,7 @@ from cbir_lab.evaluation import (
     precision_recall,
     revisited_gnd,
     revisited_map,
+    score,
 )
 
 
@@ -195,49 +193,6 @@ def test_scoring_gnd_normalises_every_protocol():
     assert scoring_gnd(None) is None and scoring_gnd([{"ok": [0]}], "none") is None
 
 
-# ----- bootstrap intervals ------------------------------------------------------------------------
-
-def test_paired_bootstrap_of_a_constant_gain_is_that_gain():
-    interval = paired_bootstrap([0.9, 0.6, 0.3], [0.8, 0.5, 0.2])
-    assert interval.estimate == pytest.approx(0.1)
-    assert interval.low == pytest.approx(0.1) and interval.high == pytest.approx(0.1)
-    assert interval.excludes_zero and interval.n_queries == 3
-
-
-def test_paired_bootstrap_of_opposite_wins_contains_zero():
-    # a wins query 0 by 1, b wins query 1 by 1: mean difference 0; resamples give -1, 0 or +1
-    interval = paired_bootstrap([1.0, 0.0], [0.0, 1.0], n_resamples=2000)
-    assert interval.estimate == 0.0
-    assert interval.low == -1.0 and interval.high == 1.0 and not interval.excludes_zero
-
-
-def test_paired_bootstrap_matches_a_direct_resampling():
-    rng = np.random.default_rng(5)
-    a, b = rng.random(25), rng.random(25)
-    interval = paired_bootstrap(a, b, n_resamples=4000, seed=3)
-    # the same draws written out directly: resample query indices, difference of the two means
-    picks = np.random.default_rng(3).integers(0, 25, size=(4000, 25))
-    diffs = a[picks].mean(axis=1) - b[picks].mean(axis=1)
-    assert interval.low == pytest.approx(np.percentile(diffs, 2.5))
-    assert interval.high == pytest.approx(np.percentile(diffs, 97.5))
-    # paired is narrower than the two intervals taken separately when the methods move together
-    together = paired_bootstrap(a + 0.05, a)
-    assert together.high - together.low == pytest.approx(0.0, abs=1e-12)
-
-
-def test_bootstrap_interval_skips_queries_without_positives():
-    interval = bootstrap_interval([1.0, np.nan, 0.0], n_resamples=1000)
-    assert interval.estimate == 0.5 and interval.n_queries == 2
-    assert interval.low == 0.0 and interval.high == 1.0
-
-
-@pytest.mark.parametrize("a, b, message", [([1.0], [1.0, 0.5], "same queries"), ([np.nan, 1.0], [0.5, 1.0], "leave out"),
-                                            ([np.nan], [np.nan], "no query")])
-def test_paired_bootstrap_rejects_mismatched_inputs(a, b, message):
-    with pytest.raises(ValueError, match=message):
-        paired_bootstrap(a, b)
-
-
 # ----- scoring without sorting ------------------------------------------------------------------------
 
 def test_ranked_positions_by_hand_ties_go_to_the_smaller_index():
@@ -246,65 +201,74 @@ def test_ranked_positions_by_hand_ties_go_to_the_smaller_index():
     assert ranked_positions(scores, []).tolist() == []
 
 
-def test_map_from_scores_equals_compute_map_of_the_ranking():
-    from cbir_lab.search import rank
+def test_the_bootstrap_is_re_exported_from_statistics():
+    import cbir_lab.evaluation as evaluation
+    import cbir_lab.statistics as statistics
 
-    rng = np.random.default_rng(4)
-    scores = np.round(rng.random((6, 40)), 1)  # rounded: many ties, which both must break the same way
-    gnd = [{"ok": rng.choice(40, 5, replace=False).tolist(), "junk": rng.choice(40, 3, replace=False).tolist()}
-           for _ in range(6)]
-    gnd = [{"ok": g["ok"], "junk": [j for j in g["junk"] if j not in g["ok"]]} for g in gnd]
-    gnd[2] = {"ok": [], "junk": []}  # left out, as compute_map leaves it out
-    ranks = np.argsort(-scores, axis=1, kind="stable").T  # rank's order: score desc, then index asc
-    assert map_from_scores(scores, gnd) == pytest.approx(compute_map(ranks, gnd).map)
-    with pytest.raises(ValueError, match="no query has any positive"):
-        map_from_scores(scores[:1], [{"ok": [], "junk": []}])
+    for name in statistics.__all__:
+        assert getattr(evaluation, name) is getattr(statistics, name) and name in evaluation.__all__
 
 
-# ----- the cluster bootstrap --------------------------------------------------------------------------------------
+# ----- score: the one scoring entry -------------------------------------------------------------------------------
 
-from cbir_lab.evaluation import MIN_CLUSTERS, bootstrap_interval, cluster_means, paired_bootstrap  # noqa: E402
+def toy_dataset(gnd, protocol, n_db):
+    from pathlib import Path
 
+    from cbir_lab.datasets.base import RetrievalDataset
 
-def test_two_clusters_of_identical_queries_give_the_interval_of_two_queries_not_of_2n():
-    clustered = bootstrap_interval([1.0] * 5 + [0.0] * 5, clusters=["a"] * 5 + ["b"] * 5, unit="photos")
-    two = bootstrap_interval([1.0, 0.0])
-    ten = bootstrap_interval([1.0] * 5 + [0.0] * 5)
-    assert (clustered.low, clustered.high) == (two.low, two.high) == (0.0, 1.0)
-    assert ten.high - ten.low < 0.7  # resampling the 10 queries as if independent: far narrower
-    assert (clustered.n_clusters, clustered.n_queries, clustered.resampled) == (2, 10, "G = 2 photos")
-    assert clustered.too_few_clusters and MIN_CLUSTERS == 10
+    return RetrievalDataset("toy", tuple(Path(f"db{i}.jpg") for i in range(n_db)),
+                            tuple(Path(f"q{i}.jpg") for i in range(len(gnd))), tuple(gnd), protocol)
 
 
-def test_a_resample_of_clusters_averages_over_the_queries_it_draws():
-    # clusters a = {1, 1} and b = {0}: a draw (a, a) gives 1, (a, b) or (b, a) gives 2/3, (b, b) gives 0
-    interval = bootstrap_interval([1.0, 1.0, 0.0], clusters=["a", "a", "b"], n_resamples=20_000)
-    assert interval.estimate == pytest.approx(2 / 3)
-    assert (interval.low, interval.high) == (0.0, 1.0)
-    from cbir_lab.evaluation import _resample_means
-
-    means = _resample_means(np.array([1.0, 1.0, 0.0]), 20_000, 0, np.array([0, 0, 1]))
-    assert set(np.round(means, 6)) == {0.0, round(2 / 3, 6), 1.0}
-    assert np.mean(np.isclose(means, 2 / 3)) == pytest.approx(0.5, abs=0.02)
-
-
-def test_singleton_clusters_are_the_query_bootstrap_exactly_and_nan_queries_leave_their_cluster():
-    aps = [0.9, 0.2, 0.5, float("nan"), 0.7]
-    clustered = bootstrap_interval(aps, clusters=list("abcde"))
-    plain = bootstrap_interval(aps)
-    assert (clustered.low, clustered.high, clustered.estimate) == (plain.low, plain.high, plain.estimate)
-    assert clustered.n_clusters == 4  # cluster d had only the query without positives
+def test_score_standard_with_junk_by_hand():
+    gnd = [{"ok": [1, 4], "junk": [0]}, {"ok": [5], "junk": []}, {"ok": [], "junk": [3]}]
+    ranks = np.array([[0, 1, 3, 4, 2, 5], [2, 5, 0, 1, 3, 4], [0, 1, 2, 3, 4, 5]]).T
+    result = score(ranks, toy_dataset(gnd, "standard", 6))
+    # query 0: the junk image 0 comes first, so the positives at 1 and 3 move to 0 and 2: AP = (1 + (1/2 + 2/3)/2)/2
+    # query 1: its positive at 1: AP = (0 + 1/2)/2; query 2 has no positive and is left out
+    assert result.per_query[:2].tolist() == pytest.approx([19 / 24, 1 / 4]) and np.isnan(result.per_query[2])
+    assert result.headline == pytest.approx((19 / 24 + 1 / 4) / 2) and result.headline_name == "mAP"
+    # mP@1: 1 and 0; mP@5: kq = 3 gives 2/3, kq = 2 gives 1/2
+    assert result.scores == pytest.approx({"mAP": 25 / 48, "mP@1": 0.5, "mP@5": 7 / 12, "mP@10": 7 / 12})
+    assert (result.protocol, result.n_scored, result.left_out) == ("standard", 2, (2,))
+    assert result.aps is result.per_query
+    assert result.scores == evaluate(ranks, gnd, "standard")
 
 
-def test_paired_cluster_bootstrap_and_its_errors():
-    a, b = [1.0, 1.0, 0.5, 0.5], [0.0, 0.0, 0.5, 0.5]
-    interval = paired_bootstrap(a, b, clusters=["x", "x", "y", "y"], unit="landmarks")
-    assert interval.estimate == 0.5 and (interval.low, interval.high) == (0.0, 1.0)
-    assert interval.resampled == "G = 2 landmarks"
-    with pytest.raises(ValueError, match="one label per query"):
-        paired_bootstrap(a, b, clusters=["x", "y"])
+def test_score_revisited_easy_medium_and_hard_differ_by_hand():
+    # five images; query 0: easy 0, hard 3, junk 2; query 1: easy 4 only; query 2: no positive at all
+    gnd = [{"easy": [0], "hard": [3], "junk": [2]}, {"easy": [4], "hard": [], "junk": []},
+           {"easy": [], "hard": [], "junk": [1]}]
+    ranks = np.array([[3, 1, 0, 2, 4], [4, 0, 1, 2, 3], [0, 1, 2, 3, 4]]).T
+    result = score(ranks, toy_dataset(gnd, "revisited", 5))
+    # query 0, easy (hard 3 is junk): 0 moves from 2 to 1, AP = (0 + 1/2)/2 = 1/4
+    #          medium: 3 at 0, 0 at 2 (no junk before): AP = (1 + (1/2 + 2/3)/2)/2 = 19/24
+    #          hard (easy 0 is junk): 3 first, AP = 1
+    # query 1: AP 1 for easy and medium, no hard positive (left out of hard); query 2 is left out of all three
+    assert result.scores == pytest.approx({"easy": (1 / 4 + 1) / 2, "medium": (19 / 24 + 1) / 2, "hard": 1.0})
+    assert result.headline == result.scores["medium"] and result.headline_name == "medium"
+    assert result.per_query[:2].tolist() == pytest.approx([19 / 24, 1.0]) and np.isnan(result.per_query[2])
+    assert (result.n_scored, result.left_out) == (2, (2,))
+    assert result.scores == evaluate(ranks, gnd, "revisited")
 
 
-def test_cluster_means_by_hand():
-    assert cluster_means([1.0, 0.5, 0.0, 0.25], ["louvre", "louvre", "eiffel", "eiffel"]) == {
-        "eiffel": (0.125, 2), "louvre": (0.75, 2)}
+def test_score_ukbench_leads_with_the_ns_score_by_hand():
+    groups = [{"ok": [0, 1, 2, 3]}, {"ok": [4, 5, 6, 7]}]
+    ranks = np.array([[0, 1, 5, 2, 3], [4, 0, 1, 2, 5]]).T  # top 4: three of group 0; one of group 1
+    result = score(ranks, toy_dataset(groups, "ukbench", 8))
+    assert result.headline == 2.0 and result.headline_name == "N-S"
+    assert result.per_query.tolist() == [3.0, 1.0]
+    assert (result.n_scored, result.left_out) == (2, ())
+    # the APs behind its mAP: query 0 finds its group at 0, 1, 3, 4; query 1 finds 4 at 0 and 5 at 4 of 4 positives
+    ap0 = (1 + 1 + (2 / 3 + 3 / 4) / 2 + (3 / 4 + 4 / 5) / 2) / 4
+    ap1 = (1 + (1 / 4 + 2 / 5) / 2) / 4
+    assert result.aps.tolist() == pytest.approx([ap0, ap1])
+    assert result.scores == pytest.approx({"N-S": 2.0, "mAP": (ap0 + ap1) / 2})
+    assert result.scores == evaluate(ranks, groups, "ukbench")
+
+
+def test_score_without_ground_truth_or_with_an_unknown_protocol():
+    with pytest.raises(CannotScoreError, match="no ground truth"):
+        score(column(0, 1), toy_dataset([{"ok": [0]}], "none", 2))
+    with pytest.raises(ValueError, match="unknown protocol"):
+        score(column(0, 1), toy_dataset([{"ok": [0]}], "holidays", 2))

@@ -21,7 +21,6 @@ from cbir_lab.index import (
     depth_comparison,
     score_descriptors,
     dimension_grid,
-    evaluate_methods,
     explain_match,
     headline_score,
     pair_similarities,
@@ -185,7 +184,7 @@ def test_comparison_table_rows_and_a_separable_set_scores_perfectly():
     features = make_features([one_hot(0), one_hot(1)], [one_hot(0), one_hot(0, 2.0), one_hot(1), one_hot(1, 3.0)],
                              [torch.rand(4, 3, 3, generator=rng) for _ in range(8)],
                              [{"ok": [0, 1], "junk": []}, {"ok": [2, 3], "junk": []}])
-    rows = evaluate_methods(features, whitening=(False,))
+    rows = comparison_table(RetrievalIndex(features), whitening=(False,), query_expansion=(False,))
     assert [r.method for r in rows] == ["SPoC", "MAC", "R-MAC", "GeM"]
     assert all(r.scores["mAP"] == pytest.approx(1.0) for r in rows)
     assert all(r.aps.tolist() == [1.0, 1.0] for r in rows)
