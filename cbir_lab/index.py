@@ -50,6 +50,7 @@ import torch
 
 from cbir_lab import aggregation
 from cbir_lab.evaluation import (
+    CannotScoreError,
     Interval,
     compute_map,
     evaluate,
@@ -69,6 +70,7 @@ from cbir_lab.whitening import PCAWhitening, l2n
 
 __all__ = [
     "RetrievalIndex",
+    "SettingResult",
     "QueryResult",
     "result_status",
     "retrieve",
@@ -132,6 +134,43 @@ def result_status(index: int, gnd: dict | None) -> str:
 Setting = tuple[Pooling, bool, bool]  # (pooling, whitened, query expansion)
 
 
+@dataclass(frozen=True)
+class SettingResult:
+    """What one setting (pooling, whitening, query expansion) computes on an index's features, all at once.
+
+    Made complete by :meth:`RetrievalIndex.setting` and never changed after; the
+    arrays are shared with the index's memo (read them, do not write them).
+
+    Attributes:
+        pooling, whitened, query_expansion: the setting.
+        query_vecs: (n_q, d) query descriptors (expanded when ``query_expansion``).
+        db_vecs: (n_db, d) database descriptors.
+        similarities: (n_q, n_db) cosine similarities of ``query_vecs`` and ``db_vecs``.
+        ranks: (n_db, n_q) database indices, column q query q's full ranking, best first.
+        aps: (n_q,) per-query APs under :attr:`RetrievalIndex.gnd` (Medium for revisited
+            datasets; NaN for queries without positives), or None without ground truth.
+        mean_ap: their mean (the mAP), or None without ground truth.
+        scores: every score of the dataset's own protocol (:func:`cbir_lab.evaluation.evaluate`),
+            or None without ground truth.
+    """
+
+    pooling: Pooling
+    whitened: bool
+    query_expansion: bool
+    query_vecs: np.ndarray = field(repr=False, compare=False)
+    db_vecs: np.ndarray = field(repr=False, compare=False)
+    similarities: np.ndarray = field(repr=False, compare=False)
+    ranks: np.ndarray = field(repr=False, compare=False)
+    aps: np.ndarray | None = field(default=None, repr=False, compare=False)
+    mean_ap: float | None = None
+    scores: dict[str, float] | None = None
+
+    @property
+    def dim(self) -> int:
+        """The descriptors' dimension d."""
+        return int(self.db_vecs.shape[1])
+
+
 class RetrievalIndex:
     """Everything the course computes on one dataset's features, each thing once.
 
@@ -156,7 +195,7 @@ class RetrievalIndex:
 
     Examples:
         >>> index = RetrievalIndex(features)  # doctest: +SKIP
-        >>> index.setting("GeM")["map"]  # doctest: +SKIP
+        >>> index.setting("GeM").mean_ap  # doctest: +SKIP
         0.758
     """
 
@@ -171,7 +210,7 @@ class RetrievalIndex:
         self.gnd = scoring_gnd(ds.gnd, ds.protocol) if ds.has_ground_truth else None
         self._whitenings: dict[tuple[Pooling, str], PCAWhitening] = {}
         self._descriptors: dict[tuple[Pooling, bool], tuple[np.ndarray, np.ndarray]] = {}
-        self._settings: dict[Setting, dict] = {}
+        self._settings: dict[Setting, SettingResult] = {}
         self._coordinates: dict[tuple[Pooling, str], tuple[np.ndarray, np.ndarray]] = {}
         self._sweep: dict[tuple[Pooling, str, float, int], float] = {}
         self._scaled: dict[Pooling, tuple] = {}
@@ -201,14 +240,11 @@ class RetrievalIndex:
             self._descriptors[key] = global_descriptors(self.features, key[0], whitening)
         return self._descriptors[key]
 
-    def setting(self, pooling: Pooling | str, whiten: bool = False, query_expansion: bool = False) -> dict:
-        """The memoised arrays of one setting.
+    def setting(self, pooling: Pooling | str, whiten: bool = False, query_expansion: bool = False) -> SettingResult:
+        """Everything one setting computes, memoised: the first request computes it, later ones return the same object.
 
         Returns:
-            A dict with ``query_vecs`` (n_q, d) (expanded when ``query_expansion``),
-            ``db_vecs`` (n_db, d), ``similarities`` (n_q, n_db), ``ranks`` (n_db, n_q)
-            and, with ground truth, ``aps`` (n_q,; NaN for queries without positives)
-            and ``map``.
+            The :class:`SettingResult` (its arrays are shared: read them, do not write them).
         """
         key = (Pooling.parse(pooling), bool(whiten), bool(query_expansion))
         if key not in self._settings:
@@ -217,19 +253,25 @@ class RetrievalIndex:
             if query_expansion:
                 q = alpha_query_expansion(q, db, k=self.qe_k, alpha=self.qe_alpha, ranks=ranks)
                 ranks = rank(q, db)
-            entry = {"query_vecs": q, "db_vecs": db, "similarities": similarities(q, db), "ranks": ranks}
+            aps = mean_ap = scores = None
             if self.gnd is not None:
                 result = compute_map(ranks, self.gnd)
-                entry["aps"], entry["map"] = result.aps, result.map
-            self._settings[key] = entry
+                aps, mean_ap = result.aps, result.map
+                scores = evaluate(ranks, self.dataset.gnd, self.dataset.protocol)
+            self._settings[key] = SettingResult(*key, query_vecs=q, db_vecs=db, similarities=similarities(q, db),
+                                                ranks=ranks, aps=aps, mean_ap=mean_ap, scores=scores)
         return self._settings[key]
 
     def scores(self, pooling: Pooling | str, whiten: bool = False, query_expansion: bool = False) -> dict[str, float]:
-        """The setting's scores under the dataset's own protocol (:func:`cbir_lab.evaluation.evaluate`), memoised."""
-        entry = self.setting(pooling, whiten, query_expansion)
-        if "scores" not in entry:
-            entry["scores"] = evaluate(entry["ranks"], self.dataset.gnd, self.dataset.protocol)
-        return entry["scores"]
+        """The setting's scores under the dataset's own protocol (:func:`cbir_lab.evaluation.evaluate`), memoised.
+
+        Raises:
+            CannotScoreError: the dataset has no ground truth.
+        """
+        scores = self.setting(pooling, whiten, query_expansion).scores
+        if scores is None:
+            raise CannotScoreError(f"dataset {self.dataset.name!r} has no ground truth: rankings cannot be scored")
+        return scores
 
     def precompute(self, poolings: Sequence[Pooling | str] = STANDARD_POOLINGS) -> None:
         """Compute every setting of ``poolings`` now (whitened ones when a training split exists).
@@ -261,7 +303,7 @@ class RetrievalIndex:
         """
         if self.gnd is None:
             return 0
-        aps = self.setting(pooling, whiten)["aps"]
+        aps = self.setting(pooling, whiten).aps
         return 0 if np.isnan(aps).all() else median_ap_query(aps)
 
     # ------------------------------------------------------------------ the whitening sweep (lesson 3)
@@ -458,18 +500,18 @@ def retrieve(index: RetrievalIndex, query: int, pooling: Pooling | str = SPOC, w
     query = int(query)
     pooling = Pooling.parse(pooling)
     entry = index.setting(pooling, whiten, query_expansion)
-    ranking = entry["ranks"][:, query]
+    ranking = entry.ranks[:, query]
     top = ranking[: min(int(k), len(ranking))]
     gnd = index.gnd[query] if index.gnd is not None else None
     statuses = tuple(result_status(int(i), gnd) for i in top)
     ap = recall = precision = n_positives = None
     if gnd is not None:
         n_positives = len(gnd["ok"])
-        ap = float(entry["aps"][query])
+        ap = float(entry.aps[query])
         if n_positives:
             recall, precision = precision_recall(ranking, gnd["ok"], gnd["junk"])
     return QueryResult(query, pooling, bool(whiten), bool(query_expansion), top.copy(),
-                       entry["similarities"][query, top].copy(), statuses, ap, entry.get("map"), recall, precision,
+                       entry.similarities[query, top].copy(), statuses, ap, entry.mean_ap, recall, precision,
                        n_positives)
 
 
@@ -576,8 +618,8 @@ def comparison_table(
         for whiten in whitening:
             for qe in query_expansion:
                 entry = index.setting(pooling, whiten, qe)
-                rows.append(scored_row(dataset, Pooling.parse(pooling).name, entry["db_vecs"].shape[1],
-                                       index.scores(pooling, whiten, qe), entry.get("aps"), bool(whiten), bool(qe)))
+                rows.append(scored_row(dataset, entry.pooling.name, entry.dim, index.scores(pooling, whiten, qe),
+                                       entry.aps, bool(whiten), bool(qe)))
     return rows
 
 
@@ -792,10 +834,10 @@ def explain_match(index: RetrievalIndex, query: int, db_index: int, pooling: Poo
     entry = index.setting(pooling, whiten, query_expansion)
     whitening = index.whitening(pooling) if whiten else None
     features = index.features
-    db = entry["db_vecs"]
+    db = entry.db_vecs
     if not (0 <= int(db_index) < len(db)):
         raise ValueError(f"db_index must be in 0..{len(db) - 1}, got {db_index}")
-    result = contribution_map(features.db_maps[db_index], entry["query_vecs"][query], pooling, whitening)
+    result = contribution_map(features.db_maps[db_index], entry.query_vecs[query], pooling, whitening)
     query_side = contribution_map(features.query_maps[query], db[db_index], pooling, whitening)
     return query_side, result
 
@@ -1008,14 +1050,13 @@ def whitening_table(
     rows, intervals = [], {}
     for pooling in map(Pooling.parse, poolings):
         plain = index.setting(pooling)
-        rows.append(scored_row(index.dataset, pooling.name, plain["db_vecs"].shape[1],
-                               {"mAP": index.l2_score(pooling)}, plain["aps"]))
+        rows.append(scored_row(index.dataset, pooling.name, plain.dim, {"mAP": index.l2_score(pooling)}, plain.aps))
         top = index.max_dim(pooling, part)
         for d in [d for d in dims if d < top] + [top]:
             aps = index.whitened_aps(pooling, d, power, part)
             row = scored_row(index.dataset, f"{pooling.name} @{d}", d, {"mAP": float(np.nanmean(aps))}, aps, True)
             rows.append(row)
-            intervals[row.setting_label] = interval_vs(aps, plain["aps"], index.dataset)
+            intervals[row.setting_label] = interval_vs(aps, plain.aps, index.dataset)
     return rows, intervals
 
 
@@ -1279,7 +1320,7 @@ def whitening_gains(index: RetrievalIndex, poolings: Sequence[Pooling | str] = (
         dims = dimension_grid(top)
         full = index.whitening_curve(pooling, dims, 0.5, part)
         best = int(np.argmax(full))
-        plain = index.setting(pooling)["aps"]
+        plain = index.setting(pooling).aps
         held_out, held_out_dims = held_out_dimension([index.whitened_aps(pooling, d, 0.5, part) for d in dims], dims,
                                                      index.dataset.clusters())
         gains.append(WhiteningGain(

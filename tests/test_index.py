@@ -88,6 +88,17 @@ def test_retrieve_without_ground_truth_is_unknown_and_has_no_ap():
     assert result.ap is None and result.n_positives is None and result.recall is None
 
 
+def test_a_setting_without_ground_truth_has_rankings_and_no_scores():
+    from cbir_lab.evaluation import CannotScoreError
+
+    index = one_query()
+    entry = index.setting("MAC")
+    assert entry.ranks[:, 0].tolist() == [1, 2, 0]
+    assert entry.aps is None and entry.mean_ap is None and entry.scores is None
+    with pytest.raises(CannotScoreError, match="no ground truth"):
+        index.scores("MAC")
+
+
 def test_retrieve_k_larger_than_the_database_shows_everything():
     assert len(retrieve(one_query(), 0, "MAC", k=50).indices) == 3
 
@@ -124,10 +135,14 @@ def test_a_setting_is_computed_once_and_scored_under_the_dataset_protocol(groupe
     index = RetrievalIndex(grouped_features)
     entry = index.setting("GeM", whiten=True)
     assert index.setting(Pooling("gem"), True) is entry  # a name and its Pooling share the entry
-    np.testing.assert_allclose(entry["similarities"], entry["query_vecs"] @ entry["db_vecs"].T, atol=1e-6)
-    np.testing.assert_array_equal(entry["ranks"], rank(entry["query_vecs"], entry["db_vecs"]))
-    assert entry["map"] == pytest.approx(compute_map(entry["ranks"], grouped_features.dataset.gnd).map)
-    assert index.scores("GeM", True) == evaluate(entry["ranks"], grouped_features.dataset.gnd, "standard")
+    np.testing.assert_allclose(entry.similarities, entry.query_vecs @ entry.db_vecs.T, atol=1e-6)
+    np.testing.assert_array_equal(entry.ranks, rank(entry.query_vecs, entry.db_vecs))
+    assert entry.mean_ap == pytest.approx(compute_map(entry.ranks, grouped_features.dataset.gnd).map)
+    assert index.scores("GeM", True) == evaluate(entry.ranks, grouped_features.dataset.gnd, "standard")
+    assert entry.scores is index.scores("GeM", True) and entry.dim == entry.db_vecs.shape[1]
+    assert (entry.pooling, entry.whitened, entry.query_expansion) == (Pooling.parse("GeM"), True, False)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        entry.aps = None  # made complete, then never changed
     # the whitening the descriptors were made with is the one the index hands out
     assert index.descriptors("GeM", True)[0] == pytest.approx(
         index.whitening("GeM").transform(grouped_features.pooled("query", "GeM")))
@@ -143,8 +158,8 @@ def test_retrieving_other_queries_reuses_the_setting(grouped_features):
 
 def test_query_expansion_changes_the_query_vector(grouped_features):
     index = RetrievalIndex(grouped_features, qe_k=2)
-    plain = index.setting("MAC")["query_vecs"]
-    expanded = index.setting("MAC", query_expansion=True)["query_vecs"]
+    plain = index.setting("MAC").query_vecs
+    expanded = index.setting("MAC", query_expansion=True).query_vecs
     assert not np.allclose(plain, expanded)
     np.testing.assert_allclose(np.linalg.norm(expanded, axis=1), 1.0, atol=1e-5)
 
@@ -237,7 +252,7 @@ def test_precision_recall_by_method(grouped_features):
     curves, aps = precision_recall_by_method(index, 2, ("SPoC", "MAC"), whiten=True)
     assert list(curves) == list(aps) == ["SPoC", "MAC"]
     for method in ("SPoC", "MAC"):
-        ranks = index.setting(method, whiten=True)["ranks"]
+        ranks = index.setting(method, whiten=True).ranks
         recall, precision = precision_recall(ranks[:, 2], [6, 7], [8])
         np.testing.assert_array_equal(curves[method][0], recall)
         np.testing.assert_array_equal(curves[method][1], precision)
@@ -527,8 +542,8 @@ def test_reranking_table_rows_are_the_search_modules_rankings_scored(grouped_fea
     assert [r.method for r in rows] == ["SPoC", "SPoC + α-QE", "SPoC + DBA (k=2)", "SPoC + DBA + α-QE",
                                         "SPoC + diffusion (k=3, α=0.5)", "SPoC + diffusion (k=8, α=0.99)"]
     q, db = index.descriptors("SPoC")
-    assert rows[0].scores["mAP"] == pytest.approx(index.setting("SPoC")["map"])
-    assert rows[1].scores["mAP"] == pytest.approx(index.setting("SPoC", query_expansion=True)["map"])
+    assert rows[0].scores["mAP"] == pytest.approx(index.setting("SPoC").mean_ap)
+    assert rows[1].scores["mAP"] == pytest.approx(index.setting("SPoC", query_expansion=True).mean_ap)
     dba = compute_map(rank(q, database_augmentation(db, k=2, alpha=3.0)), index.gnd)
     assert rows[2].scores["mAP"] == pytest.approx(dba.map)
     diffused = compute_map(diffusion_rank(q, db, k=3, alpha=0.5, k_query=2), index.gnd)

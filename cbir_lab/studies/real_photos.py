@@ -125,7 +125,7 @@ def interaction_interval(index: RetrievalIndex, a: Pooling | str = "SPoC", b: Po
     gains = []
     for pooling in (Pooling.parse(a), Pooling.parse(b)):
         whitened = index.whitened_aps(pooling, index.max_dim(pooling, part), 0.5, part)
-        gains.append(np.asarray(whitened) - np.asarray(index.setting(pooling)["aps"]))
+        gains.append(np.asarray(whitened) - np.asarray(index.setting(pooling).aps))
     dataset = index.dataset
     return paired_bootstrap(gains[0], gains[1], n_resamples=n_resamples, seed=seed, clusters=dataset.clusters(),
                             unit=dataset.cluster_unit)
