@@ -62,7 +62,7 @@ from cbir_lab.evaluation import (
     score,
     scoring_gnd,
 )
-from cbir_lab.pipeline import DatasetFeatures, describe, global_descriptors, learn_whitening
+from cbir_lab.pipeline import DatasetFeatures, describe, global_descriptors, learn_local_pca, learn_whitening
 from cbir_lab.pooling import GEM, MAC, SPOC, STANDARD_POOLINGS, Pooling, cell_allocation, rmac_regions
 from cbir_lab.search import (alpha_query_expansion, database_augmentation, diffusion_rank, rank,
                              reached_only_by_diffusion, similarities)
@@ -1195,6 +1195,9 @@ def learn_word_vocabularies(train_maps: Sequence, ks: Sequence[int] = (4, 8, 16,
                             per_image: int = 50, seed: int = 0, n_init: int = 1) -> WordVocabularies:
     """A local PCA and one k-means vocabulary per k, all learned on training maps (never test images).
 
+    The local PCA is :func:`cbir_lab.pipeline.learn_local_pca`'s, as :func:`cbir_lab.pipeline.encode_dataset`
+    learns it; only the vocabularies differ (one per k, k-means only).
+
     Args:
         train_maps: feature maps (C, H, W) of the training images.
         ks: the vocabulary sizes.
@@ -1203,9 +1206,7 @@ def learn_word_vocabularies(train_maps: Sequence, ks: Sequence[int] = (4, 8, 16,
         seed: for the sample and k-means.
         n_init: k-means restarts per vocabulary (one keeps a widget quick to build).
     """
-    sample = aggregation.sample_local_descriptors(train_maps, per_image=per_image, seed=seed)
-    pca = aggregation.fit_local_pca(sample, local_dim, seed=seed)
-    reduced = pca.transform(sample)
+    pca, reduced = learn_local_pca(train_maps, local_dim, per_image, seed)
     return WordVocabularies(pca, {int(k): aggregation.fit_kmeans(reduced, int(k), seed=seed, n_init=n_init) for k in ks})
 
 
