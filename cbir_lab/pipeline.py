@@ -284,7 +284,7 @@ _ENCODING_NAMES = {"vlad": "VLAD", "fv": "FV", "te": "TE"}
 
 def learn_local_pca(train_maps: Sequence, local_dim: int, per_image: int, seed: int = 0
                     ) -> tuple[aggregation.LocalPCA, np.ndarray]:
-    """A local PCA learned on a sample of the training maps' cells, and that sample reduced: what a vocabulary learns on.
+    """A local PCA learned on a sample of the training maps' cells, and the sample reduced: what vocabularies learn on.
 
     Args:
         train_maps: feature maps (C, H, W) of the training images (never test images).
