@@ -5,6 +5,7 @@ r"""The basement: array helpers every stage shares, in numpy alone.
   that names the parameter and what is wrong with it.
 * :func:`check_finite`: the finiteness check :func:`as_matrix` makes, fast on large arrays.
 * :func:`to_numpy`: a numpy array from an array-like or a torch tensor.
+* :func:`as_feature_map`: one image's (C, H, W) feature map as a finite float64 array.
 
 This module imports nothing of cbir_lab and never imports torch: a torch tensor is
 recognised by its class, so the numpy-only stages (aggregation, whitening, the stored
@@ -17,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["l2n", "as_matrix", "check_finite", "to_numpy"]
+__all__ = ["l2n", "as_matrix", "as_feature_map", "check_finite", "to_numpy"]
 
 
 def _is_tensor(x: Any) -> bool:
@@ -134,4 +135,25 @@ def as_matrix(x: Any, name: str, *, dtype: Any = np.float32, vector: bool = Fals
         raise ValueError(f"{name} must be a 2-D array (n, dim), got shape {x.shape}")
     x = np.ascontiguousarray(x, dtype=dtype)
     check_finite(x, name)
+    return x
+
+
+def as_feature_map(feature_map: Any) -> np.ndarray:
+    """One image's feature map (C, H, W) (or (1, C, H, W)) as a finite float64 array, or a :class:`ValueError`.
+
+    Examples:
+        >>> as_feature_map(np.ones((1, 2, 3, 4), np.float32)).shape
+        (2, 3, 4)
+        >>> as_feature_map(np.ones((2, 3)))
+        Traceback (most recent call last):
+        ...
+        ValueError: feature_map must have shape (C, H, W), got (2, 3)
+    """
+    x = np.asarray(to_numpy(feature_map), dtype=np.float64)
+    if x.ndim == 4 and x.shape[0] == 1:
+        x = x[0]
+    if x.ndim != 3 or min(x.shape) == 0:
+        raise ValueError(f"feature_map must have shape (C, H, W), got {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("feature_map contains NaN or infinite values")
     return x

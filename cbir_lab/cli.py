@@ -68,7 +68,8 @@ def run_demo(
     from cbir_lab.datasets import load_dataset
     from cbir_lab.datasets.real_photos import REAL_DATASETS
     from cbir_lab.datasets.registry import BENCHMARKS
-    from cbir_lab.index import RetrievalIndex, comparison_table, retrieve, score_intervals
+    from cbir_lab.index import RetrievalIndex, retrieve
+    from cbir_lab.studies.methods import comparison_table, score_intervals
     from cbir_lab.pipeline import extract_dataset
     from cbir_lab.pooling import GEM
     from cbir_lab.viz import format_cluster_means, format_scores, plot_ranking

@@ -13,7 +13,8 @@ This composes the stages (:mod:`~cbir_lab.features`, :mod:`~cbir_lab.pooling`,
   compare a handful of images.
 * :func:`encode_dataset` encodes every image's map as a set of local descriptors
   (VLAD, Fisher vector, triangulation embedding; :mod:`~cbir_lab.aggregation`),
-  with the local PCA and the vocabulary learned on the training images.
+  with the local PCA and the vocabulary learned on the training images;
+  :func:`learn_local_pca` is that first step alone (lesson 7's vocabularies start from it too).
 
 Rankings and scores come next, in :mod:`cbir_lab.index`.
 """
@@ -42,6 +43,7 @@ __all__ = [
     "global_descriptors",
     "describe",
     "EncodedFeatures",
+    "learn_local_pca",
     "encode_dataset",
 ]
 
@@ -280,6 +282,24 @@ class EncodedFeatures:
 _ENCODING_NAMES = {"vlad": "VLAD", "fv": "FV", "te": "TE"}
 
 
+def learn_local_pca(train_maps: Sequence, local_dim: int, per_image: int, seed: int = 0
+                    ) -> tuple[aggregation.LocalPCA, np.ndarray]:
+    """A local PCA learned on a sample of the training maps' cells, and the sample reduced: what vocabularies learn on.
+
+    Args:
+        train_maps: feature maps (C, H, W) of the training images (never test images).
+        local_dim: the local PCA's dimension.
+        per_image: local descriptors drawn per map.
+        seed: for the sample and the PCA.
+
+    Returns:
+        (the :class:`~cbir_lab.aggregation.LocalPCA`, the sample reduced by it, (n, local_dim)).
+    """
+    sample = aggregation.sample_local_descriptors(train_maps, per_image=per_image, seed=seed)
+    pca = aggregation.fit_local_pca(sample, local_dim, seed=seed)
+    return pca, pca.transform(sample)
+
+
 def encode_dataset(features: DatasetFeatures, method: str, k: int, local_dim: int = 64, per_image: int = 100,
                    seed: int = 0, **options) -> EncodedFeatures:
     """Encode every part of ``features`` with a vocabulary learned on the training images only.
@@ -306,9 +326,7 @@ def encode_dataset(features: DatasetFeatures, method: str, k: int, local_dim: in
         raise ValueError(f"unknown encoding {method!r}; choose one of {sorted(_ENCODING_NAMES)}")
     if not features.train_maps:
         raise ValueError(f"dataset {features.dataset.name!r} has no training images to learn a vocabulary on")
-    sample = aggregation.sample_local_descriptors(features.train_maps, per_image=per_image, seed=seed)
-    pca = aggregation.fit_local_pca(sample, local_dim, seed=seed)
-    reduced = pca.transform(sample)
+    pca, reduced = learn_local_pca(features.train_maps, local_dim, per_image, seed)
     if method == "fv":  # EM on thousands of 64-D descriptors needs more than scikit-learn's 100 iterations
         vocabulary = aggregation.fit_gmm(reduced, k, seed=seed, max_iter=200)
     else:

@@ -1,6 +1,7 @@
 """Test helpers for the retrieval tests: a :class:`~cbir_lab.pipeline.DatasetFeatures` built from maps a test chooses.
 
-Import :func:`make_features` from here (``tests.conftest`` is pytest's, not a module to import);
+Import :func:`make_features` (and :func:`unit_maps`, :func:`score_with_pca`) from here
+(``tests.conftest`` is pytest's, not a module to import);
 the grouped datasets built with it are the ``make_grouped_features`` fixture of ``tests/conftest.py``.
 """
 
@@ -15,7 +16,7 @@ from PIL import Image
 from cbir_lab.datasets.base import RetrievalDataset
 from cbir_lab.pipeline import DatasetFeatures
 
-__all__ = ["make_features"]
+__all__ = ["make_features", "unit_maps", "score_with_pca"]
 
 
 def make_features(
@@ -52,3 +53,21 @@ def make_features(
         groups=None if groups is None else tuple(groups),
     )
     return DatasetFeatures(dataset, "toy", 64, list(query_maps), list(db_maps), list(train_maps))
+
+
+def unit_maps(rows) -> list[torch.Tensor]:
+    """(D, 1, 1) maps whose MAC / SPoC descriptor is the row itself (then L2-normalised)."""
+    return [torch.tensor(r, dtype=torch.float32).reshape(-1, 1, 1) for r in rows]
+
+
+def score_with_pca(features: DatasetFeatures, pooling: str, part: str, d: int, power: float) -> float:
+    """The mAP of a PCAWhitening fitted here on ``part``: the independent reference of the whitening sweeps."""
+    from cbir_lab.evaluation import evaluate
+    from cbir_lab.index import headline_score
+    from cbir_lab.search import rank
+    from cbir_lab.whitening import PCAWhitening
+
+    pca = PCAWhitening(n_components=d, power=power).fit(features.pooled(part, pooling))
+    ds = features.dataset
+    ranks = rank(pca.transform(features.pooled("query", pooling)), pca.transform(features.pooled("db", pooling)))
+    return headline_score(evaluate(ranks, ds.gnd, ds.protocol))

@@ -234,7 +234,7 @@ def test_contribution_map_check_accepts_the_formula_and_names_the_slips():
 
 def test_contribution_map_check_by_hand():
     # Two cells, one channel each: g = (3, 4), ‖g‖ = 5; q = (1, 0) gets 3/5 from the first cell, 0 from the second.
-    from cbir_lab.index import contribution_map
+    from cbir_lab.studies.explain import contribution_map
 
     x = np.zeros((2, 1, 2))
     x[0, 0, 0], x[1, 0, 1] = 3.0, 4.0

@@ -13,7 +13,8 @@ from PIL import Image
 from cbir_lab.backbones import load_backbone
 from cbir_lab.pooling import rmac_regions
 from cbir_lab.evaluation import Interval
-from cbir_lab.index import WhiteningGain, pair_similarities
+from cbir_lab.studies.explain import pair_similarities
+from cbir_lab.studies.whitening import WhiteningGain
 from cbir_lab.viz.feature_maps import (
     format_layers,
     format_map_sizes,

@@ -9,7 +9,8 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from cbir_lab.evaluation import Interval
-from cbir_lab.index import Contribution, MethodScore
+from cbir_lab.studies.explain import Contribution
+from cbir_lab.studies.methods import MethodScore
 from cbir_lab.viz.ranking import plot_ranking
 from cbir_lab.viz.retrieval import (
     format_scores,

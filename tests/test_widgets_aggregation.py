@@ -1,9 +1,9 @@
-"""Lesson 7's visual-words explorer, driven by its controls; its numbers come from cbir_lab.index."""
+"""Lesson 7's visual-words explorer, driven by its controls; its numbers come from cbir_lab.studies.encodings."""
 
 import numpy as np
 import torch
 
-from cbir_lab.index import visual_words
+from cbir_lab.studies.encodings import visual_words
 from cbir_lab.widgets import VisualWordsExplorer
 from cbir_lab.widgets.aggregation import NORMALISATIONS
 

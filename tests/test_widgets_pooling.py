@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cbir_lab.index import compare_images
+from cbir_lab.pipeline import describe
 from cbir_lab.pooling import Pooling
 from cbir_lab.viz.pooling import pooling_view
 from cbir_lab.widgets.pooling import PoolingExplorer
@@ -30,11 +30,11 @@ def explorer():
 def test_pure_view_numbers_by_hand():
     images, maps, names = maps_and_images()
     # MAC: anchor (4, 1)/√17, other (1, 4)/√17: cosine 8/17
-    _, caption, sims = pooling_view(images, maps, names, "MAC", 0, compare_images(maps, "MAC")[0])
+    _, caption, sims = pooling_view(images, maps, names, "MAC", 0, describe(maps, "MAC"))
     assert sims == pytest.approx([1.0, 8 / 17], abs=1e-6)
     assert "cos(anchor, other) = 0.471" in caption
     # SPoC: anchor (4, 36), other (36, 4): cosine 288 / 1312
-    _, _, sims = pooling_view(images, maps, names, "SPoC", 0, compare_images(maps, "SPoC")[0])
+    _, _, sims = pooling_view(images, maps, names, "SPoC", 0, describe(maps, "SPoC"))
     assert sims[1] == pytest.approx(288 / 1312, abs=1e-6)
 
 

@@ -14,7 +14,7 @@ Lessons 4 and 5:
 
 * :func:`check_contribution_map`: ``map_fn(query_vec, db_map) -> (H, W)``, how
   much each cell of a database image's map adds to its SPoC similarity with a
-  query (:func:`cbir_lab.index.contribution_map`). Recognises a forgotten
+  query (:func:`cbir_lab.studies.explain.contribution_map`). Recognises a forgotten
   ‖g‖, a per-cell cosine, average pooling, and transposed axes.
 * :func:`check_paired_bootstrap`: ``interval_fn(aps_a, aps_b, n_resamples, seed)``,
   the paired bootstrap interval of a difference of mAPs
@@ -253,7 +253,7 @@ def check_contribution_map(map_fn: Callable[[np.ndarray, np.ndarray], np.ndarray
     With :math:`g = \sum_{y,x} X_{:,y,x}` and the database descriptor
     :math:`g / \lVert g \rVert`, the similarity to the query's descriptor :math:`q` is
     :math:`s = \sum_{y,x} M_{yx}` with :math:`M_{yx} = q^\top X_{:,y,x} / \lVert g \rVert`
-    (:func:`cbir_lab.index.contribution_map`, without whitening).
+    (:func:`cbir_lab.studies.explain.contribution_map`, without whitening).
 
     Args:
         map_fn: the student's function; ``query_vec`` is (C,), L2-normalised, and
@@ -264,7 +264,7 @@ def check_contribution_map(map_fn: Callable[[np.ndarray, np.ndarray], np.ndarray
         The :class:`CheckResult`; ``failures`` names the slip (``no_norm``,
         ``cell_cosine``, ``mean``, ``transposed``, ``shape``, ``wrong``, ``error``).
     """
-    from cbir_lab.index import contribution_map
+    from cbir_lab.studies.explain import contribution_map
 
     name = "contribution map"
     query, db_map = _contribution_data()

@@ -23,7 +23,8 @@ import numpy as np
 from cbir_lab.datasets.image_sets import present_image_sets
 from cbir_lab.datasets.real_photos import how_to_get, present_real_dataset
 from cbir_lab.evaluation import Interval, paired_bootstrap
-from cbir_lab.index import MethodScore, RetrievalIndex, compare_methods, compare_settings, score_intervals
+from cbir_lab.index import RetrievalIndex
+from cbir_lab.studies.methods import MethodScore, compare_methods, compare_settings, score_intervals
 from cbir_lab.pipeline import extract_dataset
 from cbir_lab.pooling import Pooling
 from cbir_lab.viz.retrieval import format_cluster_means, format_scores
@@ -70,13 +71,13 @@ def evidence_table(rows: Sequence[MethodScore], reference: str | int = 0, digits
     """A comparison, its intervals, and what they allow one to claim, as text.
 
     Args:
-        rows: from :func:`cbir_lab.index.comparison_table` (or any rows with per-query APs
+        rows: from :func:`cbir_lab.studies.methods.comparison_table` (or any rows with per-query APs
             and clusters).
         reference: the row the others are compared with (label or position).
         digits: decimals shown.
         change: instead of a reference, compare each row having this change (``"whitened"``
             or ``"query_expansion"``) with the same row without it
-            (:func:`cbir_lab.index.compare_settings`).
+            (:func:`cbir_lab.studies.methods.compare_settings`).
 
     Returns:
         The table (each headline score with its interval, each row's difference to the
@@ -125,7 +126,7 @@ def interaction_interval(index: RetrievalIndex, a: Pooling | str = "SPoC", b: Po
     gains = []
     for pooling in (Pooling.parse(a), Pooling.parse(b)):
         whitened = index.whitened_aps(pooling, index.max_dim(pooling, part), 0.5, part)
-        gains.append(np.asarray(whitened) - np.asarray(index.setting(pooling)["aps"]))
+        gains.append(np.asarray(whitened) - np.asarray(index.setting(pooling).aps))
     dataset = index.dataset
     return paired_bootstrap(gains[0], gains[1], n_resamples=n_resamples, seed=seed, clusters=dataset.clusters(),
                             unit=dataset.cluster_unit)

@@ -30,7 +30,7 @@ def visual_words_view(image: np.ndarray, words: np.ndarray, blocks: np.ndarray, 
 
     Args:
         image: (H, W, 3) uint8, the network's input (the map's cells cover it).
-        words: (h, w) each cell's word, from :func:`cbir_lab.index.visual_words`.
+        words: (h, w) each cell's word, from :func:`cbir_lab.studies.encodings.visual_words`.
         blocks: (k, d) VLAD blocks (row k: the residual sum of word k, normalised as set).
         setting: the normalisation, for the caption.
         side: the panels' height in pixels.

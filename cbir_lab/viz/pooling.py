@@ -8,7 +8,7 @@
   picture of one pooling, composed in numpy, and :func:`pooling_view` adds its caption.
 * :func:`mac_location` and :func:`region_maxima` say where maxima fall;
   :func:`format_pair_similarities` and :func:`format_similarity_gaps` print the
-  comparisons of :func:`cbir_lab.index.pair_similarities` and
+  comparisons of :func:`cbir_lab.studies.explain.pair_similarities` and
   :func:`cbir_lab.evaluation.similarity_gaps` as text tables.
 
 Every plot returns a :class:`matplotlib.figure.Figure` and never shows it. The
@@ -250,7 +250,7 @@ def pooling_view(
         pooling: the pooling shown.
         channel: the anchor's channel to draw.
         descriptors: the images' L2-normalised descriptors under ``pooling``, (n, C)
-            (:func:`cbir_lab.index.compare_images`).
+            (:func:`cbir_lab.pipeline.describe`).
 
     Returns:
         (picture, caption, similarities of the anchor to each other image): the
@@ -274,7 +274,7 @@ def plot_pair_similarities(images: Sequence[np.ndarray], names: Sequence[str], s
         images: the anchor first, then the others (each (H, W, 3)).
         names: a label per image.
         similarities: pooling name → similarity of each other image to the anchor
-            (from :func:`cbir_lab.index.pair_similarities`).
+            (from :func:`cbir_lab.studies.explain.pair_similarities`).
 
     Returns:
         The figure: thumbnails on the left, grouped bars on the right.
@@ -311,7 +311,7 @@ def plot_pair_similarities(images: Sequence[np.ndarray], names: Sequence[str], s
 
 
 def format_pair_similarities(similarities: dict[str, np.ndarray], digits: int = 2) -> str:
-    """A text table of :func:`cbir_lab.index.pair_similarities` for an anchor, a view of the same scene and another scene.
+    """A text table of :func:`cbir_lab.studies.explain.pair_similarities` for an anchor, a view of the same scene and another scene.
 
     Args:
         similarities: method → (same scene, other scene) cosines.

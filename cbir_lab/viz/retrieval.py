@@ -1,11 +1,11 @@
 """Figures for the retrieval lesson: "why did this match?" maps, precision-recall curves, thumbnail grids.
 
-* :func:`plot_contributions` draws :func:`cbir_lab.index.contribution_map` maps
+* :func:`plot_contributions` draws :func:`cbir_lab.studies.explain.contribution_map` maps
   over the query and the result.
 * :func:`plot_precision_recall` draws one query's precision-recall curves.
 * :func:`plot_thumbnail_grid` shows many images at once (a dataset's queries).
 * :func:`plot_method_comparison` draws a comparison table
-  (:func:`cbir_lab.index.comparison_table`) as grouped bars, and
+  (:func:`cbir_lab.studies.methods.comparison_table`) as grouped bars, and
   :func:`format_scores` prints it, optionally with bootstrap intervals;
   :func:`format_query_differences` lists the queries on which two settings differ most.
 
@@ -73,8 +73,8 @@ def plot_contributions(
 
     Args:
         query_item, result_item: image items (path, PIL image or (path, bbox)).
-        query_contribution: :func:`cbir_lab.index.contribution_map` of the query's map against the
-            result's descriptor (a :class:`cbir_lab.index.Contribution`).
+        query_contribution: :func:`cbir_lab.studies.explain.contribution_map` of the query's map against the
+            result's descriptor (a :class:`cbir_lab.studies.explain.Contribution`).
         result_contribution: the result's map against the query's descriptor.
         status: ``"correct"``, ``"junk"``, ``"wrong"`` to colour the result's frame.
         title: the figure's title (default: the score and its split).
@@ -205,7 +205,7 @@ def plot_method_comparison(rows: Sequence, score: str | None = None, title: str 
     """Grouped bars of a comparison table: one group per method, one bar per setting.
 
     Args:
-        rows: :class:`cbir_lab.index.MethodScore` rows from :func:`cbir_lab.index.comparison_table`.
+        rows: :class:`cbir_lab.studies.methods.MethodScore` rows from :func:`cbir_lab.studies.methods.comparison_table`.
         score: which score to draw (default: ``"mAP"``, or ``"medium"`` for revisited tables).
         title: the axes' title.
 
@@ -250,16 +250,16 @@ def format_scores(rows: Sequence, digits: int = 3, intervals: Mapping | None = N
     """A plain-text table of comparison rows (one column per score).
 
     Args:
-        rows: :class:`cbir_lab.index.MethodScore` rows.
+        rows: :class:`cbir_lab.studies.methods.MethodScore` rows.
         digits: decimals shown.
         intervals: optionally, setting label → :class:`cbir_lab.evaluation.Interval`
             of the row's difference to another row, shown in a last column: to one reference
-            row (:func:`cbir_lab.index.compare_methods`; that row shows "reference"), or to
-            the same row without a change (:func:`cbir_lab.index.compare_settings`; rows
+            row (:func:`cbir_lab.studies.methods.compare_methods`; that row shows "reference"), or to
+            the same row without a change (:func:`cbir_lab.studies.methods.compare_settings`; rows
             without the change show "-").
         versus: what the intervals compare with, for the column's header.
         score_intervals: optionally, setting label → the :class:`cbir_lab.evaluation.Interval`
-            of the row's own headline score (:func:`cbir_lab.index.score_intervals`), shown
+            of the row's own headline score (:func:`cbir_lab.studies.methods.score_intervals`), shown
             after the scores.
 
     Returns:
@@ -306,7 +306,7 @@ def format_cluster_means(rows: Sequence, digits: int = 3) -> str:
     instead whether a method's lead holds in every cluster or comes from one.
 
     Args:
-        rows: :class:`cbir_lab.index.MethodScore` rows carrying ``clusters``.
+        rows: :class:`cbir_lab.studies.methods.MethodScore` rows carrying ``clusters``.
         digits: decimals shown.
 
     Returns:

@@ -9,8 +9,8 @@
   widget's picture, redrawn in place), and :func:`whitening_view` the lab's
   picture and caption.
 * :func:`format_curves_at` and :func:`format_whitening_gains` print the
-  comparisons of :func:`cbir_lab.index.train_vs_test_curves` and
-  :func:`cbir_lab.index.whitening_gains` as text tables.
+  comparisons of :func:`cbir_lab.studies.whitening.train_vs_test_curves` and
+  :func:`cbir_lab.studies.whitening.whitening_gains` as text tables.
 
 Every plot returns a :class:`matplotlib.figure.Figure` and never shows it.
 """
@@ -237,7 +237,7 @@ def format_curves_at(curves: dict[str, tuple[Sequence[int], np.ndarray]], dims: 
     """A text table of each curve's mAP at a few dimensions and at its last (largest) one.
 
     Args:
-        curves: label → (dims, values), e.g. from :func:`cbir_lab.index.train_vs_test_curves`.
+        curves: label → (dims, values), e.g. from :func:`cbir_lab.studies.whitening.train_vs_test_curves`.
         dims: the columns; a curve without a column's d shows "—".
 
     Returns:
@@ -253,7 +253,7 @@ def format_curves_at(curves: dict[str, tuple[Sequence[int], np.ndarray]], dims: 
 
 
 def format_whitening_gains(gains: Sequence) -> str:
-    """A text table of :func:`cbir_lab.index.whitening_gains`: mAP and gain over L2 only, full and partial,
+    """A text table of :func:`cbir_lab.studies.whitening.whitening_gains`: mAP and gain over L2 only, full and partial,
     the best d (chosen on the same queries, which flatters it), the d chosen on held-out queries, and the
     gains' 95 % intervals when the rows have them."""
     intervals = all(getattr(g, "full_gain", None) is not None for g in gains)

@@ -1,8 +1,8 @@
 """Widgets: one interactive ipywidgets panel per lesson, and the talk mode.
 
-Each widget builds its controls and wires them to :mod:`cbir_lab.index` (the
-numbers) and :mod:`cbir_lab.viz` (the pictures); it holds only the controls and
-what is on display. Figures are drawn into an ``Output`` widget (no Jupyter
+Each widget builds its controls and wires them to :mod:`cbir_lab.index` and the
+lessons' studies (:mod:`cbir_lab.studies`; the numbers) and :mod:`cbir_lab.viz` (the
+pictures); it holds only the controls and what is on display, and computes nothing itself. Figures are drawn into an ``Output`` widget (no Jupyter
 extension needed: JupyterLab, Notebook 7, VS Code, Colab).
 """
 

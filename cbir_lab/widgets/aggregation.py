@@ -1,9 +1,9 @@
 """The visual-words explorer of lesson 7: which local features fall in which word, and what VLAD makes of them.
 
 :class:`VisualWordsExplorer` learns a local PCA and one k-means vocabulary per k
-once, when it is built (:func:`cbir_lab.index.learn_word_vocabularies`, on the
+once, when it is built (:func:`cbir_lab.studies.encodings.learn_word_vocabularies`, on the
 training images); moving a control only assigns the chosen image's cells to words
-and re-encodes them (:func:`cbir_lab.index.visual_words`). The picture comes from
+and re-encodes them (:func:`cbir_lab.studies.encodings.visual_words`). The picture comes from
 :func:`cbir_lab.viz.aggregation.visual_words_view`.
 """
 
@@ -14,7 +14,7 @@ from typing import Sequence
 import ipywidgets as widgets
 import numpy as np
 
-from cbir_lab.index import learn_word_vocabularies, visual_words
+from cbir_lab.studies.encodings import learn_word_vocabularies, visual_words
 from cbir_lab.viz.aggregation import visual_words_view
 from cbir_lab.widgets._display import PanelRepr, show_in
 
@@ -42,7 +42,7 @@ class VisualWordsExplorer(PanelRepr):
     Attributes:
         image, k, normalisation: the controls.
         view: the ``ipywidgets.Image`` the picture is shown in; out: the caption (or an error).
-        vocabularies: the learned :class:`~cbir_lab.index.WordVocabularies`.
+        vocabularies: the learned :class:`~cbir_lab.studies.encodings.WordVocabularies`.
         words, blocks, caption: what the last update computed.
         widget: the whole panel.
     """

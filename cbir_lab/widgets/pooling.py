@@ -3,7 +3,7 @@
 :class:`PoolingExplorer` holds an anchor image, a second view of the same scene
 and a different scene (their feature maps). Each change draws what the pooling
 does with one channel of the anchor, and how similar the anchor's descriptor is
-to the other two. The descriptors come from :func:`cbir_lab.index.compare_images`
+to the other two. The descriptors come from :func:`cbir_lab.pipeline.describe`
 (memoised per setting), the picture from :func:`cbir_lab.viz.pooling.pooling_view`,
 composed in numpy and sent to an ``ipywidgets.Image`` as PNG bytes.
 """
@@ -16,7 +16,7 @@ import ipywidgets as widgets
 import numpy as np
 from PIL import Image
 
-from cbir_lab.index import compare_images
+from cbir_lab.pipeline import describe
 from cbir_lab.pooling import SPOC, STANDARD_POOLINGS, Pooling
 from cbir_lab.viz.feature_maps import strongest_channels
 from cbir_lab.viz.panels import png_bytes
@@ -89,7 +89,7 @@ class PoolingExplorer(PanelRepr):
     def descriptors(self, pooling: Pooling) -> np.ndarray:
         """The images' L2-normalised descriptors under ``pooling``, computed once per setting."""
         if pooling not in self._descriptors:
-            self._descriptors[pooling] = compare_images(self.maps, pooling)[0]
+            self._descriptors[pooling] = describe(self.maps, pooling)
         return self._descriptors[pooling]
 
     def update(self, change=None) -> None:

@@ -18,7 +18,8 @@ import html
 import ipywidgets as widgets
 import numpy as np
 
-from cbir_lab.index import Contribution, QueryResult, RetrievalIndex, explain_match, retrieve
+from cbir_lab.index import QueryResult, RetrievalIndex, retrieve
+from cbir_lab.studies.explain import Contribution, explain_match
 from cbir_lab.pooling import SPOC, STANDARD_POOLINGS, Pooling
 from cbir_lab.viz.images import thumbnail_jpeg
 from cbir_lab.viz.ranking import RESULT_COLORS
@@ -49,7 +50,7 @@ class RetrievalExplorer(widgets.VBox):
         results: the ``Box`` of ranked results (CSS class ``cbir-results``), one ``cbir-result`` cell each.
         header: the ``HTML`` line with the query, the setting, AP and mAP.
         last_result: the :class:`~cbir_lab.index.QueryResult` on display.
-        last_explanation: the (query, result) :class:`~cbir_lab.index.Contribution` pair on display, or None.
+        last_explanation: the (query, result) :class:`~cbir_lab.studies.explain.Contribution` pair on display, or None.
     """
 
     def __init__(self, source, method: Pooling | str = SPOC, k: int = 8, query: int = 0, thumb_side: int = 96,

@@ -70,7 +70,7 @@ class TalkWidget:
         shown = set()
         for setting in self.index.computed_settings():
             if setting[0] in poolings and not setting[2]:
-                shown.update(self.index.setting(*setting)["ranks"][: self.k].ravel().tolist())
+                shown.update(self.index.setting(*setting).ranks[: self.k].ravel().tolist())
         for i in shown:
             thumbnail_jpeg(ds.db_images[i], THUMB_SIDE)
 

@@ -18,7 +18,8 @@ from typing import Sequence
 import ipywidgets as widgets
 import numpy as np
 
-from cbir_lab.index import RetrievalIndex, dimension_grid
+from cbir_lab.index import RetrievalIndex
+from cbir_lab.studies.whitening import dimension_grid
 from cbir_lab.pooling import MAC, SPOC, Pooling
 from cbir_lab.viz.whitening import MapCurveFigure, whitening_view
 from cbir_lab.widgets._display import PanelRepr, show_in
