@@ -63,8 +63,8 @@ from cbir_lab.evaluation import (
 )
 from cbir_lab.pipeline import DatasetFeatures, describe, global_descriptors, learn_whitening
 from cbir_lab.pooling import GEM, MAC, SPOC, STANDARD_POOLINGS, Pooling, cell_allocation, rmac_regions
-from cbir_lab.search import (alpha_query_expansion, database_augmentation, diffusion_rank, rank,
-                             reached_only_by_diffusion, similarities)
+from cbir_lab.rerank import alpha_query_expansion, database_augmentation, diffusion_rank, reached_only_by_diffusion
+from cbir_lab.search import rank, similarities
 from cbir_lab.whitening import PCAWhitening, l2n
 
 __all__ = [

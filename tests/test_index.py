@@ -520,7 +520,7 @@ def test_encoding_comparison_whitens_every_descriptor_to_the_same_d(grouped_feat
 
 def test_reranking_table_rows_are_the_search_modules_rankings_scored(grouped_features):
     from cbir_lab.index import diffusion_recoveries, reranking_table
-    from cbir_lab.search import database_augmentation, diffusion_rank
+    from cbir_lab.rerank import database_augmentation, diffusion_rank
 
     index = RetrievalIndex(grouped_features)
     rows = reranking_table(index, "SPoC", dba_k=2, graph_k=3, alpha=0.5, k_query=2, paper_k=50)
