@@ -189,7 +189,8 @@ def _memory() -> list[Result]:
 
 
 def _ivf(quick: bool) -> list[Result]:
-    from cbir_lab.search import build_faiss_index, rank, recall_at_k, search_index
+    from cbir_lab.indexes import build_faiss_index, search_index
+    from cbir_lab.search import rank, recall_at_k
 
     if _faiss() is None:
         return [Result("search", "IVF recall@100", "—", "", "", "not measured", "faiss-cpu is not installed")]
@@ -266,7 +267,8 @@ def _indexes_side_by_side(quick: bool) -> list[Result]:
     """Every index kind of lesson 8 on the same vectors, timed alternately with exact search."""
     if _faiss() is None:
         return [Result("search", "faiss indexes side by side", "—", "", "", "not measured", "faiss-cpu is not installed")]
-    from cbir_lab.search import build_faiss_index, index_bytes_per_vector, recall_at_k, search_index
+    from cbir_lab.indexes import build_faiss_index, index_bytes_per_vector, search_index
+    from cbir_lab.search import recall_at_k
 
     dim, n_queries = 128, 500
     db = clustered_vectors(N_DB, dim=dim, seed=1)

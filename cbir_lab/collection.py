@@ -13,6 +13,9 @@ the pooling, so each setting has its own store:
   and row.
 * ``descriptor-network.onnx``: the network that computes the descriptors, exported (below).
 
+The files themselves (the key, reading and writing the pair, what is left over) are
+:mod:`cbir_lab.descriptor_store`.
+
 :meth:`PhotoCollection.update` brings the store in line with the folder. An
 image whose size and modification time match the manifest is trusted as it is;
 otherwise its content is hashed, and only content the store has never seen runs
@@ -49,15 +52,12 @@ from :mod:`cbir_lab._array`, which imports numpy alone.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import secrets
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Literal, Sequence
 
 import numpy as np
 from PIL import Image
@@ -65,6 +65,8 @@ from PIL import Image
 from cbir_lab._array import l2n
 from cbir_lab.backbone_specs import backbone_spec
 from cbir_lab.datasets.folder import list_images, matching_images
+from cbir_lab.descriptor_store import (MANIFEST, STORE_VERSION, StoreEntry, collection_key, leftover_files,
+                                       read_store, remove_files, write_store)
 from cbir_lab.images import ImageItem, ImageLoadError, content_key, network_input
 from cbir_lab.onnx_network import (DescriptorSession, ExportedNetworkError, export_descriptor_network,
                                    why_not_exportable)
@@ -74,15 +76,11 @@ from cbir_lab.pooling import GEM, Pooling
 if TYPE_CHECKING:
     from cbir_lab.backbones import Backbone
 
-__all__ = ["STORE_VERSION", "SearchResult", "CollectionUpdate", "collection_key", "PhotoCollection"]
+__all__ = ["SearchResult", "CollectionUpdate", "PhotoCollection"]
 
-#: Bump when the store's layout or the descriptors' computation changes: old stores are then rebuilt.
-STORE_VERSION = 1
-_MANIFEST = "manifest.json"
 _NETWORK = "descriptor-network.onnx"
 _CHUNK = 64  # images decoded and run per extraction call
 _SAVE_EVERY_S = 60.0
-_STALE_TMP_S = 3600.0  # a temporary file this old is a killed write's, not one in progress
 _MAX_LISTED = 10
 
 
@@ -142,39 +140,10 @@ class CollectionUpdate:
         return line
 
 
-class _Entry(NamedTuple):
-    size: int
-    mtime_ns: int
-    key: str
-    row: int
-
-
 def _listing(items: Sequence[str]) -> str:
     shown = "\n  ".join(items[:_MAX_LISTED])
     more = f" ... and {len(items) - _MAX_LISTED} more" if len(items) > _MAX_LISTED else ""
     return f"\n  {shown}{more}"
-
-
-def collection_key(folder: str | os.PathLike, backbone_tag: str, max_side: int, pooling: Pooling | str) -> str:
-    """The name of a collection's store: a hash of everything its descriptors depend on.
-
-    Args:
-        folder: the image folder (resolved here, so any spelling of one folder gives one key).
-        backbone_tag: :attr:`cbir_lab.backbones.Backbone.cache_tag` (name, layer, weights).
-        max_side: the long side fed to the network.
-        pooling: the pooling or its name.
-
-    Returns:
-        24 hex digits.
-
-    Examples:
-        >>> collection_key("/photos", "efficientnet_lite0-conv_head-imagenet", 384, "GeM") == \\
-        ...     collection_key("/photos/", "efficientnet_lite0-conv_head-imagenet", 384, "gem")
-        True
-    """
-    settings = {"folder": str(Path(folder).expanduser().resolve()), "backbone": backbone_tag,
-                "max_side": int(max_side), "pooling": Pooling.parse(pooling).name, "version": STORE_VERSION}
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:24]
 
 
 class PhotoCollection:
@@ -216,7 +185,7 @@ class PhotoCollection:
         self.backbone_tag = f"{self._backbone_name}-{layer}-{weights}"
         self.store = store_root / collection_key(folder, self.backbone_tag, self.max_side, pooling)
         self.read_only = False
-        self._entries: dict[str, _Entry] = {}
+        self._entries: dict[str, StoreEntry] = {}
         self.paths: list[str] = []
         self.descriptors = np.zeros((0, 0), np.float32)
         self._descriptor_file: str | None = None
@@ -307,64 +276,23 @@ class PhotoCollection:
     def _load(self) -> None:
         """Read the store if there is a valid one; otherwise start empty (an update rebuilds it).
 
-        Either way, note the store's files that no valid manifest points to (:meth:`_find_leftovers`):
-        the next save removes them.
+        Either way, note the store's files that no valid manifest points to
+        (:func:`cbir_lab.descriptor_store.leftover_files`): the next save removes them.
         """
-        manifest_path = self.store / _MANIFEST
-        for attempt in range(2):
-            if not manifest_path.exists():
-                self._find_leftovers(None)
-                return
-            try:
-                manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-                if {k: manifest.get(k) for k in self._settings()} != self._settings():
-                    raise ValueError("its settings differ from this collection's")
-                matrix = np.load(self.store / manifest["descriptors"], allow_pickle=False)
-                entries = {rel: _Entry(int(e["size"]), int(e["mtime_ns"]), str(e["key"]), int(e["row"]))
-                           for rel, e in manifest["images"].items()}
-                rows = sorted(e.row for e in entries.values())
-                if matrix.ndim != 2 or rows != list(range(matrix.shape[0])):
-                    raise ValueError(f"its manifest lists rows {rows[:3]}... for {matrix.shape} descriptors")
-                break
-            except FileNotFoundError as err:
-                if attempt == 0:
-                    continue  # another process replaced the store between our two reads: read it again
-                problem = err
-            except (OSError, ValueError, KeyError, TypeError) as err:
-                problem = err
+        try:
+            found = read_store(self.store, self._settings())
+        except (OSError, ValueError, KeyError, TypeError) as problem:
             warnings.warn(f"the stored index {self.store} cannot be used ({type(problem).__name__}: {problem}); "
                           f"the next update rebuilds it", stacklevel=3)
-            self._find_leftovers(None)
+            found = None
+        if found is None:
+            self._leftovers = leftover_files(self.store, None)
             return
+        entries, matrix, self._descriptor_file = found
         self._entries = entries
         self.paths = sorted(entries, key=lambda rel: entries[rel].row)
         self.descriptors = matrix.astype(np.float32)
-        self._descriptor_file = manifest["descriptors"]
-        self._find_leftovers(self._descriptor_file)
-
-    def _find_leftovers(self, current: str | None) -> None:
-        """Note the store's files that nothing will read: descriptor files other than ``current`` (those of
-        a damaged store, or of a save interrupted before its manifest) and temporary files of killed writes.
-
-        They are removed after the next successful save (:meth:`_save`), not now: a store that cannot be
-        used is left as it was until a rebuild replaces it. Only the files present now are noted, so a
-        descriptor file another process writes later is not touched (a process saving at this very
-        moment could lose its file; its manifest then fails to load and the store is rebuilt), and a
-        temporary file counts only once it is an hour old (a write in progress takes seconds at most).
-        """
-        leftovers = []
-        try:
-            for entry in os.scandir(self.store):
-                if entry.name == current:
-                    continue
-                if entry.name.startswith("descriptors-") and entry.name.endswith(".npy"):
-                    leftovers.append(entry.name)
-                elif entry.name.startswith(".") and entry.name.endswith(".tmp") \
-                        and time.time() - entry.stat().st_mtime > _STALE_TMP_S:
-                    leftovers.append(entry.name)
-        except OSError:  # no store yet, or a file that vanished meanwhile: nothing to note
-            pass
-        self._leftovers = sorted(leftovers)
+        self._leftovers = leftover_files(self.store, self._descriptor_file)
 
     # ------------------------------------------------------------------ updating
 
@@ -465,7 +393,7 @@ class PhotoCollection:
         added = [rel for rel in added if rel not in left_out]
         changed = [rel for rel in changed if rel not in left_out]
         removed = [rel for rel in old if rel not in entries]  # gone, or unreadable now: its descriptor is stale
-        if added or changed or removed or rehashed or not (self.store / _MANIFEST).exists():
+        if added or changed or removed or rehashed or not (self.store / MANIFEST).exists():
             self._commit(order, vectors, entries)
         if extracted:
             self._export_network()  # torch is loaded now: spare the next process from loading it
@@ -478,34 +406,21 @@ class PhotoCollection:
             matrix = np.stack([vectors[rel] for rel in order]).astype(np.float16)
         else:  # every image unreadable: an empty store
             matrix = np.zeros((0, self.descriptors.shape[1]), np.float16)
-        self._entries = {rel: _Entry(*entries[rel], row=row) for row, rel in enumerate(order)}
+        self._entries = {rel: StoreEntry(*entries[rel], row=row) for row, rel in enumerate(order)}
         self.paths = list(order)
         self.descriptors = matrix.astype(np.float32)
         if not self.read_only:
             self._save(matrix)
 
     def _save(self, matrix: np.ndarray) -> None:
-        name = f"descriptors-{secrets.token_hex(8)}.npy"
-        manifest = {**self._settings(), "descriptors": name, "count": int(matrix.shape[0]),
-                    "dim": int(matrix.shape[1]),
-                    "images": {rel: e._asdict() for rel, e in self._entries.items()}}
         try:
-            atomic_write(self.store / name, lambda handle: np.save(handle, matrix, allow_pickle=False))
-            atomic_write(self.store / _MANIFEST, json.dumps(manifest, ensure_ascii=False))
+            name = write_store(self.store, self._settings(), self._entries, matrix)
         except OSError as err:  # a read-only cache: the index still works in memory, for this session
-            try:
-                (self.store / name).unlink(missing_ok=True)
-            except OSError:
-                pass
             self.read_only = True
             warnings.warn(f"cannot write the index to {self.store} ({err}); it is kept in memory only. "
                           "Set CBIR_LAB_CACHE to a writable folder to keep it.", stacklevel=3)
             return
-        for old in {self._descriptor_file, *self._leftovers} - {None, name}:
-            try:
-                (self.store / old).unlink(missing_ok=True)
-            except OSError:  # e.g. another user's file in a shared cache: harmless, only space
-                pass
+        remove_files(self.store, {self._descriptor_file, *self._leftovers} - {None, name})
         self._leftovers = []
         self._descriptor_file = name
 

@@ -3,8 +3,8 @@ r"""Descriptor heads as ``nn.Module``: feature map → pooled, L2-normalised, wh
 * :class:`SPoC`, :class:`MAC`, :class:`GeM` (its power ``p`` a learnable
   :class:`torch.nn.Parameter`) and :class:`RMAC`: the poolings of
   :mod:`cbir_lab.pooling` as thin modules over its functions, as cirtorch's
-  ``layers/pooling.py`` has them. :meth:`cbir_lab.pooling.Pooling.module` gives
-  the one for a :class:`~cbir_lab.pooling.Pooling`. (``cbir_lab.pooling.MAC`` and
+  ``layers/pooling.py`` has them. :func:`pooling_module` gives the one for a
+  :class:`~cbir_lab.pooling.Pooling`. (``cbir_lab.pooling.MAC`` and
   ``cbir_lab.pooling.RMAC`` are :class:`~cbir_lab.pooling.Pooling` values; the
   modules of the same names live here.)
 * :class:`DescriptorHead`: pooling → L2 → PCA-whitening as an ``nn.Linear`` → L2,
@@ -26,25 +26,150 @@ References:
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from cbir_lab._array import l2n
-from cbir_lab.pooling import Pooling, _module_classes
+from cbir_lab.pooling import _DEFAULT_LEVELS, _DEFAULT_P, Pooling, gem, mac, regional_vectors, rmac, spoc
 
 if TYPE_CHECKING:
     from cbir_lab.whitening import PCAWhitening
 
-__all__ = ["SPoC", "MAC", "GeM", "RMAC", "DescriptorHead", "DescriptorNetwork"]
+__all__ = ["SPoC", "MAC", "GeM", "RMAC", "pooling_module", "DescriptorHead", "DescriptorNetwork"]
 
-_classes = _module_classes()
-SPoC = _classes["SPoC"]
-MAC = _classes["MAC"]
-GeM = _classes["GeM"]
-RMAC = _classes["RMAC"]
-del _classes
+
+class SPoC(nn.Module):
+    """Sum pooling as a module: (N, C, H, W) → (N, C), unnormalised; calls :func:`cbir_lab.pooling.spoc`.
+
+    Args:
+        center_prior: weight each cell by the Gaussian centre prior.
+
+    Reference:
+        Babenko & Lempitsky, ICCV 2015, arXiv:1510.07493.
+
+    Examples:
+        >>> SPoC()(torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])).tolist()
+        [[10.0]]
+    """
+
+    def __init__(self, center_prior: bool = False) -> None:
+        super().__init__()
+        self.center_prior = bool(center_prior)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return spoc(x, center_prior=self.center_prior)
+
+    def extra_repr(self) -> str:
+        return "center_prior=True" if self.center_prior else ""
+
+class MAC(nn.Module):
+    """Max pooling as a module: (N, C, H, W) → (N, C); calls :func:`cbir_lab.pooling.mac`.
+
+    Reference:
+        Tolias, Sicre & Jégou, ICLR 2016, arXiv:1511.05879.
+
+    Examples:
+        >>> MAC()(torch.tensor([[[[1.0, 9.0], [3.0, 4.0]]]])).tolist()
+        [[9.0]]
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return mac(x)
+
+class GeM(nn.Module):
+    """Generalised-mean pooling with a learnable power, as cirtorch's ``GeM``; calls :func:`cbir_lab.pooling.gem`.
+
+    Args:
+        p: the initial power, > 0 (3 is the usual off-the-shelf choice).
+        eps: the clamp of the activations, > 0.
+
+    Attributes:
+        p: a 0-d :class:`torch.nn.Parameter`: a loss's gradient reaches it, so training learns it.
+
+    Reference:
+        Radenović, Tolias & Chum, TPAMI 2018, arXiv:1711.02512.
+
+    Examples:
+        >>> pool = GeM(p=3.0)
+        >>> pool
+        GeM(p=3, eps=1e-06)
+        >>> round(pool(torch.tensor([[[[1.0, 2.0], [2.0, 3.0]]]])).item(), 4)  # (44 / 4) ** (1/3)
+        2.224
+    """
+
+    def __init__(self, p: float = _DEFAULT_P, eps: float = 1e-6) -> None:
+        super().__init__()
+        if isinstance(p, bool) or not (isinstance(p, (int, float)) and math.isfinite(p) and p > 0):
+            raise ValueError(f"GeM: p must be a finite number > 0, got {p!r}")
+        if not eps > 0:
+            raise ValueError(f"GeM: eps must be > 0, got {eps!r}")
+        self.p = nn.Parameter(torch.tensor(float(p)))
+        self.eps = float(eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return gem(x, p=self.p, eps=self.eps)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p.item():.4g}, eps={self.eps:g}"
+
+class RMAC(nn.Module):
+    """R-MAC as a module: (N, C, H, W) → (N, C), the unnormalised sum of unit regional MACs;
+    calls :func:`cbir_lab.pooling.rmac` (the original's grid, without cirtorch's whole-map term).
+
+    Args:
+        levels: the number of scales L of :func:`cbir_lab.pooling.rmac_regions`.
+
+    Reference:
+        Tolias, Sicre & Jégou, ICLR 2016, arXiv:1511.05879.
+
+    Examples:
+        >>> RMAC(levels=1)(torch.ones(1, 2, 3, 3))
+        tensor([[0.7071, 0.7071]])
+    """
+
+    def __init__(self, levels: int = _DEFAULT_LEVELS) -> None:
+        super().__init__()
+        if isinstance(levels, bool) or int(levels) != levels or levels < 1:
+            raise ValueError(f"RMAC: levels must be an integer >= 1, got {levels!r}")
+        self.levels = int(levels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return rmac(x, levels=self.levels)
+
+    def regions(self, x: torch.Tensor) -> torch.Tensor:
+        """The L2-normalised regional vectors (N, R, C) that :meth:`forward` sums
+        (:func:`cbir_lab.pooling.regional_vectors`), for a whitening of each region."""
+        return regional_vectors(x, self.levels)
+
+    def extra_repr(self) -> str:
+        return f"levels={self.levels}"
+
+
+def pooling_module(pooling: "Pooling | str") -> nn.Module:
+    """A pooling as a new ``nn.Module``: :class:`SPoC`, :class:`MAC`, :class:`GeM` (its ``p`` a
+    learnable parameter, starting at the pooling's ``p``) or :class:`RMAC`; it computes what
+    calling the pooling does.
+
+    Args:
+        pooling: a :class:`~cbir_lab.pooling.Pooling` or its name.
+
+    Examples:
+        >>> pooling_module("GeM (p=4)")
+        GeM(p=4, eps=1e-06)
+        >>> pooling_module(Pooling.parse("R-MAC (L=2)"))
+        RMAC(levels=2)
+    """
+    pooling = Pooling.parse(pooling)
+    if pooling.method == "spoc":
+        return SPoC(center_prior=pooling.center_prior)
+    if pooling.method == "mac":
+        return MAC()
+    if pooling.method == "gem":
+        return GeM(p=pooling.p)
+    return RMAC(levels=pooling.levels)
 
 
 class DescriptorHead(nn.Module):
@@ -69,7 +194,7 @@ class DescriptorHead(nn.Module):
     def __init__(self, pooling: "nn.Module | Pooling | str", whitening: nn.Linear | None = None,
                  eps: float = 1e-12) -> None:
         super().__init__()
-        self.pool = pooling if isinstance(pooling, nn.Module) else Pooling.parse(pooling).module()
+        self.pool = pooling if isinstance(pooling, nn.Module) else pooling_module(pooling)
         self.whiten = whitening
         self.eps = float(eps)
 

@@ -32,7 +32,8 @@ from cbir_lab.evaluation import (
 )
 from cbir_lab.pipeline import DatasetFeatures, global_descriptors, learn_whitening
 from cbir_lab.pooling import GEM, SPOC, STANDARD_POOLINGS, Pooling
-from cbir_lab.search import alpha_query_expansion, rank, similarities
+from cbir_lab.rerank import alpha_query_expansion
+from cbir_lab.search import rank, similarities
 from cbir_lab.whitening import PCAWhitening
 
 __all__ = [

@@ -13,11 +13,9 @@ whitening come later, in :mod:`cbir_lab.whitening`):
   grid of Tolias, Sicre & Jégou, "Particular object retrieval with integral
   max-pooling of CNN activations", ICLR 2016.
 * :func:`regional_pool`: any pooling over any regions (R-SPoC, R-GeM).
-* Their ``nn.Module`` forms, thin modules that call the functions above, as
-  cirtorch's ``layers/pooling.py`` has them: ``SPoC``, ``MAC``, ``GeM`` (with a
-  learnable ``p``) and ``RMAC``. They are defined here but made on first use, so
-  that importing this module does not import torch; import them from
-  :mod:`cbir_lab.heads`, or get one from :meth:`Pooling.module`.
+* Their ``nn.Module`` forms, thin modules that call the functions above, are
+  :mod:`cbir_lab.heads`' ``SPoC``, ``MAC``, ``GeM`` (with a learnable ``p``) and
+  ``RMAC``; :func:`cbir_lab.heads.pooling_module` gives the one for a :class:`Pooling`.
 * :class:`Pooling`: the one way the rest of the package names a pooling: a
   frozen value (method and its settings) with a display name, resolved once
   from a name by :meth:`Pooling.parse`. :data:`STANDARD_POOLINGS` are the
@@ -30,7 +28,6 @@ from __future__ import annotations
 
 import math
 import re
-import threading
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -337,141 +334,6 @@ def rmac(x: torch.Tensor, levels: int = 3, pool: PoolFn = mac) -> torch.Tensor:
     return regional_vectors(x, levels, pool).sum(dim=1)
 
 
-# --------------------------------------------------------------------------- nn.Module forms
-
-_MODULE_CLASSES: dict[str, type] = {}
-_MODULE_LOCK = threading.Lock()
-
-
-def _module_classes() -> dict[str, type]:
-    """The ``nn.Module`` forms of the poolings, by name, defined on first use.
-
-    Defining a subclass of ``torch.nn.Module`` needs torch, and importing this module must
-    not import it, so the classes are made here, once, by the first caller
-    (:meth:`Pooling.module`, or importing :mod:`cbir_lab.heads`, their public home).
-    """
-    with _MODULE_LOCK:
-        if not _MODULE_CLASSES:
-            _MODULE_CLASSES.update(_define_module_classes())
-    return _MODULE_CLASSES
-
-
-def _define_module_classes() -> dict[str, type]:
-    nn = torch.nn
-
-    class SPoC(nn.Module):
-        """Sum pooling as a module: (N, C, H, W) → (N, C), unnormalised; calls :func:`cbir_lab.pooling.spoc`.
-
-        Args:
-            center_prior: weight each cell by the Gaussian centre prior.
-
-        Reference:
-            Babenko & Lempitsky, ICCV 2015, arXiv:1510.07493.
-
-        Examples:
-            >>> SPoC()(torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])).tolist()
-            [[10.0]]
-        """
-
-        def __init__(self, center_prior: bool = False) -> None:
-            super().__init__()
-            self.center_prior = bool(center_prior)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return spoc(x, center_prior=self.center_prior)
-
-        def extra_repr(self) -> str:
-            return "center_prior=True" if self.center_prior else ""
-
-    class MAC(nn.Module):
-        """Max pooling as a module: (N, C, H, W) → (N, C); calls :func:`cbir_lab.pooling.mac`.
-
-        Reference:
-            Tolias, Sicre & Jégou, ICLR 2016, arXiv:1511.05879.
-
-        Examples:
-            >>> MAC()(torch.tensor([[[[1.0, 9.0], [3.0, 4.0]]]])).tolist()
-            [[9.0]]
-        """
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return mac(x)
-
-    class GeM(nn.Module):
-        """Generalised-mean pooling with a learnable power, as cirtorch's ``GeM``; calls :func:`cbir_lab.pooling.gem`.
-
-        Args:
-            p: the initial power, > 0 (3 is the usual off-the-shelf choice).
-            eps: the clamp of the activations, > 0.
-
-        Attributes:
-            p: a 0-d :class:`torch.nn.Parameter`: a loss's gradient reaches it, so training learns it.
-
-        Reference:
-            Radenović, Tolias & Chum, TPAMI 2018, arXiv:1711.02512.
-
-        Examples:
-            >>> pool = GeM(p=3.0)
-            >>> pool
-            GeM(p=3, eps=1e-06)
-            >>> round(pool(torch.tensor([[[[1.0, 2.0], [2.0, 3.0]]]])).item(), 4)  # (44 / 4) ** (1/3)
-            2.224
-        """
-
-        def __init__(self, p: float = _DEFAULT_P, eps: float = 1e-6) -> None:
-            super().__init__()
-            if isinstance(p, bool) or not (isinstance(p, (int, float)) and math.isfinite(p) and p > 0):
-                raise ValueError(f"GeM: p must be a finite number > 0, got {p!r}")
-            if not eps > 0:
-                raise ValueError(f"GeM: eps must be > 0, got {eps!r}")
-            self.p = nn.Parameter(torch.tensor(float(p)))
-            self.eps = float(eps)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return gem(x, p=self.p, eps=self.eps)
-
-        def extra_repr(self) -> str:
-            return f"p={self.p.item():.4g}, eps={self.eps:g}"
-
-    class RMAC(nn.Module):
-        """R-MAC as a module: (N, C, H, W) → (N, C), the unnormalised sum of unit regional MACs;
-        calls :func:`cbir_lab.pooling.rmac` (the original's grid, without cirtorch's whole-map term).
-
-        Args:
-            levels: the number of scales L of :func:`cbir_lab.pooling.rmac_regions`.
-
-        Reference:
-            Tolias, Sicre & Jégou, ICLR 2016, arXiv:1511.05879.
-
-        Examples:
-            >>> RMAC(levels=1)(torch.ones(1, 2, 3, 3))
-            tensor([[0.7071, 0.7071]])
-        """
-
-        def __init__(self, levels: int = _DEFAULT_LEVELS) -> None:
-            super().__init__()
-            if isinstance(levels, bool) or int(levels) != levels or levels < 1:
-                raise ValueError(f"RMAC: levels must be an integer >= 1, got {levels!r}")
-            self.levels = int(levels)
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return rmac(x, levels=self.levels)
-
-        def regions(self, x: torch.Tensor) -> torch.Tensor:
-            """The L2-normalised regional vectors (N, R, C) that :meth:`forward` sums
-            (:func:`cbir_lab.pooling.regional_vectors`), for a whitening of each region."""
-            return regional_vectors(x, self.levels)
-
-        def extra_repr(self) -> str:
-            return f"levels={self.levels}"
-
-    classes = {"SPoC": SPoC, "MAC": MAC, "GeM": GeM, "RMAC": RMAC}
-    for name, cls in classes.items():
-        # Their public home, where pickle and the documentation find them (here MAC and RMAC name Poolings).
-        cls.__module__, cls.__qualname__ = "cbir_lab.heads", name
-    return classes
-
-
 # --------------------------------------------------------------------------- naming a pooling
 
 _METHODS = ("spoc", "mac", "gem", "rmac")
@@ -589,26 +451,6 @@ class Pooling:
         if self.method == "gem":
             return gem(x, p=self.p)
         return rmac(x, levels=self.levels)
-
-    def module(self) -> "torch.nn.Module":
-        """This pooling as a new ``nn.Module`` (:mod:`cbir_lab.heads`): :class:`~cbir_lab.heads.SPoC`,
-        :class:`~cbir_lab.heads.MAC`, :class:`~cbir_lab.heads.GeM` (its ``p`` a learnable parameter,
-        starting at :attr:`p`) or :class:`~cbir_lab.heads.RMAC`; it computes what calling the pooling does.
-
-        Examples:
-            >>> Pooling.parse("GeM (p=4)").module()
-            GeM(p=4, eps=1e-06)
-            >>> Pooling.parse("R-MAC (L=2)").module()
-            RMAC(levels=2)
-        """
-        classes = _module_classes()
-        if self.method == "spoc":
-            return classes["SPoC"](center_prior=self.center_prior)
-        if self.method == "mac":
-            return classes["MAC"]()
-        if self.method == "gem":
-            return classes["GeM"](p=self.p)
-        return classes["RMAC"](levels=self.levels)
 
     def pool_each(self, maps: Sequence[torch.Tensor]) -> torch.Tensor:
         """Pool maps of different sizes, one (C, H, W) per image → (N, C), unnormalised.

@@ -32,8 +32,9 @@ import numpy as np
 from cbir_lab._array import l2n
 from cbir_lab.evaluation import compute_map
 from cbir_lab.index import RetrievalIndex
+from cbir_lab.indexes import build_faiss_index, index_bytes_per_vector, search_index
 from cbir_lab.pooling import SPOC, Pooling
-from cbir_lab.search import build_faiss_index, index_bytes_per_vector, rank, recall_at_k, search_index
+from cbir_lab.search import rank, recall_at_k
 
 __all__ = [
     "INDEX_KINDS",
@@ -160,7 +161,7 @@ class IndexMeasure:
         name: the index kind's display name (with its code size).
         kind: ``"flat"``, ``"ivf"``, ``"pq"`` or ``"ivfpq"``.
         m: PQ bytes per code (0 without PQ); nprobe: IVF cells scanned (0 without IVF).
-        bytes_per_vector: :func:`cbir_lab.search.index_bytes_per_vector`.
+        bytes_per_vector: :func:`cbir_lab.indexes.index_bytes_per_vector`.
         recall: recall@k against exact search on the probe vectors.
         ms_per_query: the search time per probe, in milliseconds (one batch).
         map: the queries' mAP from the index's top k (positives beyond k count as missed).

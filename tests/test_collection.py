@@ -12,7 +12,8 @@ import pytest
 import cbir_lab.collection as collection_module
 import cbir_lab.features as features_module
 from cbir_lab.backbones import load_backbone
-from cbir_lab.collection import PhotoCollection, collection_key
+from cbir_lab.collection import PhotoCollection
+from cbir_lab.descriptor_store import collection_key
 from cbir_lab.features import extract_feature_maps
 from cbir_lab.images import ImageLoadError
 from cbir_lab.onnx_network import ExportedNetworkError

@@ -26,7 +26,8 @@ from ipywidgets.embed import embed_data
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
 from cbir_lab.cli import main
-from cbir_lab.course.book import STUDENT_ZIP, BookBuildError, build_book, find_remote_loads
+from cbir_lab.course.book import STUDENT_ZIP, BookBuildError, build_book
+from cbir_lab.course.offline import find_remote_loads
 from cbir_lab.course.editions import lesson_paths
 from cbir_lab.course.project import binder_url, colab_url, project_url
 from cbir_lab.course.stills import WIDGET_STATE, WIDGET_VIEW

@@ -1,4 +1,4 @@
-"""Tests of the embedded benchmark (cbir_lab.datasets.embedded).
+"""Tests of the embedded benchmark's files (cbir_lab.datasets.embedded): generation, checks, loading.
 
 One generation into a temporary folder is shared by most tests (a few seconds);
 tests that modify files work on a copy.
@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 import shutil
-from fractions import Fraction
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -19,20 +17,12 @@ from cbir_lab.datasets import load_dataset
 from cbir_lab.datasets.embedded import (
     EMBEDDED_VERSION,
     EXPECTED_SHA256,
-    N_DB_VIEWS,
-    N_TRAIN_VIEWS,
-    VIEW_MAX_SIDE,
-    _perspective_coefficients,
     _read_manifest,
-    _rotate,
-    _solve_exact,
     dataset_sha256,
     load_embedded,
     pixel_sha256,
-    render_scene,
-    scenes,
-    source_photos,
 )
+from cbir_lab.datasets.embedded_recipe import N_DB_VIEWS, N_TRAIN_VIEWS, VIEW_MAX_SIDE, scenes
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -58,49 +48,6 @@ def copied_root(root, tmp_path) -> Path:
 def _scene_of(path: Path) -> str:
     """The scene encoded in a file name, e.g. 'hubble-r0c1_db3.png' -> 'hubble-r0c1'."""
     return path.name.rsplit("_", 1)[0]
-
-
-# ------------------------------------------------------------------ sources and scenes
-
-
-def test_sources_have_licences_and_unclear_ones_are_left_out():
-    photos = source_photos()
-    names = [p.name for p in photos]
-    assert len(names) == len(set(names)) == 18
-    assert all(p.licence and p.credit and p.function for p in photos)
-    # scikit-image states no licence for these three; they must not be used.
-    functions = " ".join(p.function for p in photos)
-    for unclear in ("moon", "page", "stereo_motorcycle"):
-        assert f"skimage.data.{unclear}(" not in functions
-
-
-def test_every_photo_loads_offline_with_its_expected_size():
-    for photo in source_photos():
-        pixels = np.asarray(photo.loader())
-        assert pixels.dtype == np.uint8, photo.name
-        used = [s for s in scenes() if s.photo == photo.name]
-        assert used, f"{photo.name} is listed but never used"
-        height, width = pixels.shape[:2]
-        assert max(s.box[3] for s in used) == height and max(s.box[2] for s in used) == width
-
-
-def test_scenes_of_one_photo_do_not_overlap():
-    by_photo: dict[str, list] = {}
-    for s in scenes():
-        by_photo.setdefault(s.photo, []).append(s.box)
-    for photo, boxes in by_photo.items():
-        for i, a in enumerate(boxes):
-            for b in boxes[i + 1 :]:
-                overlap_w = min(a[2], b[2]) - max(a[0], b[0])
-                overlap_h = min(a[3], b[3]) - max(a[1], b[1])
-                assert overlap_w <= 0 or overlap_h <= 0, (photo, a, b)
-
-
-def test_train_and_test_use_disjoint_photos():
-    test_photos = {s.photo for s in scenes("test")}
-    train_photos = {s.photo for s in scenes("train")}
-    assert test_photos and train_photos
-    assert not test_photos & train_photos
 
 
 # ------------------------------------------------------------------ the dataset
@@ -178,15 +125,6 @@ def test_checksum_matches_the_recorded_one(root):
     assert dataset_sha256(folder) == EXPECTED_SHA256
 
 
-def test_rendering_twice_gives_identical_pixels():
-    for scene in (scenes("test")[0], scenes("train")[-1]):
-        first, second = render_scene(scene), render_scene(scene)
-        assert [v.file for v in first] == [v.file for v in second]
-        for a, b in zip(first, second):
-            assert a.recipe == b.recipe
-            assert np.array_equal(np.asarray(a.image), np.asarray(b.image))
-
-
 # ------------------------------------------------------------------ reuse and repair
 
 
@@ -253,33 +191,3 @@ def test_missing_damaged_or_foreign_manifest_is_not_trusted(copied_root):
 def test_respects_cbir_lab_data(monkeypatch, root):
     monkeypatch.setenv("CBIR_LAB_DATA", str(root))
     assert load_embedded().root == root / EMBEDDED_VERSION
-
-
-# ------------------------------------------------------------------ the geometry helpers
-
-
-def test_exact_solver_on_a_hand_checked_system():
-    # x + y = 3, x - y = 1  ->  x = 2, y = 1
-    F = Fraction
-    assert _solve_exact([[F(1), F(1)], [F(1), F(-1)]], [F(3), F(1)]) == [2, 1]
-
-
-def test_perspective_coefficients_identity_and_scaling():
-    square = [(0, 0), (10, 0), (10, 10), (0, 10)]
-    assert _perspective_coefficients(square, square) == (1, 0, 0, 0, 1, 0, 0, 0)
-    doubled = [(0, 0), (20, 0), (20, 20), (0, 20)]
-    # output (x, y) samples input (2x, 2y): a = e = 2, everything else 0
-    assert _perspective_coefficients(square, doubled) == (2, 0, 0, 0, 2, 0, 0, 0)
-    shifted = [(3, 4), (13, 4), (13, 14), (3, 14)]
-    assert _perspective_coefficients(square, shifted) == (1, 0, 3, 0, 1, 4, 0, 0)
-
-
-def test_rotation_quarter_turns_are_exact_and_small_angles_leave_no_empty_corners():
-    pixels = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
-    turned = np.asarray(_rotate(Image.fromarray(pixels), 90.0))
-    assert np.array_equal(turned, np.rot90(pixels))  # PIL and numpy both turn anticlockwise
-    white = Image.new("RGB", (200, 120), (255, 255, 255))
-    for angle in (-30.0, 12.5):
-        rotated = np.asarray(_rotate(white, angle))
-        assert rotated.min() == 255, angle  # black fill would show up as dark pixels
-        assert 0.3 * 200 < rotated.shape[1] < 200

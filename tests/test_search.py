@@ -1,9 +1,9 @@
-"""Ranking by inner product, and query expansion, on vectors small enough to check by eye."""
+"""Ranking by inner product, and recall against it, on vectors small enough to check by eye."""
 
 import numpy as np
 import pytest
 
-from cbir_lab.search import alpha_query_expansion, average_query_expansion, rank, similarities
+from cbir_lab.search import rank, recall_at_k, similarities
 
 DB = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [0.8, 0.6]], dtype=np.float32)
 
@@ -90,16 +90,11 @@ def test_similarities_are_inner_products():
     assert similarities(DB[2], DB)[0].tolist() == pytest.approx([0.6, 0.8, 1.0, 0.96])
 
 
-def test_average_query_expansion_by_hand():
-    q = np.array([[1.0, 0.0]], dtype=np.float32)
-    # top-2 of q are DB[0] = (1, 0) and DB[3] = (.8, .6): q + both = (2.8, 0.6), then L2
-    expected = np.array([2.8, 0.6]) / np.hypot(2.8, 0.6)
-    np.testing.assert_allclose(average_query_expansion(q, DB, k=2)[0], expected, rtol=1e-6)
-
-
-def test_alpha_query_expansion_weights_by_similarity_power():
-    q = np.array([[1.0, 0.0]], dtype=np.float32)
-    # weights 1^3 = 1 and .8^3 = .512
-    v = np.array([1.0, 0.0]) + 1.0 * np.array([1.0, 0.0]) + 0.512 * np.array([0.8, 0.6])
-    np.testing.assert_allclose(alpha_query_expansion(q, DB, k=2, alpha=3)[0], v / np.linalg.norm(v), rtol=1e-6)
-    assert np.allclose(alpha_query_expansion(q, DB, k=2, alpha=0), average_query_expansion(q, DB, k=2))
+def test_recall_at_k_checks_its_inputs():
+    exact = np.array([[0, 1], [2, 3]])
+    assert recall_at_k(exact, exact, 2) == 1.0
+    assert recall_at_k(np.array([[-1, 1], [-1, 3]]), exact, 2) == 0.5  # padding counts as a miss
+    with pytest.raises(ValueError, match="k=3 needs the top 3"):
+        recall_at_k(exact, exact, 3)
+    with pytest.raises(ValueError, match="same queries"):
+        recall_at_k(exact[:, :1], exact, 1)

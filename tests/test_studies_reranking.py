@@ -6,7 +6,8 @@ import pytest
 
 from cbir_lab.evaluation import compute_map
 from cbir_lab.index import RetrievalIndex
-from cbir_lab.search import database_augmentation, diffusion_rank, rank
+from cbir_lab.rerank import database_augmentation, diffusion_rank
+from cbir_lab.search import rank
 from cbir_lab.studies.reranking import diffusion_recoveries, reranking_table
 
 

@@ -3,7 +3,8 @@
 * :mod:`cbir_lab.course.editions`: the student, self-study and instructor editions
   (``cbir-lab course EDITION DIR``).
 * :mod:`cbir_lab.course.book`: the self-study edition as a static website
-  (``cbir-lab course book DIR``), its widgets drawn by :mod:`cbir_lab.course.stills`.
+  (``cbir-lab course book DIR``), its widgets drawn by :mod:`cbir_lab.course.stills`,
+  checked to load nothing from the network by :mod:`cbir_lab.course.offline`.
 * :mod:`cbir_lab.course.project`: the address in ``pyproject.toml`` and every copy
   of it (``cbir-lab course sync-url``).
 """

@@ -29,7 +29,8 @@ The builder is Sphinx with MyST-NB and the book theme (``pip install
 With ``strict=True`` (the default) every Sphinx warning fails the build: a
 broken internal link, a missing image, a lesson absent from the table of
 contents (the README's course table); so does a page that would load a script,
-style sheet, font or image from the network (:func:`find_remote_loads`).
+style sheet, font or image from the network
+(:func:`cbir_lab.course.offline.find_remote_loads`).
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ import contextlib
 import copy
 import functools
 import html
-import html.parser
 import importlib.util
 import io
 import re
@@ -53,6 +53,7 @@ from pathlib import Path
 import nbformat
 
 from cbir_lab.course.editions import COLAB_BADGE, edition, lesson_paths, write_edition
+from cbir_lab.course.offline import find_remote_loads
 from cbir_lab.course.project import (
     SELF_STUDY_BRANCH,
     SOURCE_BRANCH,
@@ -63,7 +64,7 @@ from cbir_lab.course.project import (
 )
 from cbir_lab.course.stills import WIDGET_VIEW, still_html, widget_state
 
-__all__ = ["BookBuildError", "STUDENT_ZIP", "build_book", "find_remote_loads"]
+__all__ = ["BookBuildError", "STUDENT_ZIP", "build_book"]
 
 #: The student edition's zip, offered on the landing page.
 STUDENT_ZIP = "cbir-lab-student.zip"
@@ -316,71 +317,6 @@ def _book_notebook(nb, colab: str, binder: str):
             cell.outputs = outputs
     nb.metadata.pop("widgets", None)  # else MyST-NB would load the widget manager from a CDN
     return nb
-
-
-# --------------------------------------------------------------------------- offline check
-
-
-class _RemoteLoads(html.parser.HTMLParser):
-    """Collects the attributes through which a page would load something from another host."""
-
-    _ATTRS = {"script": ("src",), "link": ("href",), "img": ("src", "srcset"), "source": ("src", "srcset"),
-              "iframe": ("src",), "video": ("src", "poster"), "audio": ("src",), "embed": ("src",),
-              "object": ("data",), "input": ("src",)}
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.found: list[str] = []
-        self._in_style = False
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        for name, value in attrs:
-            if value is None:
-                continue
-            if name in self._ATTRS.get(tag, ()):
-                urls = [u.strip().split()[0] for u in value.split(",") if u.strip()] if name == "srcset" else [value]
-                self.found += [f"<{tag} {name}={u!r}>" for u in urls if _remote(u)]
-            elif name == "style":
-                self.found += [f"<{tag} style> {u}" for u in _css_remote(value)]
-        self._in_style = tag == "style"
-
-    def handle_endtag(self, tag: str) -> None:
-        self._in_style = False
-
-    def handle_data(self, data: str) -> None:
-        if self._in_style:
-            self.found += [f"<style> {u}" for u in _css_remote(data)]
-
-
-def _remote(url: str) -> bool:
-    return bool(re.match(r"^\s*(https?:)?//", url, re.IGNORECASE))
-
-
-def _css_remote(css: str) -> list[str]:
-    css = re.sub(r"/\*.*?\*/", "", css, flags=re.DOTALL)
-    urls = re.findall(r"url\(\s*['\"]?([^'\")]+)", css) + re.findall(r"@import\s+['\"]([^'\"]+)", css)
-    return [u for u in urls if _remote(u)]
-
-
-def find_remote_loads(html_dir: str | Path) -> list[str]:
-    """Everything a built book would fetch from the network when read.
-
-    Looks at every HTML page (``src``/``href`` of scripts, style sheets, images,
-    frames and media; inline styles) and every CSS file (``url(...)``,
-    ``@import``). Links a reader follows (``<a href>``) are not loads.
-
-    Returns:
-        One line per remote load, ``"page.html: <script src='https://...'>"``; empty when the book is self-contained.
-    """
-    root = Path(html_dir)
-    found = []
-    for page in sorted(root.rglob("*.html")):
-        parser = _RemoteLoads()
-        parser.feed(page.read_text(encoding="utf-8", errors="replace"))
-        found += [f"{page.relative_to(root)}: {hit}" for hit in parser.found]
-    for css in sorted(root.rglob("*.css")):
-        found += [f"{css.relative_to(root)}: url({u})" for u in _css_remote(css.read_text(encoding="utf-8", errors="replace"))]
-    return found
 
 
 # --------------------------------------------------------------------------- the build

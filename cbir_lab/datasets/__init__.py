@@ -5,7 +5,8 @@ photos that ship inside the dependencies; ``load_dataset(name)`` a paper's
 benchmark; ``load_dataset(path)`` a folder of the user's images.
 
 One module per job: :mod:`.base` (the dataset type, and ground truth from
-groups), :mod:`.embedded`, :mod:`.folder`, :mod:`.registry` (every URL and
+groups), :mod:`.embedded_recipe` (the embedded set's photos, scenes and views),
+:mod:`.embedded` (its files), :mod:`.folder`, :mod:`.registry` (every URL and
 checksum), :mod:`.download` (fetch, verify, unpack), :mod:`.parsers` (one per
 benchmark), :mod:`.benchmarks` (getting a benchmark ready), :mod:`.image_sets`
 (pinned photo sets), :mod:`.real_photos` (the Paris slice and ETH-80 as

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cbir_lab.datasets import embedded
+from cbir_lab.datasets import embedded, embedded_recipe
 from cbir_lab.datasets.download import RemoteFile, human_size
 from cbir_lab.datasets.image_sets import IMAGE_SETS, image_set_state
 from cbir_lab.datasets.registry import BENCHMARKS, REGISTRY
@@ -198,13 +198,13 @@ def format_datasets(root: str | os.PathLike | None = None) -> str:
     folder = data_dir(root) / embedded.EMBEDDED_VERSION
     present = (folder / "manifest.json").exists()
     size = sum(p.stat().st_size for p in folder.glob("*.png")) if present else 0
-    n_test = len(embedded.scenes("test"))
+    n_test = len(embedded_recipe.scenes("test"))
     row = DatasetStatus(
         name="embedded",
         state="present" if present else "absent",
         bytes_on_disk=size,
         download_bytes=None,
-        n_db=n_test * embedded.N_DB_VIEWS,
+        n_db=n_test * embedded_recipe.N_DB_VIEWS,
         n_queries=n_test,
         licence=embedded.LICENCE_NOTE.split(";")[0],
         folder=folder,

@@ -8,7 +8,7 @@ Lessons 4 and 5:
   forgotten junk removal, dividing by the positives *found*, the textbook
   (non-interpolated) AP, 1-based positions and percentages.
 * :func:`check_query_expansion`: ``aqe_fn(query_vecs, db_vecs, k) -> (n_q, D)``,
-  average query expansion (:func:`cbir_lab.search.average_query_expansion`).
+  average query expansion (:func:`cbir_lab.rerank.average_query_expansion`).
   Recognises a missing final L2, a forgotten query, the k *least* similar
   images, k ± 1 neighbours.
 
@@ -44,7 +44,8 @@ import numpy as np
 
 from cbir_lab.evaluation import average_precision, positive_positions, revisited_gnd
 from cbir_lab.exercises._feedback import CheckResult, StudentCodeError, call_student, report
-from cbir_lab.search import alpha_query_expansion, average_query_expansion, rank
+from cbir_lab.rerank import alpha_query_expansion, average_query_expansion
+from cbir_lab.search import rank
 
 __all__ = [
     "AP_CASES",

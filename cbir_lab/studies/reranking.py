@@ -12,8 +12,8 @@ import numpy as np
 from cbir_lab.evaluation import score
 from cbir_lab.index import RetrievalIndex
 from cbir_lab.pooling import SPOC, Pooling
-from cbir_lab.search import (alpha_query_expansion, database_augmentation, diffusion_rank, rank,
-                             reached_only_by_diffusion)
+from cbir_lab.rerank import alpha_query_expansion, database_augmentation, diffusion_rank, reached_only_by_diffusion
+from cbir_lab.search import rank
 from cbir_lab.studies.methods import MethodScore, scored_row
 
 __all__ = ["reranking_table", "diffusion_recoveries"]
@@ -41,7 +41,7 @@ def reranking_table(
     Rows: the plain ranking; α-QE (the index's ``qe_k``, ``qe_alpha``); database-side
     augmentation (DBA: each database vector replaced by its α-weighted mean with its
     ``dba_k`` nearest neighbours); DBA then α-QE; diffusion on the database's
-    reciprocal k-NN graph (:func:`cbir_lab.search.diffusion_rank`) with ``graph_k`` and
+    reciprocal k-NN graph (:func:`cbir_lab.rerank.diffusion_rank`) with ``graph_k`` and
     ``alpha``; and diffusion with the paper's ``paper_k`` (capped at the database) and ``paper_alpha``.
 
     Returns:
@@ -74,7 +74,7 @@ def diffusion_recoveries(index: RetrievalIndex, pooling: Pooling | str = SPOC, t
     """Per query, the positives diffusion brings into its top ``top`` that α-QE leaves out.
 
     The images "reachable only through a chain of neighbours"
-    (:func:`cbir_lab.search.reached_only_by_diffusion`), for the parameters of
+    (:func:`cbir_lab.rerank.reached_only_by_diffusion`), for the parameters of
     :func:`reranking_table`'s diffusion row.
     """
     pooling = Pooling.parse(pooling)

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from cbir_lab.search import build_faiss_index, index_bytes_per_vector, rank, recall_at_k, search_index
+from cbir_lab.indexes import build_faiss_index, index_bytes_per_vector, search_index
+from cbir_lab.search import rank, recall_at_k
 
 faiss = pytest.importorskip("faiss")
 
@@ -96,13 +97,3 @@ def test_pq_arguments_are_checked():
         build_faiss_index(db, kind="pq", m=4)
     with pytest.raises(ValueError, match="needs at least that many vectors, got 300"):
         build_faiss_index(db, kind="pq", m=3, nbits=9)
-
-
-def test_recall_at_k_checks_its_inputs():
-    exact = np.array([[0, 1], [2, 3]])
-    assert recall_at_k(exact, exact, 2) == 1.0
-    assert recall_at_k(np.array([[-1, 1], [-1, 3]]), exact, 2) == 0.5  # padding counts as a miss
-    with pytest.raises(ValueError, match="k=3 needs the top 3"):
-        recall_at_k(exact, exact, 3)
-    with pytest.raises(ValueError, match="same queries"):
-        recall_at_k(exact[:, :1], exact, 1)

@@ -1,18 +1,20 @@
-"""Re-ranking beyond query expansion: DBA and diffusion, on inputs small enough to check by hand."""
+"""Re-ranking: query expansion, DBA and diffusion, on inputs small enough to check by hand."""
 
 import numpy as np
 import pytest
 import scipy.sparse
 
-from cbir_lab.search import (
+from cbir_lab.rerank import (
+    alpha_query_expansion,
+    average_query_expansion,
     database_augmentation,
     diffusion_rank,
     diffusion_scores,
     knn_affinity,
     normalized_affinity,
-    rank,
     reached_only_by_diffusion,
 )
+from cbir_lab.search import rank
 
 # Four unit vectors whose inner products are round numbers:
 # 0·1 = .8, 0·2 = .6, 0·3 = 0, 1·2 = .96, 1·3 = .6, 2·3 = .8
@@ -22,6 +24,26 @@ FOUR = np.array([[1.0, 0.0], [0.8, 0.6], [0.6, 0.8], [0.0, 1.0]])
 def unit(v):
     v = np.asarray(v, dtype=np.float64)
     return v / np.linalg.norm(v)
+
+
+# ---------------------------------------------------------------- query expansion
+
+DB = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [0.8, 0.6]], dtype=np.float32)
+
+
+def test_average_query_expansion_by_hand():
+    q = np.array([[1.0, 0.0]], dtype=np.float32)
+    # top-2 of q are DB[0] = (1, 0) and DB[3] = (.8, .6): q + both = (2.8, 0.6), then L2
+    expected = np.array([2.8, 0.6]) / np.hypot(2.8, 0.6)
+    np.testing.assert_allclose(average_query_expansion(q, DB, k=2)[0], expected, rtol=1e-6)
+
+
+def test_alpha_query_expansion_weights_by_similarity_power():
+    q = np.array([[1.0, 0.0]], dtype=np.float32)
+    # weights 1^3 = 1 and .8^3 = .512
+    v = np.array([1.0, 0.0]) + 1.0 * np.array([1.0, 0.0]) + 0.512 * np.array([0.8, 0.6])
+    np.testing.assert_allclose(alpha_query_expansion(q, DB, k=2, alpha=3)[0], v / np.linalg.norm(v), rtol=1e-6)
+    assert np.allclose(alpha_query_expansion(q, DB, k=2, alpha=0), average_query_expansion(q, DB, k=2))
 
 
 # ---------------------------------------------------------------- DBA
