@@ -74,21 +74,11 @@ class RetrievalDataset:
     max_side: int = 384
 
     def __post_init__(self) -> None:
-        if self.gnd is not None and len(self.gnd) != len(self.query_images):
-            raise ValueError(
-                f"dataset {self.name!r}: {len(self.gnd)} ground-truth entries "
-                f"for {len(self.query_images)} queries"
-            )
-        if self.query_bboxes is not None and len(self.query_bboxes) != len(self.query_images):
-            raise ValueError(
-                f"dataset {self.name!r}: {len(self.query_bboxes)} query boxes "
-                f"for {len(self.query_images)} queries"
-            )
-        if self.query_clusters is not None and len(self.query_clusters) != len(self.query_images):
-            raise ValueError(
-                f"dataset {self.name!r}: {len(self.query_clusters)} query clusters "
-                f"for {len(self.query_images)} queries"
-            )
+        per_query = {"ground-truth entries": self.gnd, "query boxes": self.query_bboxes,
+                     "query clusters": self.query_clusters}
+        for what, values in per_query.items():
+            if values is not None and len(values) != len(self.query_images):
+                raise ValueError(f"dataset {self.name!r}: {len(values)} {what} for {len(self.query_images)} queries")
         if self.groups is not None and len(self.groups) != len(self.db_images):
             raise ValueError(
                 f"dataset {self.name!r}: {len(self.groups)} group labels "

@@ -59,6 +59,13 @@ _GND_FILE = "gnd_rparis6k.pkl"
 _SLICE_TERMS = "250 of Paris6k's Flickr photos, owners' terms, research use; ground truth by Radenović et al. 2018"
 
 
+def _name_part(pattern: str, name: str, what: str) -> str:
+    match = re.fullmatch(pattern, Path(name).stem)
+    if match is None:
+        raise ValueError(f"{name!r} is not {what}")
+    return match.group(1)
+
+
 def landmark_of(name: str) -> str:
     """The landmark in a Paris6k file name.
 
@@ -66,10 +73,7 @@ def landmark_of(name: str) -> str:
         >>> landmark_of("paris_moulinrouge_000422")
         'moulinrouge'
     """
-    match = re.fullmatch(r"paris_(.+)_\d+", Path(name).stem)
-    if match is None:
-        raise ValueError(f"{name!r} is not a Paris6k file name (paris_<landmark>_<number>)")
-    return match.group(1)
+    return _name_part(r"paris_(.+)_\d+", name, "a Paris6k file name (paris_<landmark>_<number>)")
 
 
 def eth80_object(name: str) -> str:
@@ -79,10 +83,7 @@ def eth80_object(name: str) -> str:
         >>> eth80_object("tomato10-090-180.png")
         'tomato10'
     """
-    match = re.fullmatch(r"([a-z]+\d+)-\d{3}-\d{3}", Path(name).stem)
-    if match is None:
-        raise ValueError(f"{name!r} is not an ETH-80 view name (<object>-<elevation>-<azimuth>.png)")
-    return match.group(1)
+    return _name_part(r"([a-z]+\d+)-\d{3}-\d{3}", name, "an ETH-80 view name (<object>-<elevation>-<azimuth>.png)")
 
 
 def cut_revisited_gnd(cfg: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
