@@ -330,8 +330,8 @@ class RetrievalIndex:
         whitening = self.whitening(pooling, part)
         if pooling.regional:
             regions = self.features.regional
-            return (whitening.transform_regions(regions("query", pooling.levels), d, power),
-                    whitening.transform_regions(regions("db", pooling.levels), d, power))
+            return (whitening.at(d, power).transform_regions(regions("query", pooling.levels)),
+                    whitening.at(d, power).transform_regions(regions("db", pooling.levels)))
         query, db = self._sweep_coordinates(pooling, part)
         return whitening.whiten_coordinates(query, d, power), whitening.whiten_coordinates(db, d, power)
 
@@ -1058,7 +1058,7 @@ def encoding_comparison(
                                True))
         for encoded in encodings:
             whitening = whitenings[encoded.name]
-            q, db = (whitening.transform(encoded.vectors[p], n_components=d) for p in ("query", "db"))
+            q, db = (whitening.at(d).transform(encoded.vectors[p]) for p in ("query", "db"))
             aps = compute_map(rank(q, db), _scored_gnd(index)).aps
             row = scored_row(index.dataset, f"{encoded.name} @{d}", d, {"mAP": float(np.nanmean(aps))}, aps, True)
             rows.append(row)

@@ -513,7 +513,7 @@ def test_encoding_comparison_whitens_every_descriptor_to_the_same_d(grouped_feat
     assert [r.method for r in rows] == ["SPoC @4", "VLAD k=2 @4", f"SPoC @{top}", f"VLAD k=2 @{top}"]
     assert rows[0].scores["mAP"] == pytest.approx(index.whitened_score("SPoC", 4))
     whitening = PCAWhitening().fit(vlad.vectors["train"])
-    q, db = (whitening.transform(vlad.vectors[p], n_components=4) for p in ("query", "db"))
+    q, db = (whitening.at(4).transform(vlad.vectors[p]) for p in ("query", "db"))
     assert rows[1].scores["mAP"] == pytest.approx(compute_map(rank(q, db), index.gnd).map)
     assert intervals["VLAD k=2 @4, whitened"].estimate == pytest.approx(rows[1].scores["mAP"] - rows[0].scores["mAP"])
 
