@@ -48,7 +48,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 
-from cbir_lab import aggregation
+from cbir_lab import aggregation, encodings
 from cbir_lab.evaluation import (
     Interval,
     compute_map,
@@ -1163,9 +1163,10 @@ def learn_word_vocabularies(train_maps: Sequence, ks: Sequence[int] = (4, 8, 16,
         n_init: k-means restarts per vocabulary (one keeps a widget quick to build).
     """
     sample = aggregation.sample_local_descriptors(train_maps, per_image=per_image, seed=seed)
-    pca = aggregation.fit_local_pca(sample, local_dim, seed=seed)
+    pca = aggregation.LocalPCA(local_dim).fit(sample)
     reduced = pca.transform(sample)
-    return WordVocabularies(pca, {int(k): aggregation.fit_kmeans(reduced, int(k), seed=seed, n_init=n_init) for k in ks})
+    return WordVocabularies(pca, {int(k): aggregation.KMeansVocabulary(int(k), seed=seed, n_init=n_init).fit(reduced)
+                                  .centroids_ for k in ks})
 
 
 def visual_words(feature_map, vocabularies: WordVocabularies, k: int, intra: bool = False,
@@ -1176,7 +1177,7 @@ def visual_words(feature_map, vocabularies: WordVocabularies, k: int, intra: boo
         feature_map: (C, H, W).
         vocabularies: from :func:`learn_word_vocabularies`.
         k: which vocabulary.
-        intra, power: VLAD's normalisations (:func:`cbir_lab.aggregation.vlad_blocks`).
+        intra, power: VLAD's normalisations (:func:`cbir_lab.encodings.vlad_blocks`).
 
     Returns:
         (words (H, W) int64, blocks (k, d) float32).
@@ -1187,7 +1188,7 @@ def visual_words(feature_map, vocabularies: WordVocabularies, k: int, intra: boo
     descs = vocabularies.local_pca.transform(aggregation.local_descriptors(x))
     centroids = vocabularies.centroids[k]
     words = aggregation.nearest_words(descs, centroids).reshape(x.shape[1:])
-    return words, aggregation.vlad_blocks(descs, centroids, intra=intra, power=power)
+    return words, encodings.vlad_blocks(descs, centroids, intra=intra, power=power)
 
 
 @dataclass(frozen=True)

@@ -540,7 +540,7 @@ def test_reranking_table_rows_are_the_search_modules_rankings_scored(grouped_fea
 
 
 def test_visual_words_assign_each_cell_to_its_nearest_word():
-    from cbir_lab import aggregation
+    from cbir_lab import aggregation, encodings
     from cbir_lab.index import learn_word_vocabularies, visual_words
 
     generator = torch.Generator().manual_seed(2)
@@ -552,7 +552,7 @@ def test_visual_words_assign_each_cell_to_its_nearest_word():
     descs = vocabularies.local_pca.transform(aggregation.local_descriptors(fmap))
     distances = ((descs[:, None] - vocabularies.centroids[4][None]) ** 2).sum(-1)
     assert words.shape == (2, 5) and words.ravel().tolist() == distances.argmin(1).tolist()
-    np.testing.assert_allclose(blocks.ravel(), aggregation.vlad(descs, vocabularies.centroids[4], intra=True, power=0.5,
-                                                                l2=False), rtol=1e-6)
+    np.testing.assert_allclose(blocks.ravel(), encodings.vlad(descs, vocabularies.centroids[4], intra=True, power=0.5,
+                                                              l2=False), rtol=1e-6)
     with pytest.raises(ValueError, match="no vocabulary of size 3"):
         visual_words(fmap, vocabularies, 3)

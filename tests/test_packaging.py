@@ -58,12 +58,14 @@ def test_no_requirement_asks_for_a_newer_torch_than_2_14_1():
     assert not re.search(r"(==|>=|>)\s*2\.(1[5-9]|[2-9]\d)", reqs["torch"])
 
 
-LAYERS = ["_array", "paths", "images", "backbone_specs", "backbones", "features", "pooling", "aggregation",
+LAYERS = ["_array", "paths", "images", "backbone_specs", "backbones", "features", "pooling", "aggregation", "encodings",
           "whitening", "heads", "search", "statistics", "evaluation", "datasets", "pipeline", "index", "onnx_network",
           "collection", "scale", "reproduce", "viz", "studies", "widgets", "exercises", "talk", "course", "cli"]
 #: "_array" is the basement, below every floor: it imports nothing of cbir_lab.
 #: The ground floor: stages that know nothing of each other (only where files live, and a backbone's own specs).
 GROUND_FLOOR = {"images", "backbone_specs", "backbones", "pooling", "aggregation", "whitening", "search", "evaluation"}
+#: Stages split in two: the second half builds on the first alone (and the basement).
+SECOND_HALVES = {"encodings": {"aggregation", "_array"}}
 #: What a widget may build on: the retrieval core (and its study at scale), the pictures, the Pooling value,
 #: one image's maps.
 WIDGET_IMPORTS = {"index", "scale", "viz", "widgets", "pooling", "features"}
@@ -100,6 +102,12 @@ def test_the_ground_floor_stages_import_none_of_each_other():
         if name == "evaluation":
             allowed.add("statistics")  # its bootstrap section, in a module of its own and re-exported
         assert imported <= allowed, f"cbir_lab.{name} imports {sorted(imported)}"
+
+
+def test_a_second_half_builds_on_its_first_half_only():
+    for name, allowed in SECOND_HALVES.items():
+        imported = imported_cbir_modules(ROOT / "cbir_lab" / f"{name}.py")
+        assert imported <= allowed, f"cbir_lab.{name} imports {sorted(imported - allowed)}"
 
 
 def test_widgets_build_only_on_the_index_and_the_pictures():
