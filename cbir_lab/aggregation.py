@@ -33,6 +33,7 @@ from typing import Any, Sequence
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.cluster import KMeans, MiniBatchKMeans
+from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
 from sklearn.utils.validation import check_is_fitted
 
@@ -178,14 +179,24 @@ class LocalPCA(TransformerMixin, BaseEstimator):
 
     keeping the d eigenvectors of largest eigenvalue, with s = 1 (plain PCA) or
     :math:`s = \sqrt{\lambda}` (whitening: every kept direction has unit variance
-    on the training set). Learned by :func:`cbir_lab._array.pca_eigen`, with
-    scikit-learn's signs (each component's largest entry positive).
+    on the training set). Learned exactly by :func:`cbir_lab._array.pca_eigen`,
+    with scikit-learn's signs (each component's largest entry positive), except
+    where scikit-learn's ``PCA`` would choose its randomised solver: there
+    ``solver="auto"`` still uses it, so that the course's numbers stay those of
+    scikit-learn's ``PCA``.
 
     Args:
         n_components: d, at most min(n, D) of the training set.
         whiten: divide by the square roots of the eigenvalues.
         rtol: with ``whiten``, eigenvalues below ``rtol`` × the largest count as
             zero; asking for such components is an error instead of dividing by ~0.
+        solver: ``"exact"`` (the PCA core), ``"randomized"`` (scikit-learn's
+            randomised SVD, Halko et al. 2011: approximate) or ``"auto"``, scikit-learn's
+            choice: randomised when D > 1000 or n < 10·D, and max(n, D) > 500, and
+            d < 0.8·min(n, D); exact otherwise. On lesson 7's 18,196 × 1,280 sample
+            the exact one is about 4 times faster, but its 64 axes differ in the
+            tail (near-equal eigenvalues), which moves lesson 7's mAPs.
+        seed: ``random_state`` of the randomised solver.
 
     Attributes:
         mean_: m, shape (D,).
@@ -207,10 +218,13 @@ class LocalPCA(TransformerMixin, BaseEstimator):
         1.0
     """
 
-    def __init__(self, n_components: int = 64, whiten: bool = False, rtol: float = 1e-9) -> None:
+    def __init__(self, n_components: int = 64, whiten: bool = False, rtol: float = 1e-9, solver: str = "auto",
+                 seed: int = 0) -> None:
         self.n_components = n_components
         self.whiten = whiten
         self.rtol = rtol
+        self.solver = solver
+        self.seed = seed
 
     def fit(self, X: Any, y: Any = None) -> "LocalPCA":
         """Learn the mean and the top ``n_components`` eigenvectors of training descriptors (n, D)."""
@@ -222,18 +236,27 @@ class LocalPCA(TransformerMixin, BaseEstimator):
         if not (_is_int(d) and 1 <= d <= limit):
             raise ValueError(f"n_components must be an integer in [1, min(n, D) = {limit}], got {d!r}")
         d = int(d)
-        pca = pca_eigen(x, self.rtol, fix_signs=True)
-        variances = pca.eigenvalues[:d]
+        if self.solver not in ("auto", "exact", "randomized"):
+            raise ValueError(f"solver must be 'auto', 'exact' or 'randomized', got {self.solver!r}")
+        randomized = self.solver == "randomized" or self.solver == "auto" and (
+            not (dim <= 1000 and n >= 10 * dim) and max(n, dim) > 500 and d < 0.8 * limit)
+        if randomized:
+            pca = PCA(n_components=d, svd_solver="randomized", random_state=self.seed).fit(x)
+            mean, components, variances = pca.mean_, pca.components_, pca.explained_variance_
+            n_useful = int((variances > self.rtol * max(variances.max(), np.finfo(float).tiny)).sum())
+        else:
+            mean, eigenvalues, components, n_useful = pca_eigen(x, self.rtol, fix_signs=True)
+            components, variances = components[:d], eigenvalues[:d]
         if self.whiten:
-            if pca.n_useful < d:
+            if n_useful < d:
                 raise ValueError(
-                    f"n_components={d} with whiten=True, but only {pca.n_useful} directions of local_descs "
-                    f"have non-zero variance (the others would be divided by ~0); use n_components <= {pca.n_useful}"
+                    f"n_components={d} with whiten=True, but only {n_useful} directions of local_descs "
+                    f"have non-zero variance (the others would be divided by ~0); use n_components <= {n_useful}"
                 )
             self.scale_ = np.sqrt(variances)
         else:
             self.scale_ = np.ones(d)
-        self.mean_, self.components_, self.explained_variance_ = pca.mean, pca.components[:d], variances
+        self.mean_, self.components_, self.explained_variance_ = mean, components, variances
         self.n_features_in_ = dim
         return self
 

@@ -1163,7 +1163,7 @@ def learn_word_vocabularies(train_maps: Sequence, ks: Sequence[int] = (4, 8, 16,
         n_init: k-means restarts per vocabulary (one keeps a widget quick to build).
     """
     sample = aggregation.sample_local_descriptors(train_maps, per_image=per_image, seed=seed)
-    pca = aggregation.LocalPCA(local_dim).fit(sample)
+    pca = aggregation.LocalPCA(local_dim, seed=seed).fit(sample)
     reduced = pca.transform(sample)
     return WordVocabularies(pca, {int(k): aggregation.KMeansVocabulary(int(k), seed=seed, n_init=n_init).fit(reduced)
                                   .centroids_ for k in ks})

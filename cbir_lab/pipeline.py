@@ -308,7 +308,7 @@ def encode_dataset(features: DatasetFeatures, method: str, k: int, local_dim: in
     if not features.train_maps:
         raise ValueError(f"dataset {features.dataset.name!r} has no training images to learn a vocabulary on")
     sample = aggregation.sample_local_descriptors(features.train_maps, per_image=per_image, seed=seed)
-    pca = aggregation.LocalPCA(local_dim).fit(sample)
+    pca = aggregation.LocalPCA(local_dim, seed=seed).fit(sample)
     reduced = pca.transform(sample)
     if method == "fv":  # EM on thousands of 64-D descriptors needs more than scikit-learn's 100 iterations
         vocabulary = aggregation.DiagonalGMM(k, seed=seed, max_iter=200).fit(reduced)

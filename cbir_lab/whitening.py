@@ -155,7 +155,7 @@ class PCAWhitening(TransformerMixin, BaseEstimator):
                            power: float | None = None) -> np.ndarray:
         """Whitened, L2-normalised vectors from :meth:`coordinates`: L2(coords[:, :d] / λ^power), float32.
 
-        The same as :meth:`transform` with these settings, for the price of a slice.
+        The same as ``at(n_components, power).transform(X)``, for the price of a slice.
         """
         d, power = self._settings(n_components, power)
         coordinates = np.asarray(coordinates)

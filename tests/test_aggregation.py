@@ -68,6 +68,21 @@ def test_local_pca_matches_sklearn(whiten):
     np.testing.assert_allclose(pca.explained_variance_, theirs.explained_variance_)
 
 
+def test_local_pca_auto_is_sklearns_randomised_pca_where_sklearn_picks_it_and_exact_is_the_core():
+    # 550 x 60: n < 10·D and max(n, D) > 500, so scikit-learn's PCA picks its randomised solver
+    rng = np.random.default_rng(12)
+    train = rng.normal(size=(550, 60)) * np.geomspace(10.0, 0.1, 60)
+    auto = LocalPCA(n_components=5, seed=3).fit(train)
+    theirs = PCA(n_components=5, random_state=3).fit(train)
+    np.testing.assert_array_equal(auto.components_, theirs.components_)  # the same numbers as before the PCA core
+    exact = LocalPCA(n_components=5, solver="exact").fit(train)
+    full = PCA(n_components=5, svd_solver="full").fit(train)
+    np.testing.assert_allclose(exact.components_, full.components_, atol=1e-8)
+    np.testing.assert_allclose(exact.explained_variance_, full.explained_variance_, rtol=1e-10)
+    with pytest.raises(ValueError, match="solver must be"):
+        LocalPCA(n_components=5, solver="svd").fit(train)
+
+
 def test_whitened_local_pca_gives_unit_variance_on_its_training_set():
     rng = np.random.default_rng(3)
     train = rng.normal(size=(500, 4)) * [10.0, 3.0, 1.0, 0.1]
