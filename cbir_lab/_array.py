@@ -7,7 +7,8 @@ r"""The basement: array helpers every stage shares, in numpy alone.
 * :func:`to_numpy`: a numpy array from an array-like or a torch tensor.
 * :func:`covariance` and :func:`pca_eigen` → :class:`PCAEigen`: the one PCA core (mean,
   float64 covariance, eigenvalues in decreasing order, the rank rule) that the image
-  whitening, the local PCA and the triangulation embedding's whitening all use.
+  whitening, the local PCA (its exact solver) and the triangulation embedding's
+  whitening all use.
 
 This module imports nothing of cbir_lab and never imports torch: a torch tensor is
 recognised by its class, so the numpy-only stages (aggregation, whitening, the stored

@@ -8,7 +8,8 @@ pipeline's steps up to the vocabulary:
 * :func:`local_descriptors` / :func:`sample_local_descriptors`: the map's
   cells as rows, and a training sample drawn from many maps.
 * :class:`LocalPCA`: the PCA (optionally whitened) that the papers apply to
-  local descriptors before encoding them (the PCA core of :mod:`cbir_lab._array`).
+  local descriptors before encoding them (the PCA core of :mod:`cbir_lab._array`,
+  or scikit-learn's randomised PCA on samples where scikit-learn would use it).
 * :class:`KMeansVocabulary` (centroids, VLAD's and the triangulation embedding's)
   and :class:`DiagonalGMM` (a diagonal Gaussian mixture with its posteriors, the
   Fisher vector's): the vocabularies.
