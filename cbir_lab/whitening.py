@@ -188,7 +188,7 @@ class PCAWhitening(TransformerMixin, BaseEstimator):
 
         The fit does not depend on ``power``, and fitting to d components keeps the first
         d of the eigenvectors, so the settings can change for the price of a slice (views
-        of this fit's arrays, no copy): the sweeps over d and power of lessons 3 and 7.
+        of this fit's arrays, no copy): the sweeps over d and power of lessons 3, 7 and 8.
 
         Args:
             n_components: d, at most the fitted ``n_components_`` (default: all of them).
