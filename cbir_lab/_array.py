@@ -6,6 +6,10 @@ r"""The basement: array helpers every stage shares, in numpy alone.
 * :func:`check_finite`: the finiteness check :func:`as_matrix` makes, fast on large arrays.
 * :func:`to_numpy`: a numpy array from an array-like or a torch tensor.
 * :func:`as_feature_map`: one image's (C, H, W) feature map as a finite float64 array.
+* :func:`covariance` and :func:`pca_eigen` → :class:`PCAEigen`: the one PCA core (mean,
+  float64 covariance, eigenvalues in decreasing order, the rank rule) that the image
+  whitening, the local PCA (its exact solver) and the triangulation embedding's
+  whitening all use.
 
 This module imports nothing of cbir_lab and never imports torch: a torch tensor is
 recognised by its class, so the numpy-only stages (aggregation, whitening, the stored
@@ -14,11 +18,11 @@ collections) can use it without paying seconds for torch.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["l2n", "as_matrix", "as_feature_map", "check_finite", "to_numpy"]
+__all__ = ["l2n", "as_matrix", "as_feature_map", "check_finite", "to_numpy", "covariance", "PCAEigen", "pca_eigen"]
 
 
 def _is_tensor(x: Any) -> bool:
@@ -157,3 +161,96 @@ def as_feature_map(feature_map: Any) -> np.ndarray:
     if not np.isfinite(x).all():
         raise ValueError("feature_map contains NaN or infinite values")
     return x
+# ----- the PCA core ------------------------------------------------------------------------------
+
+def covariance(vectors: Any) -> np.ndarray:
+    r"""The covariance of row vectors, in float64: :math:`C = \frac{1}{n-1}(X - \bar X)^\top (X - \bar X)`.
+
+    Args:
+        vectors: (n, D), n ≥ 2.
+
+    Returns:
+        C, shape (D, D), float64.
+
+    Examples:
+        >>> covariance([[0.0, 0.0], [2.0, 2.0]])
+        array([[2., 2.],
+               [2., 2.]])
+    """
+    vectors = np.asarray(to_numpy(vectors), dtype=np.float64)
+    if vectors.ndim != 2 or vectors.shape[0] < 2:
+        raise ValueError(f"covariance needs an (n, D) array with n >= 2, got shape {vectors.shape}")
+    centred = vectors - vectors.mean(axis=0)
+    return centred.T @ centred / (vectors.shape[0] - 1)
+
+
+class PCAEigen(NamedTuple):
+    """What :func:`pca_eigen` learns from n rows of dimension D.
+
+    Attributes:
+        mean: m, shape (D,), float64.
+        eigenvalues: λ, decreasing, ≥ 0: min(n, D) of them (n ≤ D) or D (n > D).
+        components: the eigenvectors :math:`U^\top`, one per row, in the order of ``eigenvalues``.
+        n_useful: how many eigenvalues count as non-zero (the rank rule of :func:`pca_eigen`).
+    """
+
+    mean: np.ndarray
+    eigenvalues: np.ndarray
+    components: np.ndarray
+    n_useful: int
+
+
+def pca_eigen(x: Any, rtol: float = 1e-9, *, fix_signs: bool = False) -> PCAEigen:
+    r"""Mean and eigen-decomposition of the covariance of rows: the PCA every stage of cbir_lab learns.
+
+    .. math:: m = \frac{1}{n} \sum_i x_i, \qquad
+        \frac{1}{n-1} \sum_i (x_i - m)(x_i - m)^\top = U \operatorname{diag}(\lambda) U^\top,
+        \quad \lambda_1 \ge \lambda_2 \ge \dots \ge 0
+
+    in float64. Few, long vectors (n ≤ D, a few hundred training images): the SVD of
+    the centred data, :math:`\lambda = s^2 / (n-1)`, costs O(n²D) and never forms a
+    D × D matrix. Many vectors (n > D): ``eigh`` of the D × D covariance costs
+    O(nD² + D³), several times less than the SVD's O(nD²) with its larger constant.
+
+    The rank rule: an eigenvalue counts as non-zero when it is above ``rtol`` × the
+    largest, and at most min(n - 1, D) do (n centred points span n - 1 dimensions);
+    dividing by the others would divide by rounding noise.
+
+    Args:
+        x: rows, shape (n, D), n ≥ 2 (converted to float64).
+        rtol: the relative tolerance of the rank rule.
+        fix_signs: flip each eigenvector so that its entry of largest magnitude is
+            positive (scikit-learn's ``svd_flip(u_based_decision=False)``); otherwise
+            the signs are LAPACK's, arbitrary but unchanged for the same input.
+
+    Returns:
+        :class:`PCAEigen` (mean, eigenvalues, components, n_useful).
+
+    Reference:
+        Jolliffe, "Principal Component Analysis", 2002; Jégou & Chum, ECCV 2012 (PCA-whitening).
+
+    Examples:
+        >>> pca = pca_eigen([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [3.0, 3.0]], fix_signs=True)  # on a line
+        >>> pca.mean.tolist(), pca.n_useful
+        ([1.5, 1.5], 1)
+        >>> np.round(pca.eigenvalues, 6).tolist(), np.round(pca.components[0], 6).tolist()
+        ([3.333333, 0.0], [0.707107, 0.707107])
+    """
+    x = np.asarray(to_numpy(x), dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"a PCA needs an (n, D) array with n >= 2 rows, got shape {x.shape}")
+    n, dim = x.shape
+    mean = x.mean(axis=0)
+    centred = x - mean
+    if n <= dim:
+        _, singular, components = np.linalg.svd(centred, full_matrices=False)
+        eigenvalues = singular**2 / (n - 1)
+    else:
+        eigenvalues, vectors = np.linalg.eigh(centred.T @ centred / (n - 1))
+        eigenvalues = np.clip(eigenvalues[::-1], 0.0, None)
+        components = np.ascontiguousarray(vectors[:, ::-1].T)
+    if fix_signs:
+        signs = np.sign(components[np.arange(len(components)), np.abs(components).argmax(axis=1)])
+        components *= np.where(signs == 0, 1.0, signs)[:, None]
+    n_useful = int((eigenvalues > rtol * max(eigenvalues[0], np.finfo(float).tiny)).sum())
+    return PCAEigen(mean, eigenvalues, components, min(n_useful, n - 1, dim))

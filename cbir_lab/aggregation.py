@@ -1,75 +1,56 @@
-r"""Aggregation: a conv feature map as a set of local descriptors, encoded with a learned vocabulary.
+r"""Aggregation, first half: a conv feature map as a set of local descriptors, and what is learned on them.
 
 A feature map (C, H, W) is H·W local descriptors of dimension C. Before sum
 pooling (SPoC) took over, retrieval aggregated such sets with a vocabulary
-learned on a separate set of descriptors. This module provides, in numpy:
+learned on a separate set of descriptors. This module provides, in numpy, the
+pipeline's steps up to the vocabulary:
 
 * :func:`local_descriptors` / :func:`sample_local_descriptors`: the map's
   cells as rows, and a training sample drawn from many maps.
-* :func:`fit_local_pca` → :class:`LocalPCA`: the PCA (optionally whitened)
-  that the papers apply to local descriptors before encoding them.
-* :func:`fit_kmeans` (centroids) and :func:`fit_gmm` → :class:`DiagonalGMM`
-  (a diagonal Gaussian mixture with its posteriors): the vocabularies.
+* :class:`LocalPCA`: the PCA (optionally whitened) that the papers apply to
+  local descriptors before encoding them (the PCA core of :mod:`cbir_lab._array`,
+  or scikit-learn's randomised PCA on samples where scikit-learn would use it).
+* :class:`KMeansVocabulary` (centroids, VLAD's and the triangulation embedding's)
+  and :class:`DiagonalGMM` (a diagonal Gaussian mixture with its posteriors, the
+  Fisher vector's): the vocabularies.
 * :func:`nearest_words`: each local descriptor's visual word.
-* :func:`vlad` (and :func:`vlad_blocks`, its K × D matrix): vector of locally
-  aggregated descriptors (Jégou et al., CVPR 2010), with the intra-normalisation
-  of Arandjelović & Zisserman (CVPR 2013).
-* :func:`fisher_vector`: the improved Fisher vector (Perronnin, Sánchez &
-  Mensink, ECCV 2010).
-* :func:`triangulation_directions` / :func:`triangulation_embedding`, with
-  :func:`fit_te_whitening` → :class:`TEWhitening`: the triangulation embedding
-  with sum aggregation (Jégou & Zisserman, CVPR 2014).
-* :func:`encode` / :func:`encode_all`: one encoding by name, for one set of
-  descriptors or for a list of feature maps.
 
-Every encoding returns one float32 vector per image; PCA-whitening of those
-vectors comes later, in :mod:`cbir_lab.whitening`.
+What is learned follows scikit-learn's convention: settings in ``__init__``,
+``fit(X)`` returns the estimator, the learned state ends in ``_``. The encodings
+themselves (VLAD, Fisher vector, triangulation embedding) are in
+:mod:`cbir_lab.encodings`.
 
 References:
     Jégou, Douze, Schmid & Pérez, "Aggregating local descriptors into a compact
-    image representation", CVPR 2010; Arandjelović & Zisserman, "All about
-    VLAD", CVPR 2013; Perronnin, Sánchez & Mensink, "Improving the Fisher kernel
-    for large-scale image classification", ECCV 2010; Jégou & Zisserman,
-    "Triangulation embedding and democratic aggregation for image search",
-    CVPR 2014.
+    image representation", CVPR 2010; Perronnin, Sánchez & Mensink, "Improving
+    the Fisher kernel for large-scale image classification", ECCV 2010.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.decomposition import PCA
 from sklearn.mixture import GaussianMixture
+from sklearn.utils.validation import check_is_fitted
 
-from cbir_lab._array import as_matrix, check_finite, l2n, to_numpy
+from cbir_lab._array import as_matrix, check_finite, pca_eigen, to_numpy
 
 __all__ = [
     "local_descriptors",
     "sample_local_descriptors",
     "LocalPCA",
-    "fit_local_pca",
-    "fit_kmeans",
+    "KMeansVocabulary",
     "DiagonalGMM",
-    "fit_gmm",
     "nearest_words",
-    "vlad",
-    "vlad_blocks",
-    "fisher_vector",
-    "triangulation_directions",
-    "TEWhitening",
-    "fit_te_whitening",
-    "triangulation_embedding",
-    "ENCODINGS",
-    "encode",
-    "encode_all",
 ]
 
 
-# ----- input checks ------------------------------------------------------------------------------
+# ----- input checks (shared with cbir_lab.encodings) ---------------------------------------------
 
 def _as_descs(x: Any, name: str = "descs") -> np.ndarray:
     """Local descriptors as a finite float64 matrix (n, D), n ≥ 1."""
@@ -80,10 +61,15 @@ def _as_descs(x: Any, name: str = "descs") -> np.ndarray:
 
 
 def _as_centroids(c: Any, name: str = "centroids") -> np.ndarray:
+    """Centroids (k, D) as float64, from an array or a fitted :class:`KMeansVocabulary`."""
     if isinstance(c, DiagonalGMM):
         raise ValueError(
-            f"{name} must be a (k, D) array of centroids, got a DiagonalGMM (that is the Fisher vector's vocabulary)"
+            f"{name} must be a (k, D) array of centroids or a KMeansVocabulary, got a DiagonalGMM "
+            "(that is the Fisher vector's vocabulary)"
         )
+    if isinstance(c, KMeansVocabulary):
+        check_is_fitted(c, "centroids_")
+        c = c.centroids_
     return _as_descs(c, name)
 
 
@@ -107,26 +93,12 @@ def _check_k(k: Any, n: int, name: str = "local_descs") -> int:
     return int(k)
 
 
-def _frozen_array(x: Any, name: str, ndim: int) -> np.ndarray:
-    # a copy made read-only, so that a frozen dataclass is frozen all the way down
+def _float_array(x: Any, name: str, ndim: int) -> np.ndarray:
     a = np.array(to_numpy(x), dtype=np.float64)
     if a.ndim != ndim:
         raise ValueError(f"{name} must be a {ndim}-D array, got shape {a.shape}")
     check_finite(a, name)
-    a.setflags(write=False)
     return a
-
-
-def _check_power(power: float) -> float:
-    if not (isinstance(power, (int, float)) and not isinstance(power, bool) and 0.0 < power <= 1.0):
-        raise ValueError(
-            f"power must be a number in (0, 1] (1 leaves the vector unchanged, 0.5 is the signed square root), got {power!r}"
-        )
-    return float(power)
-
-
-def _signed_power(v: np.ndarray, power: float) -> np.ndarray:
-    return v if power == 1.0 else np.sign(v) * np.abs(v) ** power
 
 
 # ----- local descriptors -------------------------------------------------------------------------
@@ -200,74 +172,39 @@ def sample_local_descriptors(maps: Sequence[Any], per_image: int | None = None, 
 
 # ----- local PCA ---------------------------------------------------------------------------------
 
-@dataclass(frozen=True, eq=False)
-class LocalPCA:
-    r"""A PCA of local descriptors: centre, project, optionally whiten.
+class LocalPCA(TransformerMixin, BaseEstimator):
+    r"""A PCA of local descriptors, as the papers do before encoding (to 64–128 dimensions): centre, project, optionally whiten.
 
-    .. math:: x \mapsto \operatorname{diag}(s)^{-1}\, U^\top (x - m)
+    .. math:: C = \frac{1}{n-1} \sum_i (x_i - m)(x_i - m)^\top = U \operatorname{diag}(\lambda) U^\top,
+        \qquad x \mapsto \operatorname{diag}(s)^{-1}\, U_{:,1..d}^\top (x - m)
 
-    with s = 1 (plain PCA) or :math:`s = \sqrt{\lambda}` (whitening).
-
-    Attributes:
-        mean: m, shape (D,).
-        components: :math:`U^\top`, shape (d, D), one principal axis per row.
-        scale: s, shape (d,).
-    """
-
-    mean: np.ndarray
-    components: np.ndarray
-    scale: np.ndarray
-
-    def __post_init__(self) -> None:
-        mean = _frozen_array(self.mean, "mean", 1)
-        components = _frozen_array(self.components, "components", 2)
-        scale = _frozen_array(self.scale, "scale", 1)
-        if components.shape[1] != mean.shape[0]:
-            raise ValueError(f"components have dimension {components.shape[1]}, but mean has {mean.shape[0]}")
-        if scale.shape[0] != components.shape[0] or not (scale > 0).all():
-            raise ValueError(f"scale must hold {components.shape[0]} positive numbers, got {scale}")
-        object.__setattr__(self, "mean", mean)
-        object.__setattr__(self, "components", components)
-        object.__setattr__(self, "scale", scale)
-
-    @property
-    def dim(self) -> int:
-        """D, the input dimension."""
-        return self.mean.shape[0]
-
-    @property
-    def n_components(self) -> int:
-        """d, the output dimension."""
-        return self.components.shape[0]
-
-    def transform(self, descs: Any) -> np.ndarray:
-        """Reduce local descriptors (n, D) → (n, d), float32."""
-        x = _as_descs(descs)
-        _check_dim(x, self.dim, "LocalPCA")
-        return ((x - self.mean) @ self.components.T / self.scale).astype(np.float32)
-
-
-def fit_local_pca(local_descs: Any, n_components: int, whiten: bool = False, seed: int = 0, rtol: float = 1e-9) -> LocalPCA:
-    r"""Learn a PCA of local descriptors, as the papers do before encoding (to 64–128 dimensions).
-
-    .. math:: C = \frac{1}{n-1} \sum_i (x_i - m)(x_i - m)^\top = U \operatorname{diag}(\lambda) U^\top
-
-    keeping the d eigenvectors of largest eigenvalue. Whitening divides each
-    coordinate by :math:`\sqrt{\lambda_j}`, so that every kept direction has
-    unit variance on the training set.
+    keeping the d eigenvectors of largest eigenvalue, with s = 1 (plain PCA) or
+    :math:`s = \sqrt{\lambda}` (whitening: every kept direction has unit variance
+    on the training set). Learned exactly by :func:`cbir_lab._array.pca_eigen`,
+    with scikit-learn's signs (each component's largest entry positive), except
+    where scikit-learn's ``PCA`` would choose its randomised solver: there
+    ``solver="auto"`` still uses it, so that the course's numbers stay those of
+    scikit-learn's ``PCA``.
 
     Args:
-        local_descs: training descriptors, shape (n, D), e.g. from
-            :func:`sample_local_descriptors`.
-        n_components: d, at most min(n, D).
+        n_components: d, at most min(n, D) of the training set.
         whiten: divide by the square roots of the eigenvalues.
-        seed: ``random_state`` of scikit-learn's ``PCA`` (its randomised
-            solver, chosen for large inputs).
         rtol: with ``whiten``, eigenvalues below ``rtol`` × the largest count as
             zero; asking for such components is an error instead of dividing by ~0.
+        solver: ``"exact"`` (the PCA core), ``"randomized"`` (scikit-learn's
+            randomised SVD, Halko et al. 2011: approximate) or ``"auto"``, scikit-learn's
+            choice: randomised when D > 1000 or n < 10·D, and max(n, D) > 500, and
+            d < 0.8·min(n, D); exact otherwise. On lesson 7's 18,196 × 1,280 sample
+            the exact one is about 4 times faster, but its 64 axes differ in the
+            tail (near-equal eigenvalues), which moves lesson 7's mAPs.
+        seed: ``random_state`` of the randomised solver.
 
-    Returns:
-        The fitted :class:`LocalPCA`.
+    Attributes:
+        mean_: m, shape (D,).
+        components_: :math:`U_{:,1..d}^\top`, shape (d, D), one principal axis per row.
+        explained_variance_: :math:`\lambda_{1..d}`, shape (d,).
+        scale_: s, shape (d,).
+        n_features_in_: D.
 
     Reference:
         Jégou et al., CVPR 2010 (PCA of SIFT before VLAD); Jégou & Chum, ECCV
@@ -275,43 +212,77 @@ def fit_local_pca(local_descs: Any, n_components: int, whiten: bool = False, see
 
     Examples:
         >>> descs = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [3.0, 3.0]])  # on a line
-        >>> pca = fit_local_pca(descs, n_components=1, whiten=True)
-        >>> pca.components.shape, pca.transform(descs).shape
+        >>> pca = LocalPCA(n_components=1, whiten=True).fit(descs)
+        >>> pca.components_.shape, pca.transform(descs).shape
         ((1, 2), (4, 1))
         >>> round(float(pca.transform(descs).var(ddof=1)), 6)  # whitened: unit variance
         1.0
     """
-    x = _as_descs(local_descs, "local_descs")
-    n, dim = x.shape
-    if n < 2:
-        raise ValueError(f"fit_local_pca needs at least 2 descriptors in local_descs, got {n}")
-    limit = min(n, dim)
-    if not (_is_int(n_components) and 1 <= n_components <= limit):
-        raise ValueError(f"n_components must be an integer in [1, min(n, D) = {limit}], got {n_components!r}")
-    pca = PCA(n_components=int(n_components), random_state=seed).fit(x)
-    if whiten:
-        variances = pca.explained_variance_
-        useful = int((variances > rtol * max(variances.max(), np.finfo(float).tiny)).sum())
-        if useful < n_components:
-            raise ValueError(
-                f"n_components={n_components} with whiten=True, but only {useful} directions of local_descs "
-                f"have non-zero variance (the others would be divided by ~0); use n_components <= {useful}"
-            )
-        scale = np.sqrt(variances)
-    else:
-        scale = np.ones(int(n_components))
-    return LocalPCA(mean=pca.mean_, components=pca.components_, scale=scale)
+
+    def __init__(self, n_components: int = 64, whiten: bool = False, rtol: float = 1e-9, solver: str = "auto",
+                 seed: int = 0) -> None:
+        self.n_components = n_components
+        self.whiten = whiten
+        self.rtol = rtol
+        self.solver = solver
+        self.seed = seed
+
+    def fit(self, X: Any, y: Any = None) -> "LocalPCA":
+        """Learn the mean and the top ``n_components`` eigenvectors of training descriptors (n, D)."""
+        x = _as_descs(X, "local_descs")
+        n, dim = x.shape
+        if n < 2:
+            raise ValueError(f"LocalPCA needs at least 2 descriptors in local_descs, got {n}")
+        d, limit = self.n_components, min(n, dim)
+        if not (_is_int(d) and 1 <= d <= limit):
+            raise ValueError(f"n_components must be an integer in [1, min(n, D) = {limit}], got {d!r}")
+        d = int(d)
+        if self.solver not in ("auto", "exact", "randomized"):
+            raise ValueError(f"solver must be 'auto', 'exact' or 'randomized', got {self.solver!r}")
+        randomized = self.solver == "randomized" or self.solver == "auto" and (
+            not (dim <= 1000 and n >= 10 * dim) and max(n, dim) > 500 and d < 0.8 * limit)
+        if randomized:
+            pca = PCA(n_components=d, svd_solver="randomized", random_state=self.seed).fit(x)
+            mean, components, variances = pca.mean_, pca.components_, pca.explained_variance_
+            n_useful = int((variances > self.rtol * max(variances.max(), np.finfo(float).tiny)).sum())
+        else:
+            mean, eigenvalues, components, n_useful = pca_eigen(x, self.rtol, fix_signs=True)
+            components, variances = components[:d], eigenvalues[:d]
+        if self.whiten:
+            if n_useful < d:
+                raise ValueError(
+                    f"n_components={d} with whiten=True, but only {n_useful} directions of local_descs "
+                    f"have non-zero variance (the others would be divided by ~0); use n_components <= {n_useful}"
+                )
+            self.scale_ = np.sqrt(variances)
+        else:
+            self.scale_ = np.ones(d)
+        self.mean_, self.components_, self.explained_variance_ = mean, components, variances
+        self.n_features_in_ = dim
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Reduce local descriptors (n, D) → (n, d), float32."""
+        check_is_fitted(self, "components_")
+        x = _as_descs(X)
+        _check_dim(x, self.n_features_in_, "LocalPCA")
+        return ((x - self.mean_) @ self.components_.T / self.scale_).astype(np.float32)
 
 
 # ----- vocabularies ------------------------------------------------------------------------------
 
-def fit_kmeans(local_descs: Any, k: int, seed: int = 0, n_init: int = 3, minibatch_above: int = 20_000) -> np.ndarray:
-    r"""Learn a k-means vocabulary of local descriptors (VLAD's and the triangulation embedding's).
+def _nearest(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    # the ‖x‖² term is the same for every centroid, so it drops out of the argmin
+    scores = (centroids**2).sum(axis=1) - 2.0 * x @ centroids.T
+    return scores.argmin(axis=1)
+
+
+class KMeansVocabulary(BaseEstimator):
+    r"""A k-means vocabulary of local descriptors (VLAD's and the triangulation embedding's): the visual words.
 
     .. math:: \min_{c_1..c_k} \sum_i \min_j \lVert x_i - c_j \rVert^2
 
     Args:
-        local_descs: training descriptors, shape (n, D), n ≥ k.
         k: the vocabulary size.
         seed: ``random_state`` of scikit-learn's clustering; the same seed gives
             the same centroids.
@@ -320,46 +291,108 @@ def fit_kmeans(local_descs: Any, k: int, seed: int = 0, n_init: int = 3, minibat
             (a feature map gives hundreds of descriptors per image, so a training
             set quickly reaches 10⁵), else the exact ``KMeans``.
 
-    Returns:
-        Centroids, shape (k, D), float32.
+    Attributes:
+        centroids_: :math:`c_1..c_k`, shape (k, D), float32; pass them (or the
+            vocabulary itself) to :func:`cbir_lab.encodings.vlad`.
+        n_features_in_: D.
 
     Reference:
         Jégou et al., CVPR 2010.
 
     Examples:
         >>> descs = np.array([[0.0], [1.0], [10.0], [11.0]])
-        >>> np.sort(fit_kmeans(descs, k=2)[:, 0])
+        >>> words = KMeansVocabulary(k=2).fit(descs)
+        >>> np.sort(words.centroids_[:, 0])
         array([ 0.5, 10.5], dtype=float32)
+        >>> words.predict([[2.0], [9.0]]).tolist() == words.predict([[0.0], [11.0]]).tolist()
+        True
     """
-    x = _as_descs(local_descs, "local_descs")
-    k = _check_k(k, len(x))
-    if len(x) > minibatch_above:
-        model = MiniBatchKMeans(n_clusters=k, n_init=n_init, random_state=seed, batch_size=max(1024, 4 * k))
-    else:
-        model = KMeans(n_clusters=k, n_init=n_init, random_state=seed)
-    return model.fit(x).cluster_centers_.astype(np.float32)
+
+    def __init__(self, k: int = 64, seed: int = 0, n_init: int = 3, minibatch_above: int = 20_000) -> None:
+        self.k = k
+        self.seed = seed
+        self.n_init = n_init
+        self.minibatch_above = minibatch_above
+
+    def fit(self, X: Any, y: Any = None) -> "KMeansVocabulary":
+        """Cluster training descriptors (n, D), n ≥ k."""
+        x = _as_descs(X, "local_descs")
+        k = _check_k(self.k, len(x))
+        if len(x) > self.minibatch_above:
+            model = MiniBatchKMeans(n_clusters=k, n_init=self.n_init, random_state=self.seed,
+                                    batch_size=max(1024, 4 * k))
+        else:
+            model = KMeans(n_clusters=k, n_init=self.n_init, random_state=self.seed)
+        self.centroids_ = model.fit(x).cluster_centers_.astype(np.float32)
+        self.n_features_in_ = x.shape[1]
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Each descriptor's visual word, as :func:`nearest_words`: int64, shape (n,)."""
+        return nearest_words(X, self)
 
 
-@dataclass(frozen=True, eq=False)
-class DiagonalGMM:
-    r"""A Gaussian mixture with diagonal covariances: the Fisher vector's vocabulary.
+class DiagonalGMM(BaseEstimator):
+    r"""A Gaussian mixture with diagonal covariances, learned by EM: the Fisher vector's vocabulary.
 
-    .. math:: p(x) = \sum_{k=1}^{K} w_k\, \mathcal{N}\big(x;\ \mu_k, \operatorname{diag}(\sigma_k^2)\big)
+    .. math:: p(x) = \sum_{k=1}^{K} w_k\, \mathcal{N}\big(x;\ \mu_k, \operatorname{diag}(\sigma_k^2)\big), \qquad
+        \max_{w, \mu, \sigma} \sum_i \log p(x_i)
+
+    fitted by scikit-learn's ``GaussianMixture``; :meth:`from_arrays` makes one by hand.
+
+    Args:
+        k: the number of Gaussians K.
+        seed: ``random_state`` of the k-means initialisation; the same seed
+            gives the same mixture.
+        max_iter: EM iterations at most.
+        reg_covar: added to every variance, so that a Gaussian on a single
+            point keeps a positive variance.
 
     Attributes:
-        weights: :math:`w`, shape (K,), positive, summing to 1.
-        means: :math:`\mu`, shape (K, D).
-        variances: :math:`\sigma^2`, shape (K, D), positive.
+        weights_: :math:`w`, shape (K,), positive, summing to 1.
+        means_: :math:`\mu`, shape (K, D).
+        variances_: :math:`\sigma^2`, shape (K, D), positive.
+        n_features_in_: D.
+
+    Reference:
+        Perronnin, Sánchez & Mensink, ECCV 2010.
+
+    Examples:
+        >>> descs = np.array([[0.0], [1.0], [10.0], [11.0]])
+        >>> gmm = DiagonalGMM(k=2).fit(descs)
+        >>> np.sort(gmm.means_[:, 0]), gmm.weights_
+        (array([ 0.5, 10.5]), array([0.5, 0.5]))
     """
 
-    weights: np.ndarray
-    means: np.ndarray
-    variances: np.ndarray
+    def __init__(self, k: int = 16, seed: int = 0, max_iter: int = 100, reg_covar: float = 1e-6) -> None:
+        self.k = k
+        self.seed = seed
+        self.max_iter = max_iter
+        self.reg_covar = reg_covar
 
-    def __post_init__(self) -> None:
-        weights = _frozen_array(self.weights, "weights", 1)
-        means = _frozen_array(self.means, "means", 2)
-        variances = _frozen_array(self.variances, "variances", 2)
+    def fit(self, X: Any, y: Any = None) -> "DiagonalGMM":
+        """Learn the mixture on training descriptors (n, D), n ≥ k."""
+        x = _as_descs(X, "local_descs")
+        k = _check_k(self.k, len(x))
+        model = GaussianMixture(n_components=k, covariance_type="diag", random_state=self.seed,
+                                max_iter=self.max_iter, reg_covar=self.reg_covar).fit(x)
+        return self._set(model.weights_, model.means_, model.covariances_)
+
+    @classmethod
+    def from_arrays(cls, weights: Any, means: Any, variances: Any) -> "DiagonalGMM":
+        """A fitted mixture made by hand, from its weights (K,), means (K, D) and variances (K, D).
+
+        Examples:
+            >>> DiagonalGMM.from_arrays([0.25, 0.75], [[0.0], [4.0]], [[1.0], [2.0]]).means_.shape
+            (2, 1)
+        """
+        weights = _float_array(weights, "weights", 1)
+        return cls(k=len(weights))._set(weights, means, variances)
+
+    def _set(self, weights: Any, means: Any, variances: Any) -> "DiagonalGMM":
+        weights = _float_array(weights, "weights", 1)
+        means = _float_array(means, "means", 2)
+        variances = _float_array(variances, "variances", 2)
         if means.shape[0] != weights.shape[0] or variances.shape != means.shape:
             raise ValueError(
                 "weights (K,), means (K, D) and variances (K, D) disagree: "
@@ -369,33 +402,24 @@ class DiagonalGMM:
             raise ValueError(f"weights must be positive and sum to 1, got {weights}")
         if not (variances > 0).all():
             raise ValueError("variances must all be > 0")
-        object.__setattr__(self, "weights", weights)
-        object.__setattr__(self, "means", means)
-        object.__setattr__(self, "variances", variances)
-
-    @property
-    def n_components(self) -> int:
-        """K, the number of Gaussians."""
-        return self.weights.shape[0]
-
-    @property
-    def dim(self) -> int:
-        """D, the descriptors' dimension."""
-        return self.means.shape[1]
+        self.weights_, self.means_, self.variances_ = weights, means, variances
+        self.n_features_in_ = means.shape[1]
+        return self
 
     def log_joint(self, descs: Any) -> np.ndarray:
         r""":math:`\log w_k + \log \mathcal{N}(x_i; \mu_k, \sigma_k^2)`, shape (n, K), float64."""
+        check_is_fitted(self, "means_")
         x = _as_descs(descs)
-        _check_dim(x, self.dim, "DiagonalGMM")
-        precisions = 1.0 / self.variances
+        _check_dim(x, self.n_features_in_, "DiagonalGMM")
+        precisions = 1.0 / self.variances_
         # ‖(x - μ)/σ‖² expanded into matrix products, as scikit-learn does: one BLAS call instead of a
         # loop over K; rounding can leave it slightly negative, and a squared distance is not
         mahalanobis = (
-            (x**2) @ precisions.T - 2.0 * x @ (self.means * precisions).T + (self.means**2 * precisions).sum(axis=1)
+            (x**2) @ precisions.T - 2.0 * x @ (self.means_ * precisions).T + (self.means_**2 * precisions).sum(axis=1)
         )
         mahalanobis = np.maximum(mahalanobis, 0.0)
-        log_norm = self.dim * math.log(2.0 * math.pi) + np.log(self.variances).sum(axis=1)
-        return np.log(self.weights) - 0.5 * (log_norm + mahalanobis)
+        log_norm = self.n_features_in_ * math.log(2.0 * math.pi) + np.log(self.variances_).sum(axis=1)
+        return np.log(self.weights_) - 0.5 * (log_norm + mahalanobis)
 
     def posteriors(self, descs: Any) -> np.ndarray:
         r"""Soft assignments :math:`\gamma_i(k) = p(k \mid x_i)`, by log-sum-exp.
@@ -416,7 +440,7 @@ class DiagonalGMM:
             Posteriors, shape (n, K), float64, rows summing to 1.
 
         Examples:
-            >>> gmm = DiagonalGMM(weights=[0.5, 0.5], means=[[0.0], [4.0]], variances=[[1.0], [1.0]])
+            >>> gmm = DiagonalGMM.from_arrays([0.5, 0.5], [[0.0], [4.0]], [[1.0], [1.0]])
             >>> gmm.posteriors([[2.0], [1e6]])  # halfway; far beyond the second Gaussian
             array([[0.5, 0.5],
                    [0. , 1. ]])
@@ -427,54 +451,12 @@ class DiagonalGMM:
         return np.exp(log_joint - log_evidence)
 
 
-def fit_gmm(local_descs: Any, k: int, seed: int = 0, max_iter: int = 100, reg_covar: float = 1e-6) -> DiagonalGMM:
-    r"""Learn a diagonal Gaussian mixture of local descriptors by EM (scikit-learn's ``GaussianMixture``).
-
-    .. math:: \max_{w, \mu, \sigma} \sum_i \log \sum_k w_k\, \mathcal{N}(x_i; \mu_k, \operatorname{diag}(\sigma_k^2))
-
-    Args:
-        local_descs: training descriptors, shape (n, D), n ≥ k.
-        k: the number of Gaussians K.
-        seed: ``random_state`` of the k-means initialisation; the same seed
-            gives the same mixture.
-        max_iter: EM iterations at most.
-        reg_covar: added to every variance, so that a Gaussian on a single
-            point keeps a positive variance.
-
-    Returns:
-        The fitted :class:`DiagonalGMM`.
-
-    Reference:
-        Perronnin, Sánchez & Mensink, ECCV 2010.
-
-    Examples:
-        >>> descs = np.array([[0.0], [1.0], [10.0], [11.0]])
-        >>> gmm = fit_gmm(descs, k=2)
-        >>> np.sort(gmm.means[:, 0]), gmm.weights
-        (array([ 0.5, 10.5]), array([0.5, 0.5]))
-    """
-    x = _as_descs(local_descs, "local_descs")
-    k = _check_k(k, len(x))
-    model = GaussianMixture(
-        n_components=k, covariance_type="diag", random_state=seed, max_iter=max_iter, reg_covar=reg_covar
-    ).fit(x)
-    return DiagonalGMM(weights=model.weights_, means=model.means_, variances=model.covariances_)
-
-
-# ----- encodings ---------------------------------------------------------------------------------
-
-def _nearest(x: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    # the ‖x‖² term is the same for every centroid, so it drops out of the argmin
-    scores = (centroids**2).sum(axis=1) - 2.0 * x @ centroids.T
-    return scores.argmin(axis=1)
-
-
 def nearest_words(descs: Any, centroids: Any) -> np.ndarray:
     r"""Each local descriptor's visual word: the index of its nearest centroid, :math:`\arg\min_k \lVert x - c_k \rVert`.
 
     Args:
         descs: local descriptors, shape (n, D).
-        centroids: the vocabulary, shape (K, D).
+        centroids: the vocabulary, shape (K, D), or a fitted :class:`KMeansVocabulary`.
 
     Returns:
         int64, shape (n,), values in 0..K-1.
@@ -486,387 +468,3 @@ def nearest_words(descs: Any, centroids: Any) -> np.ndarray:
     x, c = _as_descs(descs), _as_centroids(centroids)
     _check_dim(x, c.shape[1], "vocabulary (centroids)")
     return _nearest(x, c).astype(np.int64)
-
-
-def vlad_blocks(descs: Any, centroids: Any, intra: bool = False, power: float = 1.0) -> np.ndarray:
-    """VLAD before its final L2, as a (K, D) matrix: row k is centroid k's (normalised) residual sum.
-
-    :func:`vlad` is this matrix flattened and L2-normalised; the matrix shows
-    which words an image's descriptors fall in, and how much each weighs.
-
-    Examples:
-        >>> vlad_blocks([[1.0, 0.0], [2.0, 0.0], [10.0, 4.0]], [[0.0, 0.0], [10.0, 0.0]])
-        array([[3., 0.],
-               [0., 4.]], dtype=float32)
-    """
-    c = _as_centroids(centroids)
-    return vlad(descs, c, intra=intra, power=power, l2=False).reshape(len(c), -1)
-
-
-def vlad(descs: Any, centroids: Any, intra: bool = False, power: float = 1.0, l2: bool = True) -> np.ndarray:
-    r"""Vector of locally aggregated descriptors (VLAD).
-
-    Each descriptor is assigned to its nearest centroid, and each centroid
-    sums the residuals of its descriptors:
-
-    .. math:: v_k = \sum_{i:\ \operatorname{NN}(x_i) = k} (x_i - c_k), \qquad
-        \operatorname{NN}(x) = \arg\min_j \lVert x - c_j \rVert
-
-    :math:`v = [v_1; \dots; v_K]` is then, in this order, intra-normalised
-    (:math:`v_k \leftarrow v_k / \lVert v_k \rVert`, so that a centroid with
-    many descriptors, a "burst", does not dominate), signed-power-normalised
-    (:math:`v \leftarrow \operatorname{sign}(v) |v|^\alpha`) and L2-normalised.
-    A centroid with no descriptor gives a zero block.
-
-    Args:
-        descs: local descriptors, shape (n, D).
-        centroids: the vocabulary, shape (K, D), from :func:`fit_kmeans`.
-        intra: L2-normalise each centroid's block.
-        power: α in (0, 1]; 1 leaves the vector as is, 0.5 is the signed square root.
-        l2: L2-normalise the result.
-
-    Returns:
-        The VLAD, shape (K·D,), float32, centroid by centroid.
-
-    Reference:
-        Jégou, Douze, Schmid & Pérez, CVPR 2010; Arandjelović & Zisserman,
-        "All about VLAD", CVPR 2013 (intra-normalisation).
-
-    Examples:
-        >>> centroids = np.array([[0.0, 0.0], [10.0, 0.0]])
-        >>> descs = np.array([[1.0, 0.0], [2.0, 0.0], [10.0, 4.0]])  # residuals (1, 0), (2, 0) | (0, 4)
-        >>> vlad(descs, centroids, l2=False)
-        array([3., 0., 0., 4.], dtype=float32)
-        >>> vlad(descs, centroids)
-        array([0.6, 0. , 0. , 0.8], dtype=float32)
-    """
-    x = _as_descs(descs)
-    c = _as_centroids(centroids)
-    _check_dim(x, c.shape[1], "vocabulary (centroids)")
-    power = _check_power(power)
-    k = len(c)
-    assignment = np.zeros((len(x), k))
-    assignment[np.arange(len(x)), _nearest(x, c)] = 1.0
-    # Σ_{i→k} (x_i − c_k) = Σ_{i→k} x_i − n_k c_k
-    v = assignment.T @ x - assignment.sum(axis=0)[:, None] * c
-    if intra:
-        v = l2n(v)
-    v = _signed_power(v.ravel(), power)
-    return (l2n(v) if l2 else v).astype(np.float32)
-
-
-def fisher_vector(descs: Any, gmm: DiagonalGMM, power: float = 0.5, l2: bool = True) -> np.ndarray:
-    r"""The improved Fisher vector: gradients of the log-likelihood w.r.t. the means and deviations.
-
-    With the posteriors :math:`\gamma_i(k)` of :meth:`DiagonalGMM.posteriors`
-    and the Fisher information's diagonal approximation as the normalisation:
-
-    .. math::
-        \mathcal{G}^{\mu}_k = \frac{1}{n \sqrt{w_k}} \sum_{i=1}^{n} \gamma_i(k)\, \frac{x_i - \mu_k}{\sigma_k},
-        \qquad
-        \mathcal{G}^{\sigma}_k = \frac{1}{n \sqrt{2 w_k}} \sum_{i=1}^{n} \gamma_i(k)
-            \left[ \frac{(x_i - \mu_k)^2}{\sigma_k^2} - 1 \right]
-
-    (element-wise in the D dimensions). The gradient w.r.t. :math:`\sigma_k`
-    and the one w.r.t. :math:`\sigma_k^2` give this same expression once each
-    is normalised by its Fisher information; the gradient w.r.t. the weights
-    is left out, as in the paper. Then signed power normalisation and L2, the
-    "improved" part.
-
-    Args:
-        descs: local descriptors, shape (n, D).
-        gmm: the vocabulary, from :func:`fit_gmm`.
-        power: α in (0, 1] of :math:`\operatorname{sign}(v)|v|^\alpha`; 0.5 as in
-            the paper, 1 to switch it off.
-        l2: L2-normalise the result.
-
-    Returns:
-        :math:`[\mathcal{G}^{\mu}_1; \dots; \mathcal{G}^{\mu}_K; \mathcal{G}^{\sigma}_1; \dots; \mathcal{G}^{\sigma}_K]`,
-        shape (2·K·D,), float32: all the mean gradients first, then all the
-        deviation gradients.
-
-    Reference:
-        Perronnin, Sánchez & Mensink, "Improving the Fisher kernel for
-        large-scale image classification", ECCV 2010; Sánchez et al., IJCV 2013.
-
-    Examples:
-        >>> gmm = DiagonalGMM(weights=[1.0], means=[[0.0, 0.0]], variances=[[1.0, 1.0]])
-        >>> descs = np.array([[1.0, 0.0], [-1.0, 2.0]])  # one Gaussian: every posterior is 1
-        >>> fisher_vector(descs, gmm, power=1.0, l2=False)  # G_mu = (0, 2)/2, G_sigma = (0, 2)/(2 sqrt 2)
-        array([0.        , 1.        , 0.        , 0.70710677], dtype=float32)
-    """
-    if not isinstance(gmm, DiagonalGMM):
-        raise ValueError(f"gmm must be a DiagonalGMM (from fit_gmm), got {type(gmm).__name__}")
-    x = _as_descs(descs)
-    _check_dim(x, gmm.dim, "vocabulary (DiagonalGMM)")
-    power = _check_power(power)
-    n = len(x)
-    gamma = gmm.posteriors(x)
-    sigma = np.sqrt(gmm.variances)
-    # the zeroth, first and second order statistics: three matrix products instead of a loop over K
-    s0 = gamma.sum(axis=0)[:, None]
-    s1 = gamma.T @ x
-    s2 = gamma.T @ (x**2)
-    mu = gmm.means
-    sum_mu = (s1 - s0 * mu) / sigma  # Σ γ (x − μ)/σ
-    sum_sigma = (s2 - 2.0 * mu * s1 + s0 * mu**2) / gmm.variances - s0  # Σ γ [(x − μ)²/σ² − 1]
-    w = gmm.weights[:, None]
-    g_mu = sum_mu / (n * np.sqrt(w))
-    g_sigma = sum_sigma / (n * np.sqrt(2.0 * w))
-    v = _signed_power(np.concatenate([g_mu.ravel(), g_sigma.ravel()]), power)
-    return (l2n(v) if l2 else v).astype(np.float32)
-
-
-def triangulation_directions(descs: Any, centroids: Any, eps: float = 1e-12) -> np.ndarray:
-    r"""The triangulation embedding of each descriptor: its unit direction from every centroid.
-
-    .. math:: r_k(x) = \frac{x - c_k}{\lVert x - c_k \rVert}, \qquad
-        R(x) = [r_1(x); \dots; r_K(x)] \in \mathbb{R}^{K D}
-
-    Unlike VLAD, every centroid sees every descriptor, and only the direction
-    counts, not the distance. A descriptor equal to a centroid gets a zero
-    block there (0 / ε), not NaN.
-
-    Args:
-        descs: local descriptors, shape (n, D).
-        centroids: the vocabulary, shape (K, D), from :func:`fit_kmeans`.
-        eps: the smallest distance divided by.
-
-    Returns:
-        :math:`R(x_i)` for every descriptor, shape (n, K·D), float32; each
-        D-block has unit norm (or is zero).
-
-    Reference:
-        Jégou & Zisserman, CVPR 2014 (section 3).
-
-    Examples:
-        >>> centroids = np.array([[0.0, 0.0], [4.0, 0.0]])
-        >>> triangulation_directions([[0.0, 3.0]], centroids)  # (0, 3)/3 and (-4, 3)/5
-        array([[ 0. ,  1. , -0.8,  0.6]], dtype=float32)
-    """
-    x = _as_descs(descs)
-    c = _as_centroids(centroids)
-    _check_dim(x, c.shape[1], "vocabulary (centroids)")
-    n, dim = x.shape
-    out = np.empty((n, len(c) * dim), dtype=np.float32)
-    for k, ck in enumerate(c):
-        out[:, k * dim : (k + 1) * dim] = l2n(x - ck, eps)
-    return out
-
-
-@dataclass(frozen=True, eq=False)
-class TEWhitening:
-    r"""The triangulation embedding's centring and whitening, learned on training descriptors.
-
-    .. math:: \phi(x) = P\, (R(x) - R_0), \qquad P = \operatorname{diag}(\lambda)^{-1/2} U^\top
-
-    Attributes:
-        mean: :math:`R_0`, shape (K·D,).
-        projection: P, shape (d, K·D).
-    """
-
-    mean: np.ndarray
-    projection: np.ndarray
-
-    def __post_init__(self) -> None:
-        mean = _frozen_array(self.mean, "mean", 1)
-        projection = _frozen_array(self.projection, "projection", 2)
-        if projection.shape[1] != mean.shape[0]:
-            raise ValueError(f"projection has dimension {projection.shape[1]}, but mean has {mean.shape[0]}")
-        object.__setattr__(self, "mean", mean)
-        object.__setattr__(self, "projection", projection)
-
-    @property
-    def dim(self) -> int:
-        """K·D, the input dimension."""
-        return self.mean.shape[0]
-
-    @property
-    def n_components(self) -> int:
-        """d, the output dimension."""
-        return self.projection.shape[0]
-
-    def transform(self, embeddings: Any) -> np.ndarray:
-        """φ for each row of :func:`triangulation_directions`' output (n, K·D) → (n, d), float32."""
-        r = _as_descs(embeddings, "embeddings")
-        if r.shape[1] != self.dim:
-            raise ValueError(
-                f"embeddings have dimension {r.shape[1]}, but the TEWhitening was fitted on dimension {self.dim}"
-            )
-        return ((r - self.mean) @ self.projection.T).astype(np.float32)
-
-
-def fit_te_whitening(embeddings: Any, drop: int = 0, rtol: float = 1e-9) -> TEWhitening:
-    r"""Learn the triangulation embedding's centring and whitening on training descriptors.
-
-    .. math:: \frac{1}{n-1}\sum_i (R(x_i) - R_0)(R(x_i) - R_0)^\top = U \operatorname{diag}(\lambda) U^\top
-
-    The paper whitens the per-descriptor embedding :math:`R(x)` and then
-    discards the first (largest-eigenvalue) components; ``drop`` is that
-    number (the paper drops as many as the descriptors' dimension D, 128 for
-    its SIFT).
-
-    Args:
-        embeddings: :func:`triangulation_directions` of training descriptors,
-            shape (n, K·D), with n well above K·D for a stable covariance.
-        drop: how many of the leading components to discard.
-        rtol: eigenvalues below ``rtol`` × the largest count as zero and are
-            left out instead of being divided by ~0 (with n ≤ K·D training
-            descriptors the covariance is rank-deficient).
-
-    Returns:
-        The fitted :class:`TEWhitening`; pass it to :func:`triangulation_embedding`.
-
-    Reference:
-        Jégou & Zisserman, CVPR 2014 (section 3).
-
-    Examples:
-        >>> rng = np.random.default_rng(0)
-        >>> centroids, train = rng.normal(size=(2, 3)), rng.normal(size=(100, 3))
-        >>> white = fit_te_whitening(triangulation_directions(train, centroids), drop=1)
-        >>> white.projection.shape  # K·D = 6 components, the first dropped
-        (5, 6)
-    """
-    r = _as_descs(embeddings, "embeddings")
-    n = len(r)
-    if n < 2:
-        raise ValueError(f"fit_te_whitening needs at least 2 rows in embeddings, got {n}")
-    if not (_is_int(drop) and drop >= 0):
-        raise ValueError(f"drop must be a non-negative integer, got {drop!r}")
-    mean = r.mean(axis=0)
-    centred = r - mean
-    values, vectors = np.linalg.eigh(centred.T @ centred / (n - 1))
-    values, vectors = values[::-1], vectors[:, ::-1]
-    useful = int((values > rtol * max(values[0], np.finfo(float).tiny)).sum())
-    if drop >= useful:
-        raise ValueError(f"drop={drop}, but the embeddings have only {useful} components of non-zero variance")
-    keep = slice(drop, useful)
-    projection = vectors[:, keep].T / np.sqrt(values[keep])[:, None]
-    return TEWhitening(mean=mean, projection=projection)
-
-
-def triangulation_embedding(
-    descs: Any,
-    centroids: Any,
-    whitening: TEWhitening | None = None,
-    power: float = 1.0,
-    l2: bool = True,
-    eps: float = 1e-12,
-) -> np.ndarray:
-    r"""Triangulation embedding with sum aggregation.
-
-    .. math:: \psi = \sum_{i=1}^{n} R(x_i) \quad \text{or, with a whitening,} \quad
-        \psi = \sum_{i=1}^{n} P\,(R(x_i) - R_0) = P \Big(\sum_i R(x_i) - n R_0\Big)
-
-    with :math:`R` of :func:`triangulation_directions`; then optional signed
-    power normalisation and L2. Without ``whitening`` this is the raw
-    embedding: the course then learns its own PCA-whitening of the image
-    vectors (:class:`cbir_lab.whitening.PCAWhitening`), instead of the
-    paper's whitening of each descriptor's embedding before the sum
-    (:func:`fit_te_whitening`, offered here for comparison). The paper's
-    democratic aggregation (weights that equalise each descriptor's
-    contribution) is not implemented.
-
-    Args:
-        descs: local descriptors, shape (n, D).
-        centroids: the vocabulary, shape (K, D), from :func:`fit_kmeans`
-            (the paper uses a small one, K = 16 to 64).
-        whitening: a :class:`TEWhitening` to apply to each descriptor's
-            embedding before the sum, or ``None``.
-        power: α in (0, 1] of the signed power normalisation; 1 switches it off.
-        l2: L2-normalise the result.
-        eps: the smallest distance divided by in :func:`triangulation_directions`.
-
-    Returns:
-        The embedding, shape (K·D,) or (d,) with a whitening, float32.
-
-    Reference:
-        Jégou & Zisserman, "Triangulation embedding and democratic aggregation
-        for image search", CVPR 2014.
-
-    Examples:
-        >>> centroids = np.array([[0.0, 0.0], [4.0, 0.0]])
-        >>> descs = np.array([[0.0, 3.0], [4.0, 3.0]])
-        >>> triangulation_embedding(descs, centroids, l2=False)  # (0, 1) + (0.8, 0.6) | (-0.8, 0.6) + (0, 1)
-        array([ 0.8,  1.6, -0.8,  1.6], dtype=float32)
-    """
-    x = _as_descs(descs)
-    c = _as_centroids(centroids)
-    _check_dim(x, c.shape[1], "vocabulary (centroids)")
-    power = _check_power(power)
-    # one centroid at a time, so that the (n, K·D) matrix of all directions is never held
-    total = np.concatenate([l2n(x - ck, eps).sum(axis=0) for ck in c])
-    if whitening is not None:
-        if not isinstance(whitening, TEWhitening):
-            raise ValueError(
-                f"whitening must be a TEWhitening (from fit_te_whitening) or None, got {type(whitening).__name__}"
-            )
-        if whitening.dim != total.shape[0]:
-            raise ValueError(f"whitening was fitted on dimension {whitening.dim}, but K·D = {total.shape[0]} here")
-        # φ is affine, so the sum of the whitened embeddings is the whitening of their sum, less n times the mean
-        total = whitening.projection @ (total - len(x) * whitening.mean)
-    v = _signed_power(total, power)
-    return (l2n(v) if l2 else v).astype(np.float32)
-
-
-ENCODINGS: dict[str, Callable[..., np.ndarray]] = {
-    "vlad": vlad,
-    "fv": fisher_vector,
-    "te": triangulation_embedding,
-}
-
-
-def encode(descs: Any, vocabulary: Any, method: str, **options: Any) -> np.ndarray:
-    """Encode one set of local descriptors with a method named in :data:`ENCODINGS`.
-
-    Args:
-        descs: local descriptors, shape (n, D).
-        vocabulary: centroids (K, D) for ``"vlad"`` and ``"te"``, a
-            :class:`DiagonalGMM` for ``"fv"``.
-        method: ``"vlad"``, ``"fv"`` or ``"te"``.
-        **options: passed on, e.g. ``intra=True`` or ``power=0.5``.
-
-    Returns:
-        The encoding, shape (dim,), float32.
-
-    Examples:
-        >>> encode([[1.0, 0.0], [2.0, 0.0], [10.0, 4.0]], [[0.0, 0.0], [10.0, 0.0]], "vlad")
-        array([0.6, 0. , 0. , 0.8], dtype=float32)
-    """
-    try:
-        fn = ENCODINGS[method]
-    except KeyError:
-        raise ValueError(f"unknown encoding method {method!r}; choose one of {sorted(ENCODINGS)}") from None
-    if method == "fv" and not isinstance(vocabulary, DiagonalGMM):
-        raise ValueError(f"vocabulary for 'fv' must be a DiagonalGMM (from fit_gmm), got {type(vocabulary).__name__}")
-    return fn(descs, vocabulary, **options)
-
-
-def encode_all(maps: Sequence[Any], pca: LocalPCA | None, vocabulary: Any, method: str, **options: Any) -> np.ndarray:
-    """Encode a list of feature maps, one image each: local descriptors → local PCA → encoding.
-
-    Args:
-        maps: feature maps, each (C, H, W), of any spatial sizes.
-        pca: the :class:`LocalPCA` the vocabulary was trained after, or ``None``.
-        vocabulary: centroids or a :class:`DiagonalGMM`, see :func:`encode`.
-        method: ``"vlad"``, ``"fv"`` or ``"te"``.
-        **options: passed on to the encoding.
-
-    Returns:
-        One encoding per map, shape (N, dim), float32.
-
-    Examples:
-        >>> maps = [np.ones((2, 3, 3)), np.zeros((2, 4, 2))]  # C = 2, 9 and 8 cells
-        >>> encode_all(maps, None, np.array([[0.0, 0.0], [2.0, 2.0]]), "vlad", l2=False)  # 9 × (1, 1) | none
-        array([[9., 9., 0., 0.],
-               [0., 0., 0., 0.]], dtype=float32)
-    """
-    if len(maps) == 0:
-        raise ValueError("maps is empty: no feature maps to encode")
-    rows = []
-    for m in maps:
-        descs = local_descriptors(m)
-        if pca is not None:
-            descs = pca.transform(descs)
-        rows.append(encode(descs, vocabulary, method, **options))
-    return np.stack(rows)

@@ -318,8 +318,8 @@ class RetrievalIndex:
         whitening = self.whitening(pooling, part)
         if pooling.regional:
             regions = self.features.regional
-            return (whitening.transform_regions(regions("query", pooling.levels), d, power),
-                    whitening.transform_regions(regions("db", pooling.levels), d, power))
+            at = whitening.at(d, power)
+            return at.transform_regions(regions("query", pooling.levels)), at.transform_regions(regions("db", pooling.levels))
         query, db = self._sweep_coordinates(pooling, part)
         return whitening.whiten_coordinates(query, d, power), whitening.whiten_coordinates(db, d, power)
 

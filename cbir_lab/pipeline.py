@@ -12,7 +12,7 @@ This composes the stages (:mod:`~cbir_lab.features`, :mod:`~cbir_lab.pooling`,
 * :func:`describe` does the same for a few maps (no whitening), for lessons that
   compare a handful of images.
 * :func:`encode_dataset` encodes every image's map as a set of local descriptors
-  (VLAD, Fisher vector, triangulation embedding; :mod:`~cbir_lab.aggregation`),
+  (VLAD, Fisher vector, triangulation embedding; :mod:`~cbir_lab.aggregation`, :mod:`~cbir_lab.encodings`),
   with the local PCA and the vocabulary learned on the training images;
   :func:`learn_local_pca` is that first step alone (lesson 7's vocabularies start from it too).
 
@@ -27,7 +27,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from cbir_lab import aggregation
+from cbir_lab import aggregation, encodings
 from cbir_lab.backbones import Backbone, load_backbone
 from cbir_lab.datasets.base import RetrievalDataset
 from cbir_lab.datasets.image_sets import ImageSet
@@ -267,7 +267,8 @@ class EncodedFeatures:
         name: how tables show it, e.g. ``"VLAD k=64"``.
         k: the vocabulary's size.
         local_pca: the PCA the local descriptors are reduced with.
-        vocabulary: centroids (K, d) or a :class:`~cbir_lab.aggregation.DiagonalGMM`.
+        vocabulary: the fitted :class:`~cbir_lab.aggregation.KMeansVocabulary` or
+            :class:`~cbir_lab.aggregation.DiagonalGMM`.
         vectors: part (``"query"``, ``"db"``, ``"train"``, a whitening set) → (n, dim) float32, unit rows.
     """
 
@@ -296,7 +297,7 @@ def learn_local_pca(train_maps: Sequence, local_dim: int, per_image: int, seed: 
         (the :class:`~cbir_lab.aggregation.LocalPCA`, the sample reduced by it, (n, local_dim)).
     """
     sample = aggregation.sample_local_descriptors(train_maps, per_image=per_image, seed=seed)
-    pca = aggregation.fit_local_pca(sample, local_dim, seed=seed)
+    pca = aggregation.LocalPCA(local_dim, seed=seed).fit(sample)
     return pca, pca.transform(sample)
 
 
@@ -328,13 +329,13 @@ def encode_dataset(features: DatasetFeatures, method: str, k: int, local_dim: in
         raise ValueError(f"dataset {features.dataset.name!r} has no training images to learn a vocabulary on")
     pca, reduced = learn_local_pca(features.train_maps, local_dim, per_image, seed)
     if method == "fv":  # EM on thousands of 64-D descriptors needs more than scikit-learn's 100 iterations
-        vocabulary = aggregation.fit_gmm(reduced, k, seed=seed, max_iter=200)
+        vocabulary = aggregation.DiagonalGMM(k, seed=seed, max_iter=200).fit(reduced)
     else:
-        vocabulary = aggregation.fit_kmeans(reduced, k, seed=seed)
+        vocabulary = aggregation.KMeansVocabulary(k, seed=seed).fit(reduced)
     if method == "vlad":
         options = {"intra": True, "power": 0.5, **options}
     elif method == "te":
         options = {"power": 0.5, **options}
-    vectors = {part: aggregation.encode_all(features.maps(part), pca, vocabulary, method, **options)
+    vectors = {part: encodings.encode_all(features.maps(part), pca, vocabulary, method, **options)
                for part in features.parts if features.maps(part)}
     return EncodedFeatures(method, f"{_ENCODING_NAMES[method]} k={k}", int(k), pca, vocabulary, vectors)

@@ -130,13 +130,13 @@ def scale_database(index: RetrievalIndex, n_total: int = 100_000, pooling: Pooli
     whitening = index.whitening(pooling, part)
     features = index.features
     other_sets = list(features.whitening_sets)
-    extra = [whitening.transform(features.pooled(name, pooling), n_components=d) for name in other_sets]
+    extra = [whitening.at(d).transform(features.pooled(name, pooling)) for name in other_sets]
     n_real = len(db) + sum(len(e) for e in extra)
     if n_total < n_real:
         raise ValueError(f"n_total must be at least the {n_real} real descriptors, got {n_total}")
     # Synthetic vectors are drawn around images of no test scene (the training split and the other sets):
     # drawn around the database itself they would be near-copies of the positives.
-    centres = np.concatenate([whitening.transform(features.pooled("train", pooling), n_components=d), *extra])
+    centres = np.concatenate([whitening.at(d).transform(features.pooled("train", pooling)), *extra])
     n_probes = max(int(n_probes), len(query))
     synthetic = distractor_vectors(centres, n_total - n_real + n_probes - len(query), noise, seed)
     probes, synthetic = synthetic[: n_probes - len(query)], synthetic[n_probes - len(query):]

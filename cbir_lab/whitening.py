@@ -6,13 +6,16 @@ r"""Post-processing: L2-normalisation and PCA-whitening learned on a separate se
   L2 → centre → project on the top-d eigenvectors → divide by
   :math:`\lambda^{\text{power}}` → L2. ``power=0.5`` is full whitening,
   ``0`` plain PCA, values in between "partial whitening" (shrinkage).
-  It hands out what other stages need: :meth:`~PCAWhitening.projection` (the
-  matrix for any d and power), :meth:`~PCAWhitening.coordinates` and
-  :meth:`~PCAWhitening.whiten_coordinates` (project once, then any (d, power)
+  Its settings (d, power) are set in ``__init__``, as scikit-learn does, and
+  :meth:`~PCAWhitening.transform` takes data only. One fit serves any (d, power):
+  :meth:`~PCAWhitening.at` (the same fit at other settings, without refitting),
+  :meth:`~PCAWhitening.projection` (the matrix), :meth:`~PCAWhitening.coordinates`
+  and :meth:`~PCAWhitening.whiten_coordinates` (project once, then any (d, power)
   costs a slice: the whitening lab's sweeps). :meth:`PCAWhitening.transform_regions`
   is R-MAC's variant, which whitens each regional vector before summing.
 
-This is the only module that divides by eigenvalue powers. It does not import
+The mean and eigenvectors come from the PCA core, :func:`cbir_lab._array.pca_eigen`.
+This is the only module that divides by eigenvalue powers of image vectors. It does not import
 PyTorch: tensors are accepted where arrays are, converted by :mod:`cbir_lab._array`.
 
 References:
@@ -27,7 +30,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from cbir_lab._array import as_matrix, l2n, to_numpy
+from cbir_lab._array import as_matrix, l2n, pca_eigen, to_numpy
 
 __all__ = ["l2n", "PCAWhitening"]
 
@@ -37,23 +40,6 @@ def _as_matrix(x, name: str, n_features: int | None = None) -> np.ndarray:
     if n_features is not None and x.shape[1] != n_features:
         raise ValueError(f"{name} has dimension {x.shape[1]}, but the whitening was fitted on dimension {n_features}")
     return x
-
-
-def _covariance_eigen(centred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Eigenvalues (decreasing) and eigenvectors (rows) of the covariance of centred rows (n, D).
-
-    Few, long vectors (n ≤ D, a training set of a few hundred images): the SVD of
-    the data costs O(n²D) and never forms a D×D matrix. Many vectors (n > D, a
-    database of 10⁴): the eigendecomposition of the D×D covariance costs O(nD² + D³),
-    several times less than the SVD's O(nD²) with its larger constant.
-    """
-    n, dim = centred.shape
-    if n <= dim:
-        _, singular, vt = np.linalg.svd(centred, full_matrices=False)
-        return singular**2 / (n - 1), vt
-    values, vectors = np.linalg.eigh(centred.T @ centred / (n - 1))
-    values, vectors = values[::-1], vectors[:, ::-1].T
-    return np.clip(values, 0.0, None), np.ascontiguousarray(vectors)
 
 
 class PCAWhitening(TransformerMixin, BaseEstimator):
@@ -97,11 +83,7 @@ class PCAWhitening(TransformerMixin, BaseEstimator):
             raise ValueError(f"PCAWhitening needs at least 2 training vectors, got {n}")
         if not (0.0 <= float(self.power) <= 1.0):
             raise ValueError(f"power must be in [0, 1] (0.5 is full whitening), got {self.power!r}")
-        X = l2n(X)
-        self.mean_ = X.mean(axis=0)
-        eigenvalues, vt = _covariance_eigen(X - self.mean_)
-        useful = int((eigenvalues > self.rtol * max(eigenvalues[0], np.finfo(float).tiny)).sum())
-        useful = min(useful, n - 1, dim)
+        self.mean_, eigenvalues, vt, useful = pca_eigen(l2n(X), self.rtol)
         limit = min(n - 1, dim)
         if self.n_components is None:
             d = useful
@@ -173,7 +155,7 @@ class PCAWhitening(TransformerMixin, BaseEstimator):
                            power: float | None = None) -> np.ndarray:
         """Whitened, L2-normalised vectors from :meth:`coordinates`: L2(coords[:, :d] / λ^power), float32.
 
-        The same as :meth:`transform` with these settings, for the price of a slice.
+        The same as ``at(n_components, power).transform(X)``, for the price of a slice.
         """
         d, power = self._settings(n_components, power)
         coordinates = np.asarray(coordinates)
@@ -201,22 +183,44 @@ class PCAWhitening(TransformerMixin, BaseEstimator):
         scaled = coordinates * (self.eigenvalues_ ** -power).astype(np.float32)
         return scaled, np.cumsum(scaled * scaled, axis=1, dtype=np.float32)
 
-    def project(self, X, n_components: int | None = None, power: float | None = None) -> np.ndarray:
-        """The whitened coordinates before the final L2: (L2(X) - m) Pᵀ, shape (n, d)."""
-        projection = self.projection(n_components, power)
+    def at(self, n_components: int | None = None, power: float | None = None) -> "PCAWhitening":
+        """The same fit at other settings, without refitting: a :class:`PCAWhitening` as if fitted with them.
+
+        The fit does not depend on ``power``, and fitting to d components keeps the first
+        d of the eigenvectors, so the settings can change for the price of a slice (views
+        of this fit's arrays, no copy): the sweeps over d and power of lessons 3, 7 and 8.
+
+        Args:
+            n_components: d, at most the fitted ``n_components_`` (default: all of them).
+            power: the eigenvalue exponent (default: this one's ``power``).
+
+        Examples:
+            >>> w = PCAWhitening().fit(np.array([[3.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-3.0, 0.0, 0.0], [0.0, -1.0, 1.0]]))
+            >>> w.n_components_, w.at(1, power=0.0).transform(np.ones((2, 3))).shape
+            (3, (2, 1))
+        """
+        d, power = self._settings(n_components, power)
+        other = PCAWhitening(n_components=self.n_components if d == self.n_components_ else d,
+                             power=power, rtol=self.rtol)
+        other.mean_, other.all_eigenvalues_ = self.mean_, self.all_eigenvalues_
+        other.eigenvalues_, other.components_ = self.eigenvalues_[:d], self.components_[:d]
+        other.n_components_, other.n_features_in_ = d, self.n_features_in_
+        return other
+
+    def project(self, X) -> np.ndarray:
+        """The whitened coordinates before the final L2: (L2(X) - m) Pᵀ, shape (n, d), float64."""
+        projection = self.projection()
         X = _as_matrix(X, "X", self.n_features_in_)
         return (l2n(X) - self.mean_) @ projection.T
 
-    def transform(self, X, n_components: int | None = None, power: float | None = None) -> np.ndarray:
-        """Whiten and L2-normalise ``X`` of shape (n, D) → (n, d), float32.
+    def transform(self, X) -> np.ndarray:
+        """Whiten and L2-normalise ``X`` of shape (n, D) → (n, d), float32, at the fitted settings.
 
-        Args:
-            X: vectors, shape (n, D).
-            n_components, power: as :meth:`projection` (default: the fitted settings).
+        For other settings of the same fit, see :meth:`at`.
         """
-        return l2n(self.project(X, n_components, power)).astype(np.float32)
+        return l2n(self.project(X)).astype(np.float32)
 
-    def transform_regions(self, regions, n_components: int | None = None, power: float | None = None) -> np.ndarray:
+    def transform_regions(self, regions) -> np.ndarray:
         """R-MAC's variant: whiten each regional vector, L2, sum per image, L2.
 
         Args:
@@ -224,7 +228,6 @@ class PCAWhitening(TransformerMixin, BaseEstimator):
                 when images have different numbers of regions (see
                 :func:`cbir_lab.pooling.regional_vectors`); the whitening should be
                 fitted on regional vectors of another set.
-            n_components, power: as :meth:`projection`.
 
         Returns:
             Global descriptors, shape (n, d), float32.
@@ -242,7 +245,7 @@ class PCAWhitening(TransformerMixin, BaseEstimator):
         if not counts or min(counts) == 0:
             raise ValueError("transform_regions: every image needs at least one regional vector")
         # Whiten every region of every image in one matrix product, then sum each image's rows.
-        whitened = self.transform(np.concatenate([np.asarray(r) for r in regions]), n_components, power)
+        whitened = self.transform(np.concatenate([np.asarray(r) for r in regions]))
         owner = np.repeat(np.arange(len(regions)), counts)
         summed = np.zeros((len(regions), whitened.shape[1]), dtype=np.float64)
         np.add.at(summed, owner, whitened)

@@ -1,27 +1,19 @@
-"""VLAD, Fisher vector and triangulation embedding against hand-worked examples and plain-loop re-implementations."""
-
-import math
+"""Local descriptors, the local PCA and the vocabularies (scikit-learn estimators) on hand-made inputs."""
 
 import numpy as np
 import pytest
+from sklearn.base import clone
 from sklearn.decomposition import PCA
+from sklearn.exceptions import NotFittedError
 from sklearn.mixture import GaussianMixture
 
 from cbir_lab.aggregation import (
     DiagonalGMM,
+    KMeansVocabulary,
     LocalPCA,
-    encode,
-    encode_all,
-    fisher_vector,
-    fit_gmm,
-    fit_kmeans,
-    fit_local_pca,
-    fit_te_whitening,
     local_descriptors,
+    nearest_words,
     sample_local_descriptors,
-    triangulation_directions,
-    triangulation_embedding,
-    vlad,
 )
 
 
@@ -31,61 +23,9 @@ def data():
     rng = np.random.default_rng(0)
     train = rng.normal(size=(300, 3))
     descs = rng.normal(size=(25, 3))
-    centroids = fit_kmeans(train, k=4, seed=0).astype(np.float64)
-    gmm = fit_gmm(train, k=3, seed=0)
+    centroids = KMeansVocabulary(k=4, seed=0).fit(train).centroids_.astype(np.float64)
+    gmm = DiagonalGMM(k=3, seed=0).fit(train)
     return descs, centroids, gmm
-
-
-# ----- plain-loop re-implementations: the formulas, one descriptor and one centroid at a time ------
-
-def vlad_loops(descs, centroids):
-    dim = len(centroids[0])
-    v = [[0.0] * dim for _ in centroids]
-    for x in descs:
-        dists = [sum((xd - cd) ** 2 for xd, cd in zip(x, c)) for c in centroids]
-        k = dists.index(min(dists))
-        for d in range(dim):
-            v[k][d] += x[d] - centroids[k][d]
-    return v  # one list per centroid
-
-
-def fisher_loops(descs, gmm):
-    w, mu, var = gmm.weights.tolist(), gmm.means.tolist(), gmm.variances.tolist()
-    n, big_k, dim = len(descs), len(w), len(mu[0])
-    g_mu = [[0.0] * dim for _ in range(big_k)]
-    g_sigma = [[0.0] * dim for _ in range(big_k)]
-    for x in descs:
-        dens = []
-        for k in range(big_k):
-            p = w[k]
-            for d in range(dim):
-                p *= math.exp(-((x[d] - mu[k][d]) ** 2) / (2 * var[k][d])) / math.sqrt(2 * math.pi * var[k][d])
-            dens.append(p)
-        total = sum(dens)
-        for k in range(big_k):
-            gamma = dens[k] / total
-            for d in range(dim):
-                z = (x[d] - mu[k][d]) / math.sqrt(var[k][d])
-                g_mu[k][d] += gamma * z / (n * math.sqrt(w[k]))
-                g_sigma[k][d] += gamma * (z * z - 1) / (n * math.sqrt(2 * w[k]))
-    return [a for row in g_mu for a in row] + [a for row in g_sigma for a in row]
-
-
-def te_loops(descs, centroids):
-    dim = len(centroids[0])
-    out = [0.0] * (len(centroids) * dim)
-    for x in descs:
-        for k, c in enumerate(centroids):
-            diff = [xd - cd for xd, cd in zip(x, c)]
-            norm = math.sqrt(sum(a * a for a in diff))
-            for d in range(dim):
-                out[k * dim + d] += diff[d] / norm
-    return out
-
-
-def unit(v):
-    v = np.asarray(v, dtype=np.float64)
-    return v / np.linalg.norm(v)
 
 
 # ----- local descriptors -------------------------------------------------------------------------
@@ -120,119 +60,83 @@ def test_local_pca_matches_sklearn(whiten):
     rng = np.random.default_rng(2)
     train = rng.normal(size=(200, 6)) @ rng.normal(size=(6, 6))
     test = rng.normal(size=(10, 6))
-    pca = fit_local_pca(train, n_components=3, whiten=whiten)
-    theirs = PCA(n_components=3, whiten=whiten, random_state=0).fit(train).transform(test)
-    assert isinstance(pca, LocalPCA) and pca.transform(test).shape == (10, 3)
-    np.testing.assert_allclose(pca.transform(test), theirs, rtol=1e-4, atol=1e-5)
+    pca = LocalPCA(n_components=3, whiten=whiten).fit(train)
+    theirs = PCA(n_components=3, whiten=whiten, random_state=0).fit(train)
+    assert pca.transform(test).shape == (10, 3)
+    np.testing.assert_allclose(pca.transform(test), theirs.transform(test), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(pca.components_, theirs.components_, atol=1e-10)  # scikit-learn's signs too
+    np.testing.assert_allclose(pca.explained_variance_, theirs.explained_variance_)
+
+
+def test_local_pca_auto_is_sklearns_randomised_pca_where_sklearn_picks_it_and_exact_is_the_core():
+    # 550 x 60: n < 10·D and max(n, D) > 500, so scikit-learn's PCA picks its randomised solver
+    rng = np.random.default_rng(12)
+    train = rng.normal(size=(550, 60)) * np.geomspace(10.0, 0.1, 60)
+    auto = LocalPCA(n_components=5, seed=3).fit(train)
+    theirs = PCA(n_components=5, random_state=3).fit(train)
+    np.testing.assert_array_equal(auto.components_, theirs.components_)  # the same numbers as before the PCA core
+    exact = LocalPCA(n_components=5, solver="exact").fit(train)
+    full = PCA(n_components=5, svd_solver="full").fit(train)
+    np.testing.assert_allclose(exact.components_, full.components_, atol=1e-8)
+    np.testing.assert_allclose(exact.explained_variance_, full.explained_variance_, rtol=1e-10)
+    with pytest.raises(ValueError, match="solver must be"):
+        LocalPCA(n_components=5, solver="svd").fit(train)
 
 
 def test_whitened_local_pca_gives_unit_variance_on_its_training_set():
     rng = np.random.default_rng(3)
     train = rng.normal(size=(500, 4)) * [10.0, 3.0, 1.0, 0.1]
-    out = fit_local_pca(train, n_components=4, whiten=True).transform(train)
+    out = LocalPCA(n_components=4, whiten=True).fit(train).transform(train)
     np.testing.assert_allclose(np.cov(out, rowvar=False), np.eye(4), atol=1e-5)
 
 
-def test_local_pca_is_frozen():
-    pca = fit_local_pca(np.random.default_rng(0).normal(size=(20, 3)), 2)
-    with pytest.raises(AttributeError):
-        pca.mean = np.zeros(3)
-    with pytest.raises(ValueError):  # read-only array
-        pca.mean[0] = 1.0
+def test_local_pca_on_a_line_by_hand():
+    # points (t, t): mean (1.5, 1.5), one axis (1, 1)/√2 of variance 2·var(0..3) = 2·5/3; (3, 3) is at +1.5·√2
+    descs = np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [3.0, 3.0]])
+    pca = LocalPCA(n_components=1).fit(descs)
+    np.testing.assert_allclose(pca.mean_, [1.5, 1.5])
+    np.testing.assert_allclose(pca.components_, [[2**-0.5, 2**-0.5]])
+    np.testing.assert_allclose(pca.explained_variance_, [10 / 3])
+    np.testing.assert_allclose(pca.transform([[3.0, 3.0]]), [[1.5 * 2**0.5]], rtol=1e-6)
+    with pytest.raises(ValueError, match="only 1 directions of local_descs have non-zero variance"):
+        LocalPCA(n_components=2, whiten=True).fit(descs)
 
 
-# ----- VLAD --------------------------------------------------------------------------------------
-
-# Worked by hand. Centroids c1 = (0, 0), c2 = (4, 4); descriptors
-#   x1 = (1, 0):  |x1 - c1|² = 1,  |x1 - c2|² = 9 + 16 = 25  → c1, residual (1, 0)
-#   x2 = (0, -2): |x2 - c1|² = 4,  |x2 - c2|² = 16 + 36 = 52 → c1, residual (0, -2)
-#   x3 = (5, 3):  |x3 - c1|² = 34, |x3 - c2|² = 1 + 1 = 2    → c2, residual (1, -1)
-# v = [(1, 0) + (0, -2) | (1, -1)] = [1, -2, 1, -1], |v|² = 1 + 4 + 1 + 1 = 7.
-HAND_C = np.array([[0.0, 0.0], [4.0, 4.0]])
-HAND_X = np.array([[1.0, 0.0], [0.0, -2.0], [5.0, 3.0]])
-
-
-def test_vlad_by_hand_unnormalised_and_l2():
-    assert vlad(HAND_X, HAND_C, l2=False).tolist() == [1, -2, 1, -1]
-    np.testing.assert_allclose(vlad(HAND_X, HAND_C), np.array([1, -2, 1, -1]) / math.sqrt(7), rtol=1e-6)
+@pytest.mark.parametrize("estimator", [LocalPCA(n_components=2, whiten=True), KMeansVocabulary(k=3, seed=2),
+                                       DiagonalGMM(k=2, seed=1, max_iter=50)])
+def test_the_estimators_follow_scikit_learns_conventions(estimator):
+    train = np.random.default_rng(4).normal(size=(60, 3))
+    params = estimator.get_params()
+    with pytest.raises(NotFittedError):
+        getattr(estimator, next(m for m in ("transform", "predict", "posteriors") if hasattr(estimator, m)))(train)
+    fitted = clone(estimator)
+    assert fitted.fit(train) is fitted and fitted.get_params() == params
+    assert fitted.n_features_in_ == 3
+    assert clone(fitted).set_params(**params).get_params() == params
 
 
-def test_vlad_by_hand_intra_normalisation():
-    # each block to unit norm: (1, -2)/√5 and (1, -1)/√2; the whole then has norm √2
-    intra = [1 / math.sqrt(5), -2 / math.sqrt(5), 1 / math.sqrt(2), -1 / math.sqrt(2)]
-    np.testing.assert_allclose(vlad(HAND_X, HAND_C, intra=True, l2=False), intra, rtol=1e-6)
-    expected = [1 / math.sqrt(10), -2 / math.sqrt(10), 0.5, -0.5]
-    np.testing.assert_allclose(vlad(HAND_X, HAND_C, intra=True), expected, rtol=1e-6)
+# ----- vocabularies ------------------------------------------------------------------------------
+
+def test_kmeans_vocabulary_by_hand_and_its_words():
+    words = KMeansVocabulary(k=2).fit([[0.0, 0.0], [0.0, 2.0], [10.0, 0.0], [10.0, 2.0]])
+    order = np.argsort(words.centroids_[:, 0])
+    np.testing.assert_allclose(words.centroids_[order], [[0.0, 1.0], [10.0, 1.0]])
+    assert words.predict([[1.0, 0.0], [9.0, 5.0]]).tolist() == order.tolist()
+    assert nearest_words([[1.0, 0.0], [9.0, 5.0]], words).tolist() == order.tolist()  # the vocabulary, or its centroids
 
 
-def test_vlad_by_hand_power_normalisation():
-    # sign(v)·√|v| = [1, -√2, 1, -1], of squared norm 1 + 2 + 1 + 1 = 5
-    np.testing.assert_allclose(vlad(HAND_X, HAND_C, power=0.5, l2=False), [1, -math.sqrt(2), 1, -1], rtol=1e-6)
-    expected = np.array([1, -math.sqrt(2), 1, -1]) / math.sqrt(5)
-    np.testing.assert_allclose(vlad(HAND_X, HAND_C, power=0.5), expected, rtol=1e-6)
-
-
-def test_vlad_empty_cluster_gives_a_zero_block_even_with_intra():
-    centroids = np.vstack([HAND_C, [[100.0, 100.0]]])  # nobody is near the third centroid
-    out = vlad(HAND_X, centroids, intra=True, power=0.5)
-    assert np.isfinite(out).all()
-    assert out[4:].tolist() == [0.0, 0.0]
-    assert vlad(HAND_X, centroids, l2=False).tolist() == [1, -2, 1, -1, 0, 0]
-
-
-def test_vlad_k1_is_n_times_mean_minus_centroid():
-    x = np.random.default_rng(5).normal(size=(7, 3))
-    c = np.array([[0.5, -1.0, 2.0]])
-    np.testing.assert_allclose(vlad(x, c, l2=False), 7 * (x.mean(axis=0) - c[0]), rtol=1e-5)
-
-
-def test_vlad_matches_the_loops(data):
-    descs, centroids, _ = data
-    raw = np.array(vlad_loops(descs.tolist(), centroids.tolist()))  # (K, D)
-    assert vlad(descs, centroids).shape == (4 * 3,)
-    np.testing.assert_allclose(vlad(descs, centroids, l2=False), raw.ravel(), rtol=1e-5, atol=1e-6)
-    intra = raw / np.linalg.norm(raw, axis=1, keepdims=True)
-    expected = unit(np.sign(intra) * np.sqrt(np.abs(intra))).ravel()
-    np.testing.assert_allclose(vlad(descs, centroids, intra=True, power=0.5), expected, rtol=1e-5, atol=1e-6)
-
-
-# ----- Fisher vector -----------------------------------------------------------------------------
-
-# One Gaussian (every posterior is 1): w = 1, μ = (1, 0), σ = (2, 1); descriptors
-#   x1 = (3, 1):  (x - μ)/σ = (1, 1)   squared - 1 = (0, 0)
-#   x2 = (1, -1): (x - μ)/σ = (0, -1)  squared - 1 = (-1, 0)
-#   x3 = (5, 0):  (x - μ)/σ = (2, 0)   squared - 1 = (3, -1)
-# G_mu = (3, 0)/3 = (1, 0); G_sigma = (2, -1)/(3√2) = (√2/3, -√2/6).
-ONE_GAUSSIAN = DiagonalGMM(weights=[1.0], means=[[1.0, 0.0]], variances=[[4.0, 1.0]])
-FV_X = np.array([[3.0, 1.0], [1.0, -1.0], [5.0, 0.0]])
-
-
-def test_fisher_vector_one_gaussian_by_hand():
-    assert ONE_GAUSSIAN.posteriors(FV_X).tolist() == [[1.0], [1.0], [1.0]]
-    raw = [1.0, 0.0, math.sqrt(2) / 3, -math.sqrt(2) / 6]
-    np.testing.assert_allclose(fisher_vector(FV_X, ONE_GAUSSIAN, power=1.0, l2=False), raw, rtol=1e-6, atol=1e-7)
-    # the default: signed square root, then L2; the squares of the roots sum to 1 + √2/3 + √2/6 = 1 + √2/2
-    rooted = np.sign(raw) * np.sqrt(np.abs(raw))
-    np.testing.assert_allclose(fisher_vector(FV_X, ONE_GAUSSIAN), rooted / math.sqrt(1 + math.sqrt(2) / 2), rtol=1e-6)
-
-
-def test_fisher_vector_has_2KD_dimensions(data):
-    descs, _, gmm = data
-    assert fisher_vector(descs, gmm).shape == (2 * 3 * 3,)
-
-
-def test_fisher_vector_matches_the_loops(data):
-    descs, _, gmm = data
-    raw = fisher_loops(descs.tolist(), gmm)
-    np.testing.assert_allclose(fisher_vector(descs, gmm, power=1.0, l2=False), raw, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(fisher_vector(descs, gmm), unit(np.sign(raw) * np.sqrt(np.abs(raw))), rtol=1e-5, atol=1e-6)
+def test_diagonal_gmm_from_arrays_is_a_fitted_vocabulary():
+    gmm = DiagonalGMM.from_arrays([0.25, 0.75], [[0.0], [4.0]], [[1.0], [1.0]])
+    assert gmm.k == 2 and gmm.n_features_in_ == 1
+    # halfway between the means, the posteriors are the weights
+    np.testing.assert_allclose(gmm.posteriors([[2.0]]), [[0.25, 0.75]])
 
 
 def test_posteriors_equal_sklearn_predict_proba_even_far_away():
     rng = np.random.default_rng(6)
     train = np.vstack([rng.normal(size=(100, 2)), rng.normal(loc=5.0, size=(100, 2))])
     sk = GaussianMixture(n_components=3, covariance_type="diag", random_state=0).fit(train)
-    gmm = DiagonalGMM(weights=sk.weights_, means=sk.means_, variances=sk.covariances_)
+    gmm = DiagonalGMM.from_arrays(sk.weights_, sk.means_, sk.covariances_)
     # the last rows are so far out that every density underflows to 0: a naive ratio would be 0/0
     x = np.vstack([rng.normal(size=(10, 2)) * 3, [[1e3, -1e3], [-5e4, 2e4]]])
     ours = gmm.posteriors(x)
@@ -241,126 +145,47 @@ def test_posteriors_equal_sklearn_predict_proba_even_far_away():
     np.testing.assert_allclose(ours, sk.predict_proba(x), atol=1e-10)
 
 
-def test_fit_gmm_is_sklearns_diagonal_mixture():
+def test_diagonal_gmm_is_sklearns_diagonal_mixture():
     rng = np.random.default_rng(7)
     train = rng.normal(size=(150, 2))
-    ours = fit_gmm(train, k=2, seed=3)
+    ours = DiagonalGMM(k=2, seed=3).fit(train)
     sk = GaussianMixture(n_components=2, covariance_type="diag", random_state=3).fit(train)
-    np.testing.assert_allclose(ours.means, sk.means_)
-    np.testing.assert_allclose(ours.variances, sk.covariances_)
+    np.testing.assert_allclose(ours.means_, sk.means_)
+    np.testing.assert_allclose(ours.variances_, sk.covariances_)
     np.testing.assert_allclose(ours.posteriors(train), sk.predict_proba(train), atol=1e-10)
-
-
-# ----- triangulation embedding -------------------------------------------------------------------
-
-def test_triangulation_directions_by_hand_and_unit_blocks(data):
-    # from c1 = (0, 0), x = (3, 4) is in direction (0.6, 0.8); from c2 = (3, 0), in direction (0, 1)
-    out = triangulation_directions([[3.0, 4.0]], [[0.0, 0.0], [3.0, 0.0]])
-    np.testing.assert_allclose(out, [[0.6, 0.8, 0.0, 1.0]], rtol=1e-6)
-    descs, centroids, _ = data
-    blocks = triangulation_directions(descs, centroids).reshape(len(descs), 4, 3)
-    np.testing.assert_allclose(np.linalg.norm(blocks, axis=2), 1.0, rtol=1e-6)
-
-
-def test_te_descriptor_on_a_centroid_gives_a_zero_block_not_nan():
-    centroids = np.array([[0.0, 0.0], [3.0, 4.0]])
-    out = triangulation_directions([[3.0, 4.0]], centroids)
-    assert np.isfinite(out).all()
-    np.testing.assert_allclose(out, [[0.6, 0.8, 0.0, 0.0]], rtol=1e-6)  # the block of c2 is zero
-    te = triangulation_embedding([[3.0, 4.0], [0.0, 0.0]], centroids)
-    assert np.isfinite(te).all()
-
-
-def test_te_has_KD_dimensions_and_matches_the_loops(data):
-    descs, centroids, _ = data
-    assert triangulation_embedding(descs, centroids).shape == (4 * 3,)
-    raw = te_loops(descs.tolist(), centroids.tolist())
-    np.testing.assert_allclose(triangulation_embedding(descs, centroids, l2=False), raw, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(triangulation_embedding(descs, centroids), unit(raw), rtol=1e-5, atol=1e-6)
-
-
-def test_te_whitening_whitens_the_training_embeddings_and_commutes_with_the_sum(data):
-    descs, centroids, _ = data
-    train = np.random.default_rng(8).normal(size=(400, 3))
-    embeddings = triangulation_directions(train, centroids)
-    white = fit_te_whitening(embeddings, drop=2)
-    assert white.projection.shape == (4 * 3 - 2, 4 * 3)
-    np.testing.assert_allclose(np.cov(white.transform(embeddings), rowvar=False), np.eye(10), atol=1e-4)
-    summed = white.transform(triangulation_directions(descs, centroids)).sum(axis=0)
-    ours = triangulation_embedding(descs, centroids, whitening=white, l2=False)
-    np.testing.assert_allclose(ours, summed, rtol=1e-4, atol=1e-4)
-
-
-# ----- properties shared by the encodings --------------------------------------------------------
-
-@pytest.mark.parametrize(
-    "method, options",
-    [("vlad", {}), ("vlad", {"intra": True, "power": 0.5}), ("fv", {}), ("te", {})],
-)
-def test_encodings_do_not_depend_on_the_descriptor_order(data, method, options):
-    descs, centroids, gmm = data
-    vocabulary = gmm if method == "fv" else centroids
-    shuffled = descs[np.random.default_rng(9).permutation(len(descs))]
-    np.testing.assert_allclose(
-        encode(shuffled, vocabulary, method, **options), encode(descs, vocabulary, method, **options), rtol=1e-5, atol=1e-6
-    )
 
 
 def test_vocabularies_are_deterministic_given_the_seed():
     train = np.random.default_rng(10).normal(size=(200, 3))
-    assert np.array_equal(fit_kmeans(train, 5, seed=1), fit_kmeans(train, 5, seed=1))
+    centroids = lambda **kw: KMeansVocabulary(5, seed=1, **kw).fit(train).centroids_  # noqa: E731
+    assert np.array_equal(centroids(), centroids())
     # above minibatch_above descriptors, MiniBatchKMeans
-    assert np.array_equal(fit_kmeans(train, 5, seed=1, minibatch_above=50), fit_kmeans(train, 5, seed=1, minibatch_above=50))
-    a, b = fit_gmm(train, 3, seed=1), fit_gmm(train, 3, seed=1)
-    assert np.array_equal(a.means, b.means) and np.array_equal(a.variances, b.variances)
-
-
-def test_encode_all_is_pca_then_encode_per_map():
-    rng = np.random.default_rng(11)
-    maps = [rng.normal(size=(5, 3, 4)), rng.normal(size=(5, 2, 2))]
-    pca = fit_local_pca(sample_local_descriptors(maps), n_components=2)
-    centroids = fit_kmeans(pca.transform(sample_local_descriptors(maps)), k=3)
-    out = encode_all(maps, pca, centroids, "vlad", intra=True)
-    assert out.shape == (2, 3 * 2) and out.dtype == np.float32
-    for row, m in zip(out, maps):
-        np.testing.assert_allclose(row, vlad(pca.transform(local_descriptors(m)), centroids, intra=True))
+    assert np.array_equal(centroids(minibatch_above=50), centroids(minibatch_above=50))
+    a, b = DiagonalGMM(3, seed=1).fit(train), DiagonalGMM(3, seed=1).fit(train)
+    assert np.array_equal(a.means_, b.means_) and np.array_equal(a.variances_, b.variances_)
 
 
 # ----- bad inputs --------------------------------------------------------------------------------
 
 def test_bad_inputs_raise_value_errors_naming_the_parameter(data):
     descs, centroids, gmm = data
-    with pytest.raises(ValueError, match="descs have dimension 2, but the vocabulary"):
-        vlad(descs[:, :2], centroids)
-    with pytest.raises(ValueError, match="descs have dimension 2, but the vocabulary"):
-        fisher_vector(descs[:, :2], gmm)
-    with pytest.raises(ValueError, match="descs have dimension 2, but the vocabulary"):
-        triangulation_embedding(descs[:, :2], centroids)
-    with pytest.raises(ValueError, match="descs must be a 2-D array"):
-        vlad(descs[0], centroids)
     with pytest.raises(ValueError, match="k must be a positive integer"):
-        fit_kmeans(descs, k=0)
+        KMeansVocabulary(k=0).fit(descs)
     with pytest.raises(ValueError, match="k must be a positive integer"):
-        fit_gmm(descs, k=0)
+        DiagonalGMM(k=0).fit(descs)
     with pytest.raises(ValueError, match="k=30 needs at least k training descriptors, but local_descs has only 25"):
-        fit_kmeans(descs, k=30)
+        KMeansVocabulary(k=30).fit(descs)
     with pytest.raises(ValueError, match="k=30 needs"):
-        fit_gmm(descs, k=30)
+        DiagonalGMM(k=30).fit(descs)
     with pytest.raises(ValueError, match="n_components"):
-        fit_local_pca(descs, n_components=4)
-    with pytest.raises(ValueError, match="power"):
-        vlad(descs, centroids, power=0)
+        LocalPCA(n_components=4).fit(descs)
+    with pytest.raises(ValueError, match="descs have dimension 2, but the LocalPCA"):
+        LocalPCA(n_components=2).fit(descs).transform(descs[:, :2])
     with pytest.raises(ValueError, match="feature_map must have shape"):
         local_descriptors(np.ones((4, 4)))
     with pytest.raises(ValueError, match="variances"):
-        DiagonalGMM(weights=[1.0], means=[[0.0]], variances=[[-1.0]])
+        DiagonalGMM.from_arrays([1.0], [[0.0]], [[-1.0]])
     with pytest.raises(ValueError, match="weights"):
-        DiagonalGMM(weights=[0.5], means=[[0.0]], variances=[[1.0]])
-    with pytest.raises(ValueError, match="vocabulary for 'fv' must be a DiagonalGMM"):
-        encode(descs, centroids, "fv")
+        DiagonalGMM.from_arrays([0.5], [[0.0]], [[1.0]])
     with pytest.raises(ValueError, match="centroids must be a"):
-        vlad(descs, gmm)
-    with pytest.raises(ValueError, match="unknown encoding method 'bow'"):
-        encode(descs, centroids, "bow")
-    with pytest.raises(ValueError, match="descs contains NaN"):
-        vlad(np.full((2, 3), np.nan), centroids)
+        nearest_words(descs, gmm)

@@ -1,4 +1,4 @@
-"""The basement's helpers: L2 normalisation, input checks, finiteness, all in numpy alone."""
+"""The basement's helpers: L2 normalisation, input checks, finiteness, the PCA core, all in numpy alone."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from cbir_lab._array import as_matrix, check_finite, l2n, to_numpy
+from cbir_lab._array import as_matrix, check_finite, covariance, l2n, pca_eigen, to_numpy
 
 
 def test_l2n_by_hand():
@@ -80,3 +80,37 @@ def test_the_basement_never_loads_torch_even_beside_a_lazily_imported_one():
             "l2n(np.ones((2, 3))); as_matrix(np.ones((2, 3)), 'x')\nprint('torch._C' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "False", done.stderr
+
+
+# ----- the PCA core ------------------------------------------------------------------------------
+
+def test_covariance_by_hand():
+    # rows (0, 0), (2, 2), (4, 0): mean (2, 2/3); var x = (4 + 0 + 4)/2 = 4, var y = (4/9 + 16/9 + 4/9)/2 = 4/3,
+    # cov = ((-2)(-2/3) + 0 + 2(-2/3))/2 = 0
+    np.testing.assert_allclose(covariance([[0.0, 0.0], [2.0, 2.0], [4.0, 0.0]]), [[4.0, 0.0], [0.0, 4 / 3]])
+    with pytest.raises(ValueError, match="n >= 2"):
+        covariance([[1.0, 2.0]])
+
+
+@pytest.mark.parametrize("n, dim", [(5, 8), (40, 6)])  # the SVD of the data (n <= D), eigh of the covariance (n > D)
+def test_pca_eigen_diagonalises_the_covariance_in_decreasing_order(n, dim):
+    x = np.random.default_rng(0).normal(size=(n, dim)) * np.arange(1, dim + 1)
+    pca = pca_eigen(x)
+    assert pca.mean.dtype == pca.components.dtype == np.float64
+    assert len(pca.eigenvalues) == (n if n <= dim else dim)
+    assert (np.diff(pca.eigenvalues) <= 0).all() and pca.n_useful == min(n - 1, dim)
+    np.testing.assert_allclose(pca.mean, x.mean(axis=0))
+    k = pca.n_useful
+    u = pca.components[:k]
+    np.testing.assert_allclose(u @ u.T, np.eye(k), atol=1e-10)
+    np.testing.assert_allclose(u @ covariance(x) @ u.T, np.diag(pca.eigenvalues[:k]), atol=1e-9)
+
+
+def test_pca_eigen_rank_rule_and_signs_by_hand():
+    # two points, centred ±(0.5, 1.5): one direction (1, 3)/√10, of variance 2 (0.25 + 2.25)/(2 - 1) = 5
+    pca = pca_eigen([[0.0, 0.0], [1.0, 3.0]], fix_signs=True)
+    assert pca.n_useful == 1  # n - 1 = 1, whatever rounding leaves in the second eigenvalue
+    np.testing.assert_allclose(pca.eigenvalues[0], 5.0)
+    np.testing.assert_allclose(pca.components[0], np.array([1.0, 3.0]) / 10**0.5)  # its largest entry positive
+    flipped = pca_eigen([[0.0, 0.0], [-1.0, -3.0]], fix_signs=True)
+    np.testing.assert_allclose(flipped.components[0], pca.components[0])

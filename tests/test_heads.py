@@ -95,7 +95,7 @@ def test_the_head_equals_pooling_l2_whitening_l2_in_numpy(maps, pooling):
     # Fewer components and partial whitening: the projection for those settings.
     with torch.no_grad():
         partial = DescriptorHead.from_whitening(pooling, whitening, n_components=3, power=0.25)(test)
-    np.testing.assert_allclose(partial.numpy(), whitening.transform(pooling(test).numpy(), 3, 0.25), atol=1e-5)
+    np.testing.assert_allclose(partial.numpy(), whitening.at(3, 0.25).transform(pooling(test).numpy()), atol=1e-5)
 
 
 def test_the_rmac_head_whitens_each_region_as_transform_regions_does(maps):

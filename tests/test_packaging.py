@@ -59,12 +59,14 @@ def test_no_requirement_asks_for_a_newer_torch_than_2_14_1():
 
 
 LAYERS = ["_array", "paths", "images", "backbone_specs", "backbones", "features", "pooling", "aggregation",
-          "whitening", "heads", "search", "rerank", "indexes", "statistics", "evaluation", "datasets", "pipeline",
-          "index", "onnx_network", "descriptor_store", "collection", "scale", "reproduce", "viz", "studies", "widgets",
-          "exercises", "talk", "course", "cli"]
+          "encodings", "whitening", "heads", "search", "rerank", "indexes", "statistics", "evaluation", "datasets",
+          "pipeline", "index", "onnx_network", "descriptor_store", "collection", "scale", "reproduce", "viz",
+          "studies", "widgets", "exercises", "talk", "course", "cli"]
 #: "_array" is the basement, below every floor: it imports nothing of cbir_lab.
 #: The ground floor: stages that know nothing of each other (only where files live, and a backbone's own specs).
 GROUND_FLOOR = {"images", "backbone_specs", "backbones", "pooling", "aggregation", "whitening", "search", "evaluation"}
+#: Stages split in two: the second half builds on the first alone (and the basement).
+SECOND_HALVES = {"encodings": {"aggregation", "_array"}}
 #: What a widget may build on: any lower floor (the retrieval core, the lessons' studies, the pictures, a stage's
 #: values) and the other widgets. The rule that matters is not which floors it reads but that a widget computes
 #: nothing itself: every number it shows comes from a function below it, the one the CLI and the notebooks call.
@@ -102,6 +104,12 @@ def test_the_ground_floor_stages_import_none_of_each_other():
         if name == "evaluation":
             allowed.add("statistics")  # its bootstrap section, in a module of its own and re-exported
         assert imported <= allowed, f"cbir_lab.{name} imports {sorted(imported)}"
+
+
+def test_a_second_half_builds_on_its_first_half_only():
+    for name, allowed in SECOND_HALVES.items():
+        imported = imported_cbir_modules(ROOT / "cbir_lab" / f"{name}.py")
+        assert imported <= allowed, f"cbir_lab.{name} imports {sorted(imported - allowed)}"
 
 
 def test_widgets_build_only_on_lower_floors():

@@ -191,7 +191,7 @@ def test_extract_dataset_adds_each_whitening_set_as_a_part(tmp_path):
 
 
 def test_encode_dataset_learns_its_vocabulary_on_the_training_images_only():
-    from cbir_lab import aggregation
+    from cbir_lab import aggregation, encodings
     from cbir_lab.pipeline import encode_dataset
     from tests.fixtures_features import make_features
 
@@ -200,12 +200,14 @@ def test_encode_dataset_learns_its_vocabulary_on_the_training_images_only():
     features = make_features(maps(2), maps(4), maps(8), gnd=[{"ok": [0], "junk": []}, {"ok": [1], "junk": []}])
     encoded = encode_dataset(features, "vlad", k=2, local_dim=3, per_image=5)
     sample = aggregation.sample_local_descriptors(features.train_maps, per_image=5, seed=0)
-    pca = aggregation.fit_local_pca(sample, 3, seed=0)
-    np.testing.assert_allclose(encoded.vocabulary, aggregation.fit_kmeans(pca.transform(sample), 2, seed=0))
+    pca = aggregation.LocalPCA(3).fit(sample)
+    np.testing.assert_allclose(encoded.local_pca.transform(sample), pca.transform(sample))
+    np.testing.assert_allclose(encoded.vocabulary.centroids_,
+                               aggregation.KMeansVocabulary(2, seed=0).fit(pca.transform(sample)).centroids_)
     assert encoded.name == "VLAD k=2" and set(encoded.vectors) == {"query", "db", "train"}
     assert encoded.vectors["db"].shape == (4, 2 * 3)
-    expected = aggregation.vlad(pca.transform(aggregation.local_descriptors(features.db_maps[1])), encoded.vocabulary,
-                                intra=True, power=0.5)
+    expected = encodings.vlad(pca.transform(aggregation.local_descriptors(features.db_maps[1])), encoded.vocabulary,
+                              intra=True, power=0.5)
     np.testing.assert_allclose(encoded.vectors["db"][1], expected, rtol=1e-6)
     fv = encode_dataset(features, "fv", k=2, local_dim=3, per_image=5)
     assert fv.vectors["query"].shape == (2, 2 * 2 * 3)  # 2·K·d

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from cbir_lab import aggregation
+from cbir_lab import aggregation, encodings
 from cbir_lab.evaluation import compute_map
 from cbir_lab.index import RetrievalIndex
 from cbir_lab.pipeline import encode_dataset
@@ -23,7 +23,7 @@ def test_encoding_comparison_whitens_every_descriptor_to_the_same_d(grouped_feat
     assert [r.method for r in rows] == ["SPoC @4", "VLAD k=2 @4", f"SPoC @{top}", f"VLAD k=2 @{top}"]
     assert rows[0].scores["mAP"] == pytest.approx(index.whitened_score("SPoC", 4))
     whitening = PCAWhitening().fit(vlad.vectors["train"])
-    q, db = (whitening.transform(vlad.vectors[p], n_components=4) for p in ("query", "db"))
+    q, db = (whitening.at(4).transform(vlad.vectors[p]) for p in ("query", "db"))
     assert rows[1].scores["mAP"] == pytest.approx(compute_map(rank(q, db), index.gnd).map)
     assert intervals["VLAD k=2 @4, whitened"].estimate == pytest.approx(rows[1].scores["mAP"] - rows[0].scores["mAP"])
 
@@ -38,7 +38,7 @@ def test_visual_words_assign_each_cell_to_its_nearest_word():
     descs = vocabularies.local_pca.transform(aggregation.local_descriptors(fmap))
     distances = ((descs[:, None] - vocabularies.centroids[4][None]) ** 2).sum(-1)
     assert words.shape == (2, 5) and words.ravel().tolist() == distances.argmin(1).tolist()
-    np.testing.assert_allclose(blocks.ravel(), aggregation.vlad(descs, vocabularies.centroids[4], intra=True, power=0.5,
+    np.testing.assert_allclose(blocks.ravel(), encodings.vlad(descs, vocabularies.centroids[4], intra=True, power=0.5,
                                                                 l2=False), rtol=1e-6)
     with pytest.raises(ValueError, match="no vocabulary of size 3"):
         visual_words(fmap, vocabularies, 3)

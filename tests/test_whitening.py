@@ -118,7 +118,7 @@ def test_projection_is_the_scaled_eigenvectors(train_test):
     projection = w.projection(4, 0.25)
     assert projection.shape == (4, 20)
     np.testing.assert_allclose(projection, w.components_[:4] / w.eigenvalues_[:4, None] ** 0.25)
-    np.testing.assert_allclose(w.transform(test, 4, 0.25), l2n((l2n(test) - w.mean_) @ projection.T), rtol=1e-5)
+    np.testing.assert_allclose(w.at(4, 0.25).transform(test), l2n((l2n(test) - w.mean_) @ projection.T), rtol=1e-5)
     with pytest.raises(ValueError, match="n_components must be an integer in 1..6"):
         w.projection(7)
     with pytest.raises(ValueError, match="power"):
@@ -133,6 +133,19 @@ def test_coordinates_sliced_equal_a_whitening_fitted_at_that_d(train_test, d, po
     np.testing.assert_allclose(full.whiten_coordinates(full.coordinates(test), d, power), direct.transform(test), atol=1e-5)
     with pytest.raises(ValueError, match="coordinates must have shape"):
         full.whiten_coordinates(full.coordinates(test)[:, :1], d, power)
+
+
+def test_at_is_a_whitening_fitted_at_those_settings_without_a_refit(train_test):
+    train, test = train_test
+    full = PCAWhitening(power=0.5).fit(train)
+    direct = PCAWhitening(n_components=3, power=0.25).fit(train)
+    at = full.at(3, 0.25)
+    assert at.get_params() == direct.get_params() and at.n_components_ == 3
+    assert np.shares_memory(at.components_, full.components_)  # a view: no copy, no refit
+    np.testing.assert_allclose(at.transform(test), direct.transform(test), atol=1e-6)
+    assert full.at().get_params() == full.get_params()
+    with pytest.raises(ValueError, match="n_components must be an integer"):
+        direct.at(4)
 
 
 def test_transform_regions_takes_images_with_different_numbers_of_regions(train_test):
@@ -150,7 +163,7 @@ def test_scaled_coordinates_give_each_whitened_prefix(train_test):
     w = PCAWhitening().fit(train)
     scaled, prefix = w.scaled_coordinates(w.coordinates(test), 0.25)
     for d in (1, 4, w.n_components_):
-        np.testing.assert_allclose(scaled[:, :d] / np.sqrt(prefix[:, d - 1:d]), w.transform(test, d, 0.25), atol=1e-5)
+        np.testing.assert_allclose(scaled[:, :d] / np.sqrt(prefix[:, d - 1:d]), w.at(d, 0.25).transform(test), atol=1e-5)
     with pytest.raises(ValueError, match="coordinates must have shape"):
         w.scaled_coordinates(w.coordinates(test)[:, :3])
 

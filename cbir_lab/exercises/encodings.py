@@ -1,7 +1,7 @@
 """Self-checks for lessons 7 and 8: encoding local descriptors, and compressing descriptors for search at scale.
 
 * :func:`check_vlad`: ``vlad_fn(descs, centroids) -> (K·D,)``, VLAD's residual
-  sums, L2-normalised (:func:`cbir_lab.aggregation.vlad`). Recognises sums of the
+  sums, L2-normalised (:func:`cbir_lab.encodings.vlad`). Recognises sums of the
   descriptors instead of their residuals, means instead of sums, a missing L2,
   the blocks flattened dimension by dimension, and assignment to the farthest word.
 * :func:`check_pq_encode`: ``encode_fn(x, codebooks) -> (n, m)``, product
@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from cbir_lab.aggregation import vlad
+from cbir_lab.encodings import vlad
 from cbir_lab.exercises._feedback import CheckResult, StudentCodeError, call_student, report
 
 __all__ = ["check_vlad", "pq_example", "check_pq_encode"]
@@ -66,7 +66,7 @@ def check_vlad(vlad_fn: Callable[[np.ndarray, np.ndarray], np.ndarray], verbose:
     expected = vlad(descs, centroids).astype(np.float64)
     if got.shape == expected.shape and np.allclose(got, expected, atol=1e-5):
         return report(CheckResult(name, True, f"✓ {name}: right on {len(descs)} descriptors and {len(centroids)} words "
-                                               f"({expected.size} dimensions). It matches cbir_lab.aggregation.vlad."),
+                                               f"({expected.size} dimensions). It matches cbir_lab.encodings.vlad."),
                       verbose)
     if got.size != expected.size:
         return report(CheckResult(name, False, f"✗ {name}: return one vector of K·D = {expected.size} numbers, got shape "

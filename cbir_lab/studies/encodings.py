@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from cbir_lab import aggregation
+from cbir_lab import aggregation, encodings
 from cbir_lab._array import as_feature_map
 from cbir_lab.evaluation import Interval, compute_map
 from cbir_lab.index import RetrievalIndex
@@ -66,7 +66,7 @@ def encoding_comparison(
                                True))
         for encoded in encodings:
             whitening = whitenings[encoded.name]
-            q, db = (whitening.transform(encoded.vectors[p], n_components=d) for p in ("query", "db"))
+            q, db = (whitening.at(d).transform(encoded.vectors[p]) for p in ("query", "db"))
             aps = compute_map(rank(q, db), index.scored_gnd()).aps
             row = scored_row(index.dataset, f"{encoded.name} @{d}", d, {"mAP": float(np.nanmean(aps))}, aps, True)
             rows.append(row)
@@ -103,7 +103,8 @@ def learn_word_vocabularies(train_maps: Sequence, ks: Sequence[int] = (4, 8, 16,
         n_init: k-means restarts per vocabulary (one keeps a widget quick to build).
     """
     pca, reduced = learn_local_pca(train_maps, local_dim, per_image, seed)
-    return WordVocabularies(pca, {int(k): aggregation.fit_kmeans(reduced, int(k), seed=seed, n_init=n_init) for k in ks})
+    return WordVocabularies(pca, {int(k): aggregation.KMeansVocabulary(int(k), seed=seed, n_init=n_init).fit(reduced).centroids_
+                                  for k in ks})
 
 
 def visual_words(feature_map, vocabularies: WordVocabularies, k: int, intra: bool = False,
@@ -114,7 +115,7 @@ def visual_words(feature_map, vocabularies: WordVocabularies, k: int, intra: boo
         feature_map: (C, H, W).
         vocabularies: from :func:`learn_word_vocabularies`.
         k: which vocabulary.
-        intra, power: VLAD's normalisations (:func:`cbir_lab.aggregation.vlad_blocks`).
+        intra, power: VLAD's normalisations (:func:`cbir_lab.encodings.vlad_blocks`).
 
     Returns:
         (words (H, W) int64, blocks (k, d) float32).
@@ -125,4 +126,4 @@ def visual_words(feature_map, vocabularies: WordVocabularies, k: int, intra: boo
     descs = vocabularies.local_pca.transform(aggregation.local_descriptors(x))
     centroids = vocabularies.centroids[k]
     words = aggregation.nearest_words(descs, centroids).reshape(x.shape[1:])
-    return words, aggregation.vlad_blocks(descs, centroids, intra=intra, power=power)
+    return words, encodings.vlad_blocks(descs, centroids, intra=intra, power=power)

@@ -1,7 +1,8 @@
 """Figures for lesson 3 (PCA-whitening): the eigen-spectrum, the covariance before and after, mAP against d.
 
 * :func:`covariance` is the covariance of a set of vectors (rows), the matrix
-  whitening turns into the identity on its training set.
+  whitening turns into the identity on its training set (the PCA core's, from
+  :mod:`cbir_lab._array`, re-exported here).
 * :func:`plot_spectrum` draws eigenvalues on a log scale;
   :func:`plot_covariances` shows covariance matrices side by side;
   :func:`plot_map_curves` plots mAP against the number of dimensions, with the
@@ -22,6 +23,7 @@ from typing import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from cbir_lab._array import covariance
 from cbir_lab.viz._live import LiveFigure
 
 __all__ = [
@@ -36,22 +38,6 @@ __all__ = [
 ]
 
 _COLORS = {"SPoC": "#1f77b4", "MAC": "#d62728", "R-MAC": "#2ca02c", "GeM": "#9467bd"}
-
-
-def covariance(vectors: np.ndarray) -> np.ndarray:
-    r"""The covariance of row vectors: :math:`\frac{1}{n-1}(X - \bar X)^\top (X - \bar X)`.
-
-    Args:
-        vectors: (n, D), n ≥ 2.
-
-    Returns:
-        (D, D).
-    """
-    vectors = np.asarray(vectors, dtype=np.float64)
-    if vectors.ndim != 2 or vectors.shape[0] < 2:
-        raise ValueError(f"covariance needs an (n, D) array with n >= 2, got shape {vectors.shape}")
-    centred = vectors - vectors.mean(axis=0)
-    return centred.T @ centred / (vectors.shape[0] - 1)
 
 
 def plot_spectrum(eigenvalues: dict[str, np.ndarray], title: str = "eigen-spectrum of the training vectors") -> Figure:
