@@ -302,7 +302,8 @@ def learn_local_pca(train_maps: Sequence, local_dim: int, per_image: int, seed: 
 
 
 def encode_dataset(features: DatasetFeatures, method: str, k: int, local_dim: int = 64, per_image: int = 100,
-                   seed: int = 0, **options) -> EncodedFeatures:
+                   seed: int = 0, te_whitening: bool = False, te_whitening_sample: int = 10_000,
+                   **options) -> EncodedFeatures:
     """Encode every part of ``features`` with a vocabulary learned on the training images only.
 
     Each map's H·W cells are local descriptors; a PCA reduces them to ``local_dim``
@@ -318,10 +319,16 @@ def encode_dataset(features: DatasetFeatures, method: str, k: int, local_dim: in
         local_dim: the local PCA's dimension.
         per_image: local descriptors drawn per training image for the PCA and the vocabulary.
         seed: for the sample and the vocabulary.
+        te_whitening: for ``"te"``, the paper's own step: each descriptor's embedding is
+            centred and whitened (:class:`~cbir_lab.encodings.TEWhitening`, its first
+            ``local_dim`` components dropped, as Jégou & Zisserman drop D) before the sum.
+        te_whitening_sample: how many of the sampled training descriptors that whitening is
+            learned on (their K·d-dimensional embeddings make its covariance).
         **options: passed to the encoding (e.g. ``intra=False``, ``power=1.0``).
 
     Returns:
-        The :class:`EncodedFeatures`; its vectors have K·d (VLAD), 2·K·d (FV) or K·d (TE) dimensions.
+        The :class:`EncodedFeatures`; its vectors have K·d (VLAD), 2·K·d (FV) or K·d (TE; K·d − d with its own
+        whitening) dimensions.
     """
     if method not in _ENCODING_NAMES:
         raise ValueError(f"unknown encoding {method!r}; choose one of {sorted(_ENCODING_NAMES)}")
@@ -336,6 +343,14 @@ def encode_dataset(features: DatasetFeatures, method: str, k: int, local_dim: in
         options = {"intra": True, "power": 0.5, **options}
     elif method == "te":
         options = {"power": 0.5, **options}
+    name = f"{_ENCODING_NAMES[method]} k={k}"
+    if te_whitening:
+        if method != "te":
+            raise ValueError(f"te_whitening is the triangulation embedding's own step, not {method!r}'s")
+        picked = np.random.default_rng(seed).permutation(len(reduced))[:te_whitening_sample]
+        directions = encodings.triangulation_directions(reduced[np.sort(picked)], vocabulary.centroids_)
+        options["whitening"] = encodings.TEWhitening(drop=local_dim).fit(directions)
+        name += ", own whitening"
     vectors = {part: encodings.encode_all(features.maps(part), pca, vocabulary, method, **options)
                for part in features.parts if features.maps(part)}
-    return EncodedFeatures(method, f"{_ENCODING_NAMES[method]} k={k}", int(k), pca, vocabulary, vectors)
+    return EncodedFeatures(method, name, int(k), pca, vocabulary, vectors)

@@ -215,3 +215,28 @@ def test_encode_dataset_learns_its_vocabulary_on_the_training_images_only():
         encode_dataset(features, "bow", k=2)
     with pytest.raises(ValueError, match="no training images"):
         encode_dataset(make_features(maps(1), maps(2), (), gnd=[{"ok": [0], "junk": []}]), "vlad", k=2)
+
+
+def test_the_triangulation_embedding_can_whiten_each_descriptor_as_the_paper_does():
+    from cbir_lab import aggregation, encodings
+    from cbir_lab.pipeline import encode_dataset
+    from tests.fixtures_features import make_features
+
+    generator = torch.Generator().manual_seed(1)
+    maps = lambda n: [torch.rand(6, 3, 3, generator=generator) for _ in range(n)]  # noqa: E731
+    features = make_features(maps(2), maps(4), maps(8), gnd=[{"ok": [0], "junk": []}, {"ok": [1], "junk": []}])
+    plain = encode_dataset(features, "te", k=2, local_dim=3, per_image=5)
+    whitened = encode_dataset(features, "te", k=2, local_dim=3, per_image=5, te_whitening=True)
+    assert plain.name == "TE k=2" and whitened.name == "TE k=2, own whitening"
+    assert plain.vectors["db"].shape == (4, 2 * 3)
+    # K·d = 6 directions, the first d = 3 dropped: at most 3 left, fewer if the 40 training descriptors span less
+    assert whitened.vectors["db"].shape[1] <= 2 * 3 - 3
+    # by hand: the same whitening, learned on the same sample's embeddings, applied before the sum
+    sample = aggregation.sample_local_descriptors(features.train_maps, per_image=5, seed=0)
+    reduced = whitened.local_pca.transform(sample)
+    white = encodings.TEWhitening(drop=3).fit(encodings.triangulation_directions(reduced, whitened.vocabulary.centroids_))
+    descs = whitened.local_pca.transform(aggregation.local_descriptors(features.db_maps[2]))
+    expected = encodings.triangulation_embedding(descs, whitened.vocabulary.centroids_, whitening=white, power=0.5)
+    np.testing.assert_allclose(whitened.vectors["db"][2], expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="te_whitening is the triangulation embedding's own step"):
+        encode_dataset(features, "vlad", k=2, local_dim=3, per_image=5, te_whitening=True)
