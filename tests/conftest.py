@@ -83,3 +83,17 @@ def grouped_features(make_grouped_features) -> DatasetFeatures:
 def whitening_features(make_grouped_features) -> DatasetFeatures:
     """4 groups × 3 database views and 1 query each, 40 training maps of 24 channels; a weak group signal."""
     return make_grouped_features(4, 3, 24, (3, 3), 0.6, 40)
+
+
+@pytest.fixture(scope="module")
+def unit_descriptors():
+    """25 descriptors, a 4-word vocabulary and a 3-component GMM learned on 300 others, all of unit scale,
+    so that plain Gaussian densities in the encodings' loop re-implementations never underflow."""
+    from cbir_lab.aggregation import DiagonalGMM, KMeansVocabulary
+
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(300, 3))
+    descs = rng.normal(size=(25, 3))
+    centroids = KMeansVocabulary(k=4, seed=0).fit(train).centroids_.astype(np.float64)
+    gmm = DiagonalGMM(k=3, seed=0).fit(train)
+    return descs, centroids, gmm

@@ -17,17 +17,6 @@ from cbir_lab.aggregation import (
 )
 
 
-@pytest.fixture(scope="module")
-def data():
-    """Descriptors of unit scale, so that plain Gaussian densities in the loops below never underflow."""
-    rng = np.random.default_rng(0)
-    train = rng.normal(size=(300, 3))
-    descs = rng.normal(size=(25, 3))
-    centroids = KMeansVocabulary(k=4, seed=0).fit(train).centroids_.astype(np.float64)
-    gmm = DiagonalGMM(k=3, seed=0).fit(train)
-    return descs, centroids, gmm
-
-
 # ----- local descriptors -------------------------------------------------------------------------
 
 def test_local_descriptors_rows_are_the_cells_in_row_major_order():
@@ -167,8 +156,8 @@ def test_vocabularies_are_deterministic_given_the_seed():
 
 # ----- bad inputs --------------------------------------------------------------------------------
 
-def test_bad_inputs_raise_value_errors_naming_the_parameter(data):
-    descs, centroids, gmm = data
+def test_bad_inputs_raise_value_errors_naming_the_parameter(unit_descriptors):
+    descs, centroids, gmm = unit_descriptors
     with pytest.raises(ValueError, match="k must be a positive integer"):
         KMeansVocabulary(k=0).fit(descs)
     with pytest.raises(ValueError, match="k must be a positive integer"):

@@ -17,17 +17,6 @@ from cbir_lab.encodings import (
 )
 
 
-@pytest.fixture(scope="module")
-def data():
-    """Descriptors of unit scale, so that plain Gaussian densities in the loops below never underflow."""
-    rng = np.random.default_rng(0)
-    train = rng.normal(size=(300, 3))
-    descs = rng.normal(size=(25, 3))
-    centroids = KMeansVocabulary(k=4, seed=0).fit(train).centroids_.astype(np.float64)
-    gmm = DiagonalGMM(k=3, seed=0).fit(train)
-    return descs, centroids, gmm
-
-
 # ----- plain-loop re-implementations: the formulas, one descriptor and one centroid at a time ------
 
 def vlad_loops(descs, centroids):
@@ -125,8 +114,8 @@ def test_vlad_k1_is_n_times_mean_minus_centroid():
     np.testing.assert_allclose(vlad(x, c, l2=False), 7 * (x.mean(axis=0) - c[0]), rtol=1e-5)
 
 
-def test_vlad_matches_the_loops(data):
-    descs, centroids, _ = data
+def test_vlad_matches_the_loops(unit_descriptors):
+    descs, centroids, _ = unit_descriptors
     raw = np.array(vlad_loops(descs.tolist(), centroids.tolist()))  # (K, D)
     assert vlad(descs, centroids).shape == (4 * 3,)
     np.testing.assert_allclose(vlad(descs, centroids, l2=False), raw.ravel(), rtol=1e-5, atol=1e-6)
@@ -135,8 +124,8 @@ def test_vlad_matches_the_loops(data):
     np.testing.assert_allclose(vlad(descs, centroids, intra=True, power=0.5), expected, rtol=1e-5, atol=1e-6)
 
 
-def test_vlad_takes_the_kmeans_vocabulary_or_its_centroids(data):
-    descs, _, _ = data
+def test_vlad_takes_the_kmeans_vocabulary_or_its_centroids(unit_descriptors):
+    descs, _, _ = unit_descriptors
     words = KMeansVocabulary(k=2, seed=0).fit(descs)
     np.testing.assert_array_equal(vlad(descs, words), vlad(descs, words.centroids_))
 
@@ -161,13 +150,13 @@ def test_fisher_vector_one_gaussian_by_hand():
     np.testing.assert_allclose(fisher_vector(FV_X, ONE_GAUSSIAN), rooted / math.sqrt(1 + math.sqrt(2) / 2), rtol=1e-6)
 
 
-def test_fisher_vector_has_2KD_dimensions(data):
-    descs, _, gmm = data
+def test_fisher_vector_has_2KD_dimensions(unit_descriptors):
+    descs, _, gmm = unit_descriptors
     assert fisher_vector(descs, gmm).shape == (2 * 3 * 3,)
 
 
-def test_fisher_vector_matches_the_loops(data):
-    descs, _, gmm = data
+def test_fisher_vector_matches_the_loops(unit_descriptors):
+    descs, _, gmm = unit_descriptors
     raw = fisher_loops(descs.tolist(), gmm)
     np.testing.assert_allclose(fisher_vector(descs, gmm, power=1.0, l2=False), raw, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(fisher_vector(descs, gmm), unit(np.sign(raw) * np.sqrt(np.abs(raw))), rtol=1e-5, atol=1e-6)
@@ -175,11 +164,11 @@ def test_fisher_vector_matches_the_loops(data):
 
 # ----- triangulation embedding -------------------------------------------------------------------
 
-def test_triangulation_directions_by_hand_and_unit_blocks(data):
+def test_triangulation_directions_by_hand_and_unit_blocks(unit_descriptors):
     # from c1 = (0, 0), x = (3, 4) is in direction (0.6, 0.8); from c2 = (3, 0), in direction (0, 1)
     out = triangulation_directions([[3.0, 4.0]], [[0.0, 0.0], [3.0, 0.0]])
     np.testing.assert_allclose(out, [[0.6, 0.8, 0.0, 1.0]], rtol=1e-6)
-    descs, centroids, _ = data
+    descs, centroids, _ = unit_descriptors
     blocks = triangulation_directions(descs, centroids).reshape(len(descs), 4, 3)
     np.testing.assert_allclose(np.linalg.norm(blocks, axis=2), 1.0, rtol=1e-6)
 
@@ -193,16 +182,16 @@ def test_te_descriptor_on_a_centroid_gives_a_zero_block_not_nan():
     assert np.isfinite(te).all()
 
 
-def test_te_has_KD_dimensions_and_matches_the_loops(data):
-    descs, centroids, _ = data
+def test_te_has_KD_dimensions_and_matches_the_loops(unit_descriptors):
+    descs, centroids, _ = unit_descriptors
     assert triangulation_embedding(descs, centroids).shape == (4 * 3,)
     raw = te_loops(descs.tolist(), centroids.tolist())
     np.testing.assert_allclose(triangulation_embedding(descs, centroids, l2=False), raw, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(triangulation_embedding(descs, centroids), unit(raw), rtol=1e-5, atol=1e-6)
 
 
-def test_te_whitening_whitens_the_training_embeddings_and_commutes_with_the_sum(data):
-    descs, centroids, _ = data
+def test_te_whitening_whitens_the_training_embeddings_and_commutes_with_the_sum(unit_descriptors):
+    descs, centroids, _ = unit_descriptors
     train = np.random.default_rng(8).normal(size=(400, 3))
     embeddings = triangulation_directions(train, centroids)
     white = TEWhitening(drop=2).fit(embeddings)
@@ -230,8 +219,8 @@ def test_te_whitening_by_hand_and_its_rank_rule():
     "method, options",
     [("vlad", {}), ("vlad", {"intra": True, "power": 0.5}), ("fv", {}), ("te", {})],
 )
-def test_encodings_do_not_depend_on_the_descriptor_order(data, method, options):
-    descs, centroids, gmm = data
+def test_encodings_do_not_depend_on_the_descriptor_order(unit_descriptors, method, options):
+    descs, centroids, gmm = unit_descriptors
     vocabulary = gmm if method == "fv" else centroids
     shuffled = descs[np.random.default_rng(9).permutation(len(descs))]
     np.testing.assert_allclose(
@@ -252,8 +241,8 @@ def test_encode_all_is_pca_then_encode_per_map():
 
 # ----- bad inputs --------------------------------------------------------------------------------
 
-def test_bad_inputs_raise_value_errors_naming_the_parameter(data):
-    descs, centroids, gmm = data
+def test_bad_inputs_raise_value_errors_naming_the_parameter(unit_descriptors):
+    descs, centroids, gmm = unit_descriptors
     with pytest.raises(ValueError, match="descs have dimension 2, but the vocabulary"):
         vlad(descs[:, :2], centroids)
     with pytest.raises(ValueError, match="descs have dimension 2, but the vocabulary"):
