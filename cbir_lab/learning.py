@@ -8,7 +8,8 @@ extracted once (and cached).
   photo), so that no object of the test part is ever seen in training.
 * :func:`random_positives`, :func:`hardest_negatives`, :func:`random_negatives`:
   the tuples (query, positive, N negatives); the hard negatives are the nearest
-  images of other objects under the current network, one per object, re-mined each epoch.
+  images of other objects under the current network, one per object, re-mined each epoch;
+  :func:`negative_distances` shows how many of them the margin still acts on.
 * :func:`contrastive_loss` and :func:`triplet_loss`, on L2-normalised descriptors.
 * :class:`DescriptorModel`: trainable layers → :class:`~cbir_lab.heads.DescriptorHead`
   (GeM with a learnable p → L2 → optional whitening → L2).
@@ -16,7 +17,7 @@ extracted once (and cached).
   numbers), :func:`describe_maps`.
 
 Saving a trained model (its settings and checksum beside it) and reloading it instead of
-training again is :mod:`cbir_lab.trained_heads`.
+training again is :mod:`cbir_lab.trained_heads`; ``cbir-lab search --head FILE`` searches with it.
 
 References:
     Radenović, Tolias & Chum, "Fine-tuning CNN image retrieval with no human annotation",
@@ -48,6 +49,7 @@ __all__ = [
     "random_positives",
     "hardest_negatives",
     "random_negatives",
+    "negative_distances",
     "contrastive_loss",
     "triplet_loss",
     "DescriptorModel",
@@ -197,6 +199,25 @@ def hardest_negatives(descriptors: np.ndarray, labels: Sequence, n_negatives: in
     return negatives
 
 
+def negative_distances(descriptors: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+    """The distance ‖x_i − x_n‖ from each item to each of its negatives: what the contrastive loss's margin acts on.
+
+    Args:
+        descriptors: (n, D) L2-normalised.
+        negatives: (n, N) indices (:func:`hardest_negatives`, :func:`random_negatives`).
+
+    Returns:
+        (n, N) distances, in [0, 2].
+
+    Examples:
+        >>> negative_distances(np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([[1], [0]])).round(4).tolist()
+        [[1.4142], [1.4142]]
+    """
+    descriptors = np.asarray(descriptors, dtype=np.float64)
+    negatives = np.asarray(negatives)
+    return np.linalg.norm(descriptors[:, None, :] - descriptors[negatives], axis=-1)
+
+
 def random_negatives(labels: Sequence, n_negatives: int, rng: np.random.Generator) -> np.ndarray:
     """For each item, ``n_negatives`` items of other labels drawn at random, at most one per label:
     the baseline that shows why mining matters (most random negatives are already far, and teach nothing).
@@ -308,6 +329,14 @@ class DescriptorModel(nn.Module):
 
     def forward(self, maps: torch.Tensor) -> torch.Tensor:
         return self.head(self.tail(maps))
+
+    def with_whitening(self, whitening, n_components: int | None = None) -> "DescriptorModel":
+        """A copy of this model whose head ends with ``whitening`` (a fitted :class:`~cbir_lab.whitening.PCAWhitening`
+        or :class:`~cbir_lab.whitening.LearnedWhitening`) as a linear layer: what a search then uses."""
+        import copy
+
+        pool = copy.deepcopy(self.head.pool)
+        return DescriptorModel(copy.deepcopy(self.tail), DescriptorHead.from_whitening(pool, whitening, n_components))
 
 
 def _forward(model: nn.Module, maps: Sequence[torch.Tensor], indices: Sequence[int], batch_size: int = 256) -> torch.Tensor:

@@ -60,7 +60,7 @@ def test_no_requirement_asks_for_a_newer_torch_than_2_14_1():
 
 LAYERS = ["_array", "paths", "images", "backbone_specs", "backbones", "features", "pooling", "aggregation",
           "encodings", "whitening", "heads", "search", "rerank", "indexes", "statistics", "evaluation", "datasets",
-          "pipeline", "index", "onnx_network", "descriptor_store", "collection", "scale", "reproduce", "viz",
+          "pipeline", "learning", "trained_heads", "index", "onnx_network", "descriptor_store", "collection", "scale", "reproduce", "viz",
           "studies", "widgets", "exercises", "talk", "course", "cli"]
 #: "_array" is the basement, below every floor: it imports nothing of cbir_lab.
 #: The ground floor: stages that know nothing of each other (only where files live, and a backbone's own specs).
