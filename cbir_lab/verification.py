@@ -222,7 +222,9 @@ def _check_model(model) -> np.ndarray:
 
 
 def transform_points(model, points) -> np.ndarray:
-    r"""Map points with a homography or an affine matrix: :math:`x' = \pi(H\,[x, y, 1]^\top)`, π dividing by the third coordinate.
+    r"""Map points with a homography or an affine matrix: :math:`x' = \pi(H\,[x, y, 1]^\top)`.
+
+    π divides by the third coordinate (1 for an affine matrix).
 
     Args:
         model: (3, 3) homography, or (2, 3) affine matrix.
@@ -363,7 +365,7 @@ class Verification:
 
 def verify_pair(a: LocalFeatures, b: LocalFeatures, model: Model = "affine", threshold: float = 10.0,
                 ratio: float | None = 0.8, mutual: bool = True, seed: int = 0) -> Verification:
-    """Match two images' local features and fit a model to the matches: :func:`match_descriptors`, then :func:`fit_model`.
+    """Match two images' local features, then fit a model: :func:`match_descriptors`, then :func:`fit_model`.
 
     Args:
         a, b: from :func:`extract_local_features` (a: the query).
@@ -504,7 +506,9 @@ def rerank_by_inliers(ranks, inliers, min_inliers: int = 15) -> np.ndarray:
     ordered pairs of 19 unrelated photos of scikit-image and scikit-learn, with this
     module's defaults), so ordering by it would replace the descriptor's order by
     noise; those results keep the descriptor's order. The threshold of 15, about
-    twice that, is ours: check it on held-out queries.
+    twice that, is ours: check it on held-out queries. On the Paris slice (SPoC's top
+    100 for its 12 queries, SIFT at 1,024 pixels) no negative reached it (at most 9),
+    and 61 of the 349 easy positives did: precise, but it misses most true matches.
 
     Args:
         ranks: (n_db or ≥ k, n_queries) database indices, best first (:func:`cbir_lab.search.rank`).
