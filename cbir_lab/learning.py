@@ -375,7 +375,11 @@ def describe_maps(model: nn.Module, maps: Sequence[torch.Tensor], batch_size: in
 
 @dataclass(frozen=True)
 class TrainingSettings:
-    """How :func:`train_descriptor` trains (defaults: lesson 9's, chosen on validation objects).
+    """How :func:`train_descriptor` trains (defaults: lesson 9's, chosen on its validation objects).
+
+    The learning rate and the epochs were chosen on ETH-80's 20 validation objects, never on its test
+    objects: over 10 epochs, 10⁻⁴ was still climbing, 10⁻³ peaked by epoch 4 and then fell, and
+    3·10⁻⁴ flattened from epoch 8 on.
 
     Attributes:
         epochs: passes over the training images (each image is a query once per epoch).
@@ -388,7 +392,7 @@ class TrainingSettings:
         seed: seeds the tuples and torch, so that a rerun gives the same numbers.
     """
 
-    epochs: int = 6
+    epochs: int = 8
     lr: float = 3e-4
     p_lr: float = 1e-2
     weight_decay: float = 1e-6
