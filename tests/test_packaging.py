@@ -131,10 +131,10 @@ def test_every_module_has_a_docstring_and_all():
 
 
 def test_dev_installs_every_extra_the_tests_use():
-    """CI installs .[dev]: the book's, the talk mode's and grading's packages must be in it."""
+    """CI installs .[dev]: the book's, the talk mode's, grading's and issue #22's (beyond) packages must be in it."""
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     dev = set(extras["dev"])
-    for name in ("book", "talk", "grading"):
+    for name in ("book", "talk", "grading", "beyond"):
         assert set(extras[name]) <= dev, f"[dev] lacks {sorted(set(extras[name]) - dev)} of [{name}]"
 
 
