@@ -11,6 +11,7 @@ from cbir_lab.cli import main
 from cbir_lab.datasets.base import RetrievalDataset
 from cbir_lab.pipeline import DatasetFeatures, describe, global_descriptors, learn_whitening
 from cbir_lab.whitening import PCAWhitening
+from tests.fixtures_features import photo_dataset
 
 
 def one_hot_map(channel: int, c: int = 4, size: int = 3, value: float = 1.0) -> torch.Tensor:
@@ -251,24 +252,12 @@ def lite0_cpu():
     return load_backbone("efficientnet_lite0", device="cpu")
 
 
-def photo_features(tmp_path):
-    """A toy dataset of 2 queries, 4 database and 3 training photos of random pixels (seeded), 90 × 60."""
-    from tests.fixtures_features import make_features
-
-    base = make_features([torch.zeros(1, 1, 1)] * 2, [torch.zeros(1, 1, 1)] * 4, [torch.zeros(1, 1, 1)] * 3,
-                         gnd=[{"ok": [0, 1], "junk": []}, {"ok": [2, 3], "junk": []}], image_dir=tmp_path)
-    rng = np.random.default_rng(0)
-    for path in base.dataset.query_images + base.dataset.db_images + base.dataset.train_images:
-        Image.fromarray(rng.integers(0, 255, (60, 90, 3), dtype=np.uint8)).save(path)
-    return base.dataset
-
-
 def test_multiscale_features_combine_each_scales_pooled_vectors(tmp_path, lite0_cpu):
     from cbir_lab.features import FeatureCache
     from cbir_lab.pipeline import DEFAULT_SCALES, MultiScaleFeatures, extract_dataset
     from cbir_lab.pooling import multiscale_combine
 
-    dataset = photo_features(tmp_path)
+    dataset = photo_dataset(tmp_path)
     cache = FeatureCache(tmp_path / "cache")
     ms = extract_dataset(dataset, lite0_cpu, max_side=128, cache=cache, progress=False, scales=DEFAULT_SCALES)
     assert isinstance(ms, MultiScaleFeatures) and ms.max_sides == (128, 91, 64)
@@ -291,7 +280,7 @@ def test_one_scale_is_the_plain_pooled_vector_l2_normalised(tmp_path, lite0_cpu)
     from cbir_lab.pipeline import extract_dataset
     from cbir_lab.whitening import l2n
 
-    dataset = photo_features(tmp_path)
+    dataset = photo_dataset(tmp_path)
     plain = extract_dataset(dataset, lite0_cpu, max_side=96, cache=False, progress=False)
     one = extract_dataset(dataset, lite0_cpu, max_side=96, cache=False, progress=False, scales=[1])
     assert one.relative_cost == 1.0
