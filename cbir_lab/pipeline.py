@@ -220,6 +220,8 @@ def extract_dataset(
     Raises:
         ValueError: ``scales`` empty, or holding a number that is not finite and > 0.
     """
+    if scales is not None:
+        scaled_sides(max_side, scales)  # bad scales are named before a network loads
     if isinstance(backbone, str):
         backbone = load_backbone(backbone)
     if scales is not None:

@@ -297,5 +297,6 @@ def test_extract_dataset_names_bad_scales_before_extracting(scales, features):
     class NoNetwork:  # extraction would fail on it: the scales are checked first
         stride, name = 32, "none"
 
-    with pytest.raises(ValueError, match="scales must be a non-empty sequence of finite numbers > 0"):
-        extract_dataset(features.dataset, NoNetwork(), max_side=64, scales=scales)
+    for backbone in (NoNetwork(), "no-such-net"):  # a name is not even loaded
+        with pytest.raises(ValueError, match="scales must be a non-empty sequence of finite numbers > 0"):
+            extract_dataset(features.dataset, backbone, max_side=64, scales=scales)
