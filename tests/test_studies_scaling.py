@@ -10,6 +10,7 @@ from cbir_lab.studies.real_photos import evidence_table
 from cbir_lab.studies.scaling import (
     EQUAL_COST_SCALES,
     ScalingCost,
+    extraction_gflops,
     extraction_seconds,
     format_costs,
     scaling_study,
@@ -29,13 +30,14 @@ def test_each_backbone_and_scale_set_is_a_row_with_its_costs(tmp_path):
     assert [c.label for c in costs] == [r.method for r in rows]
     assert set(rows[0].scores) == {"easy", "medium", "hard"} and rows[0].aps.shape == (2,)
     assert all(0 <= r.scores["medium"] <= 1 and r.dim == 1280 for r in rows)
-    assert [c.relative_flops for c in costs] == [1.0, 1.25] and [c.max_sides for c in costs] == [(64,), (64, 32)]
+    assert [c.relative_pixels for c in costs] == [1.0, 1.25] and [c.max_sides for c in costs] == [(64,), (64, 32)]
     assert all(c.seconds_per_image > 0 and c.descriptor_bytes == 4 * 1280 for c in costs)
+    assert 1.1 < costs[1].gflops_per_image / costs[0].gflops_per_image < 1.5  # 64 x 43 px, then 32 x 21 px more
     # 90 × 60 photos: 64 × 43 px gives 2 × 2 cells, 32 × 21 px one cell; 1280 channels in float16
     assert [c.map_bytes for c in costs] == [1280 * 4 * 2, 1280 * 5 * 2]
     assert "too few for a bootstrap interval" in evidence_table(rows)  # 2 queries, 2 clusters
     table = format_costs(costs).splitlines()
-    assert table[0].split()[:3] == ["setting", "FLOPs", "(rel.)"] and "1.25" in table[2]
+    assert table[0].split()[:3] == ["setting", "pixels", "(rel.)"] and "1.25" in table[2]
 
 
 def test_a_scale_set_of_one_scale_gives_the_single_scale_scores(tmp_path):
@@ -59,7 +61,11 @@ def test_bad_settings_are_named_before_any_network_runs(tmp_path):
         scaling_study(dataset, backbones=("no-such-net",), timing_images=0)
     with pytest.raises(ValueError, match="extraction_seconds: items is empty"):
         extraction_seconds([], None, [64])
+    with pytest.raises(ValueError, match="repeats must be a positive integer"):
+        extraction_seconds(list(dataset.db_images), None, [64], repeats=0)
+    with pytest.raises(ValueError, match="extraction_gflops: items is empty"):
+        extraction_gflops([], None, [64])
     assert format_costs([]) == "(no results)"
-    one = ScalingCost("x", "efficientnet_lite0", (64,), 1.0, 0.5, 5120, 1024)
-    assert format_costs([one, ScalingCost("y", "efficientnet_lite0", (64,), math.sqrt(2), 1.0, 5120, 1024)]
-                        ).splitlines()[2].split()[3] == "2.00"  # twice the first row's time
+    one = ScalingCost("x", "efficientnet_lite0", (64,), 1.0, 2.0, 0.5, 5120, 1024)
+    two = ScalingCost("y", "efficientnet_lite0", (64,), math.sqrt(2), 3.0, 1.0, 5120, 1024)
+    assert format_costs([one, two]).splitlines()[2].split()[3:6] == ["1.50", "1.000", "2.00"]  # vs the first row
