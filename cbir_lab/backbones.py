@@ -47,6 +47,7 @@ __all__ = [
     "WeightsPackageMissingError",
     "available_backbones",
     "load_backbone",
+    "backbone_tail",
     "default_device",
     "fold_batch_norms",
     "load_lite_weights",
@@ -470,3 +471,38 @@ def load_backbone(
     backbone = Backbone(spec, layer, body, weights, heads, channels_last=optimize)
     backbone = backbone.to(torch.device(device) if device is not None else default_device())
     return backbone.to(memory_format=torch.channels_last) if optimize else backbone
+
+
+def backbone_tail(backbone: Backbone, after: str) -> nn.Module:
+    """The layers of ``backbone`` above ``after``, as a new trainable module: maps of ``after`` → maps of its layer.
+
+    Fine-tuning on a CPU (lesson 9) freezes the layers up to ``after``, extracts their maps
+    once (they are cached like any layer's), and trains this copy of the layers above: with
+    ``after="blocks.5"`` on EfficientNet-Lite0 cut at ``conv_head``, the last block and the
+    1×1 head convolution (1.0 M weights of 3.4 M). ``tail(backbone cut at after(x))`` equals
+    ``backbone(x)`` (up to the float16 rounding of cached maps).
+
+    Args:
+        backbone: an EfficientNet backbone (VGG and ResNet are not split here).
+        after: a layer of ``backbone.layers`` below its own layer, e.g. ``"blocks.5"``.
+
+    Returns:
+        A deep copy of those layers, every parameter trainable, in train mode.
+
+    Raises:
+        ValueError: another backbone, or ``after`` not a layer below ``backbone.layer``.
+    """
+    import copy
+
+    if not backbone.name.startswith("efficientnet"):
+        raise ValueError(f"backbone_tail splits EfficientNets only, not {backbone.name}")
+    names = list(backbone.layers)
+    if after not in names[:-1] or not after.startswith("blocks."):
+        raise ValueError(f"after must be one of {[n for n in names[:-1] if n.startswith('blocks.')]} "
+                         f"(a block below {backbone.layer}), got {after!r}")
+    body = backbone.body
+    first = int(after.split(".")[1]) + 1
+    tail = nn.Sequential(*copy.deepcopy(list(body.blocks[first:])), copy.deepcopy(body.head)).cpu().float()
+    for parameter in tail.parameters():
+        parameter.requires_grad_(True)
+    return tail.train()

@@ -176,6 +176,7 @@ def run_search(
     backbone: str = "efficientnet_lite0",
     max_side: int = 384,
     out=None,
+    head: str | Path | None = None,
 ) -> dict:
     """Search a folder of photos with a query image: print the top ``k``, write an HTML page of them.
 
@@ -192,6 +193,8 @@ def run_search(
             name is chosen and printed).
         backbone, max_side: the network and the long side of its input.
         out: where to print (default: standard output).
+        head: a trained model's ``.pt`` file (lesson 9; :mod:`cbir_lab.trained_heads`): it
+            replaces ``method``, and says which network and frozen layer it starts from.
 
     Returns:
         ``{"results": [SearchResult, ...], "page": Path, "update": CollectionUpdate, "seconds": float}``.
@@ -204,10 +207,10 @@ def run_search(
     from cbir_lab.viz.search_page import search_page_html
 
     start = time.perf_counter()
-    collection = PhotoCollection.open(folder, backbone, method, max_side)
+    collection = PhotoCollection.open(folder, backbone, method, max_side, head=head)
     update = collection.update()
-    print(f"Index of {collection.folder} ({backbone}, {collection.pooling.name}, max side {max_side}): "
-          f"{update.summary()}", file=out)
+    described = f"trained head {Path(head).name}" if head is not None else f"{backbone}, {collection.pooling.name}"
+    print(f"Index of {collection.folder} ({described}, max side {max_side}): {update.summary()}", file=out)
     results = collection.search(query, k=k)
     shown = Path(query)
     print(f"\nTop {len(results)} for {shown}:", file=out)
@@ -217,8 +220,7 @@ def run_search(
     text = search_page_html(
         query_item, [(r.path, r.relative, r.score) for r in results],
         title=f"{shown.name}: top {len(results)} in {collection.folder.name}",
-        subtitle=f"{collection.folder} · {len(collection):,} images · {backbone}, {collection.pooling.name}, "
-                 f"max side {max_side}",
+        subtitle=f"{collection.folder} · {len(collection):,} images · {described}, max side {max_side}",
         query_label=str(shown),
     )
     wanted = Path(page)
@@ -272,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     search.add_argument("--out", default="cbir-lab-search.html", help="the HTML page to write (never overwritten)")
     search.add_argument("--backbone", default="efficientnet_lite0", help=backbone_help)
     search.add_argument("--max-side", type=int, default=384, help="long side of the images fed to the network")
+    search.add_argument("--head", metavar="FILE", default=None,
+                        help="a trained model (.pt, from lesson 9) to describe the photos with, instead of --method")
     sub.add_parser("datasets", help="list the datasets and whether they are present")
     present = sub.add_parser("present", help="full-screen retrieval demo for a talk, served with Voila")
     present.add_argument("--dataset", default=None, help="a benchmark name or a folder of images (default: the embedded dataset)")
@@ -317,7 +321,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         run_demo(args.dataset, args.backbone, args.max_side, args.figure, args.query, queries=args.queries,
                  whitening=args.whitening)
     elif args.command == "search":
-        run_search(args.dataset, args.query, args.k, args.method, args.out, args.backbone, args.max_side)
+        run_search(args.dataset, args.query, args.k, args.method, args.out, args.backbone, args.max_side, head=args.head)
     elif args.command == "datasets":
         from cbir_lab.datasets.status import format_datasets
 

@@ -168,7 +168,8 @@ class PhotoCollection:
     """
 
     def __init__(self, folder: Path, backbone: Backbone | str, layer: str, weights: str, pooling: Pooling,
-                 max_side: int, store_root: Path, non_images: Literal["warn", "error"], device=None) -> None:
+                 max_side: int, store_root: Path, non_images: Literal["warn", "error"], device=None,
+                 head: Path | None = None, head_sha256: str | None = None) -> None:
         self.folder = folder
         self.pooling = pooling
         self.max_side = int(max_side)
@@ -182,7 +183,10 @@ class PhotoCollection:
         self._export_tried = False
         self._weights = weights
         self._device = device
-        self.backbone_tag = f"{self._backbone_name}-{layer}-{weights}"
+        self.head = head
+        self._head_model = None
+        # A trained head's checksum is part of the store's name: another head, another store.
+        self.backbone_tag = f"{self._backbone_name}-{layer}-{weights}" + (f"+head-{head_sha256[:16]}" if head else "")
         self.store = store_root / collection_key(folder, self.backbone_tag, self.max_side, pooling)
         self.read_only = False
         self._entries: dict[str, StoreEntry] = {}
@@ -206,6 +210,7 @@ class PhotoCollection:
         cache: str | os.PathLike | None = None,
         non_images: Literal["warn", "error"] = "warn",
         device=None,
+        head: str | os.PathLike | None = None,
     ) -> "PhotoCollection":
         """The collection of a folder, with what its store already holds (nothing is extracted here).
 
@@ -221,6 +226,9 @@ class PhotoCollection:
             non_images: what :meth:`update` does with files that are not images
                 (:func:`cbir_lab.datasets.folder.list_images`).
             device: where a backbone given by name runs (default: CUDA when available).
+            head: a trained model's ``.pt`` file (:mod:`cbir_lab.trained_heads`, lesson 9): the
+                backbone is cut at the model's frozen layer and the model describes its maps
+                (``method`` and ``layer`` are then not used); its checksum is checked here.
 
         Returns:
             The :class:`PhotoCollection`.
@@ -240,6 +248,15 @@ class PhotoCollection:
         if non_images not in ("warn", "error"):
             raise ValueError(f"non_images must be 'warn' or 'error', not {non_images!r}")
         pooling = Pooling.parse(method)
+        head_path, head_sha256 = None, None
+        if head is not None:
+            from cbir_lab.trained_heads import read_model_info
+
+            head_path = Path(head).expanduser().resolve()
+            info = read_model_info(head_path)
+            if not isinstance(backbone, str):
+                raise ValueError("head= takes a backbone name: the model says which network and layer it starts from")
+            backbone, layer, pooling, head_sha256 = info["backbone"], info["frozen_layer"], GEM, info["sha256"]
         if not isinstance(backbone, str):  # a loaded Backbone
             if layer is not None and layer != backbone.layer:
                 raise ValueError(f"layer={layer!r} differs from the given backbone's layer {backbone.layer!r}")
@@ -251,7 +268,7 @@ class PhotoCollection:
             layer = backbone_spec(backbone).resolve_layer(layer)
             weights = "imagenet"
         return cls(path.resolve(), backbone, layer, weights, pooling, int(max_side),
-                   cache_dir(cache) / "collections", non_images, device)
+                   cache_dir(cache) / "collections", non_images, device, head_path, head_sha256)
 
     @property
     def backbone(self) -> Backbone:
@@ -301,7 +318,19 @@ class PhotoCollection:
         from cbir_lab.features import extract_feature_maps
 
         maps = extract_feature_maps(list(paths), self.backbone, self.max_side, cache=False, progress=False)
+        if self.head is not None:
+            from cbir_lab.learning import describe_maps
+
+            return describe_maps(self._trained_head(), maps)
         return l2n(self.pooling.pool_each(maps).numpy()).astype(np.float32)
+
+    def _trained_head(self):
+        """The trained model of ``head=``, loaded (and its checksum checked again) on first use."""
+        if self._head_model is None:
+            from cbir_lab.trained_heads import load_trained_model
+
+            self._head_model, _ = load_trained_model(self.head)
+        return self._head_model
 
     def _describe_chunk(self, paths: Sequence[Path]) -> list[np.ndarray | None]:
         """Each path's descriptor, or None for an unreadable image (the chunk is then redone image by image)."""
@@ -495,7 +524,8 @@ class PhotoCollection:
             return
         self._export_tried = True
         try:
-            model = export_descriptor_network(self.backbone, self.pooling, self.max_side)
+            model = export_descriptor_network(self.backbone, self.pooling, self.max_side,
+                                              head=None if self.head is None else self._trained_head())
         except (ExportedNetworkError, ImportError) as err:
             warnings.warn(f"the descriptor network cannot be exported, so searches load PyTorch: {err}",
                           stacklevel=3)

@@ -44,6 +44,7 @@ from cbir_lab.images import resized_size
 if TYPE_CHECKING:
     from cbir_lab.backbones import Backbone
     from cbir_lab.pooling import Pooling
+    from torch.nn import Module
 
 __all__ = ["ExportedNetworkError", "DescriptorSession", "why_not_exportable", "export_descriptor_network",
            "probe_sizes"]
@@ -150,16 +151,18 @@ class DescriptorSession:
 
 
 def export_descriptor_network(
-    backbone: "Backbone", pooling: "Pooling", max_side: int, tolerance: float = 1e-4
+    backbone: "Backbone", pooling: "Pooling", max_side: int, tolerance: float = 1e-4, head: "Module | None" = None
 ) -> bytes:
-    """Export pixels → backbone → pooling → L2 as one ONNX graph, checked against PyTorch.
+    """Export pixels → backbone → pooling → L2 (or → a trained head) as one ONNX graph, checked against PyTorch.
 
     Args:
         backbone: the network (on any device; the export runs a CPU copy).
-        pooling: the pooling.
+        pooling: the pooling (its name only, when ``head`` is given).
         max_side: the long side queries are resized to; the probe images have it.
         tolerance: the largest difference allowed, per component, between the
             exported network's unit descriptors and PyTorch's.
+        head: a module from the backbone's maps to descriptors that replaces pooling → L2: a
+            trained :class:`~cbir_lab.learning.DescriptorModel` (:mod:`cbir_lab.trained_heads`).
 
     Returns:
         The ONNX model, as bytes (weights included: 13 MB for EfficientNet-Lite0).
@@ -179,8 +182,8 @@ def export_descriptor_network(
     from cbir_lab.features import pixels_to_tensor
     from cbir_lab.heads import DescriptorHead, DescriptorNetwork
 
-    network = DescriptorNetwork(copy.deepcopy(backbone).cpu().eval(), DescriptorHead(pooling),
-                                backbone.mean, backbone.std).eval()
+    descriptor_head = DescriptorHead(pooling) if head is None else copy.deepcopy(head).cpu().float()
+    network = DescriptorNetwork(copy.deepcopy(backbone).cpu().eval(), descriptor_head, backbone.mean, backbone.std).eval()
     sizes = probe_sizes(max_side, backbone.stride)
     probes = [_probe_pixels(w, h, seed) for seed, (w, h) in enumerate(sizes)]
     buffer = io.BytesIO()
@@ -202,7 +205,9 @@ def export_descriptor_network(
     cpu = network.backbone
     for (width, height), pixels in zip(sizes, probes):
         with torch.inference_mode():
-            expected = l2n(pooling(cpu(pixels_to_tensor(pixels, cpu)[None])))[0].numpy()  # the functional path
+            maps = cpu(pixels_to_tensor(pixels, cpu)[None])
+            # the functional path, or the head's own forward in PyTorch
+            expected = (l2n(pooling(maps)) if head is None else network.head(maps))[0].numpy()
         difference = float(np.abs(session(pixels) - expected).max())
         if not difference <= tolerance:  # also refuses NaN
             raise ExportedNetworkError(

@@ -9,6 +9,9 @@
   :func:`diffusion_rank`, and :func:`reached_only_by_diffusion` (the positives
   that only a chain of neighbours brings into the top results).
 
+k-reciprocal re-ranking (Zhong et al., CVPR 2017) is :mod:`cbir_lab.kreciprocal`, and
+spatial verification with its verified query expansion :mod:`cbir_lab.verification`.
+
 scipy is imported inside the diffusion functions, so importing this module stays
 light for the callers that only expand queries (annotations are not evaluated).
 """

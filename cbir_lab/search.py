@@ -9,7 +9,8 @@
   index's, :mod:`cbir_lab.indexes`) returns.
 
 Re-ranking what :func:`rank` returns (query expansion, DBA, diffusion) is
-:mod:`cbir_lab.rerank`; faiss indexes for large databases are :mod:`cbir_lab.indexes`.
+:mod:`cbir_lab.rerank`, k-reciprocal re-ranking :mod:`cbir_lab.kreciprocal`, and spatial
+verification :mod:`cbir_lab.verification`; faiss indexes for large databases are :mod:`cbir_lab.indexes`.
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ r"""Post-processing: L2-normalisation and PCA-whitening learned on a separate se
   and :meth:`~PCAWhitening.whiten_coordinates` (project once, then any (d, power)
   costs a slice: the whitening lab's sweeps). :meth:`PCAWhitening.transform_regions`
   is R-MAC's variant, which whitens each regional vector before summing.
+* :func:`matching_pairs` and :class:`LearnedWhitening`: Radenović et al.'s learned
+  whitening ("Lw"), fitted in closed form from pairs of images of the same object:
+  whiten the differences of matching pairs, then rotate by the PCA of the rest.
 
 The mean and eigenvectors come from the PCA core, :func:`cbir_lab._array.pca_eigen`.
 This is the only module that divides by eigenvalue powers of image vectors. It does not import
@@ -21,7 +24,9 @@ PyTorch: tensors are accepted where arrays are, converted by :mod:`cbir_lab._arr
 References:
     Jégou & Chum, "Negative evidences and co-occurrences in image retrieval:
     the benefit of PCA and whitening", ECCV 2012; Babenko & Lempitsky, ICCV 2015;
-    Tolias, Sicre & Jégou, ICLR 2016.
+    Tolias, Sicre & Jégou, ICLR 2016; Mikolajczyk & Matas, "Improving descriptors for fast tree
+    matching by optimal linear projection", ICCV 2007, and Radenović, Tolias & Chum, ECCV 2016 /
+    TPAMI 2018 (the learned whitening).
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from cbir_lab._array import as_matrix, l2n, pca_eigen, to_numpy
 
-__all__ = ["l2n", "PCAWhitening"]
+__all__ = ["l2n", "PCAWhitening", "matching_pairs", "LearnedWhitening"]
 
 
 def _as_matrix(x, name: str, n_features: int | None = None) -> np.ndarray:
@@ -250,3 +255,135 @@ class PCAWhitening(TransformerMixin, BaseEstimator):
         summed = np.zeros((len(regions), whitened.shape[1]), dtype=np.float64)
         np.add.at(summed, owner, whitened)
         return l2n(summed).astype(np.float32)
+
+
+def matching_pairs(labels) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair (i, j), i < j, of items with the same label: the matching pairs a learned whitening is fitted on.
+
+    Args:
+        labels: one label per item (an object, a landmark), shape (n,).
+
+    Returns:
+        (first, second): int64 index arrays of equal length, in the order of ``i`` then ``j``.
+
+    Examples:
+        >>> first, second = matching_pairs(["cup1", "cup2", "cup1", "cup1"])
+        >>> first.tolist(), second.tolist()
+        ([0, 0, 2], [2, 3, 3])
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be one label per item, shape (n,), got shape {labels.shape}")
+    i, j = np.triu_indices(len(labels), k=1)
+    same = labels[i] == labels[j]
+    return i[same].astype(np.int64), j[same].astype(np.int64)
+
+
+class LearnedWhitening(TransformerMixin, BaseEstimator):
+    r"""Learned whitening ("Lw"): L2 → :math:`P(x - m)` → L2, with P fitted from matching pairs.
+
+    From the pairs :math:`(q_k, p_k)` of images of one object (one landmark), in closed form:
+
+    .. math::
+        m = \frac{1}{|Q|} \sum_{q \in Q} x_q, \qquad
+        C_S = \frac{1}{K} \sum_k (x_{q_k} - x_{p_k})(x_{q_k} - x_{p_k})^\top = L L^\top, \qquad
+        P_1 = L^{-1}
+
+    then :math:`C_D = \frac{1}{n} \sum_i P_1 (x_i - m)(x_i - m)^\top P_1^\top = V \operatorname{diag}(\mu) V^\top`
+    (decreasing μ) and :math:`P = V^\top P_1`; the first d rows of P are kept. :math:`P_1` makes the
+    differences within an object isotropic (they no longer dominate any direction), and the rotation
+    orders the directions by how much the whitened images still differ: between-object spread.
+    PCA-whitening instead scales by the spread of all images, whatever the object.
+
+    With fewer matching pairs than dimensions, :math:`C_S` is singular. ``shrinkage`` = α fits
+    :math:`(1 - α) C_S + α \frac{\operatorname{tr} C_S}{D} I` instead (a Ledoit–Wolf-style shrinkage
+    towards a sphere of the same total variance), which is invertible for any α > 0.
+
+    Args:
+        n_components: d, the output dimension (default: D, all of them).
+        shrinkage: α in [0, 1), see above; 0 is the paper's estimator.
+
+    Attributes:
+        mean_: (D,) m.
+        components_: (D, D) P, by decreasing μ.
+        eigenvalues_: (D,) μ.
+        n_components_, n_features_in_: d and D.
+
+    Reference:
+        Radenović, Tolias & Chum, "CNN image retrieval learns from BoW", ECCV 2016, and
+        "Fine-tuning CNN image retrieval with no human annotation", TPAMI 2018 (cirtorch ``whitenlearn``);
+        after Mikolajczyk & Matas, ICCV 2007.
+
+    Examples:
+        >>> X = np.array([[1.0, 0.0, 0.1], [1.0, 0.0, -0.1], [0.0, 1.0, 0.1], [0.0, 1.0, -0.1]])
+        >>> w = LearnedWhitening(n_components=1, shrinkage=0.1).fit(X, ["a", "a", "b", "b"])
+        >>> Y = w.transform(X)  # the views' difference (the third axis) is gone: views of one object coincide
+        >>> np.round(Y @ Y.T, 3).tolist()
+        [[1.0, 1.0, -1.0, -1.0], [1.0, 1.0, -1.0, -1.0], [-1.0, -1.0, 1.0, 1.0], [-1.0, -1.0, 1.0, 1.0]]
+    """
+
+    def __init__(self, n_components: int | None = None, shrinkage: float = 0.0) -> None:
+        self.n_components = n_components
+        self.shrinkage = shrinkage
+
+    def fit(self, X, y) -> "LearnedWhitening":
+        """Fit on descriptors ``X`` (n, D) and their labels ``y`` (n,); every same-label pair is a matching pair."""
+        X = _as_matrix(X, "X")
+        first, second = matching_pairs(y)
+        if len(np.asarray(y)) != len(X):
+            raise ValueError(f"y must hold one label per row of X: {len(np.asarray(y))} labels for {len(X)} rows")
+        return self.fit_pairs(X, first, second)
+
+    def fit_pairs(self, X, query_idx, positive_idx) -> "LearnedWhitening":
+        """Fit on descriptors ``X`` (n, D) and matching pairs ``(X[query_idx[k]], X[positive_idx[k]])``."""
+        X = l2n(_as_matrix(X, "X"))
+        n, dim = X.shape
+        query_idx, positive_idx = (np.asarray(i, dtype=np.int64) for i in (query_idx, positive_idx))
+        if query_idx.shape != positive_idx.shape or query_idx.ndim != 1 or len(query_idx) == 0:
+            raise ValueError("LearnedWhitening needs at least one matching pair: query_idx and positive_idx must be "
+                             f"1-d index arrays of equal length, got shapes {query_idx.shape} and {positive_idx.shape}")
+        if min(query_idx.min(), positive_idx.min()) < 0 or max(query_idx.max(), positive_idx.max()) >= n:
+            raise ValueError(f"pair indices must lie in 0..{n - 1} (the rows of X)")
+        alpha = float(self.shrinkage)
+        if not 0.0 <= alpha < 1.0:
+            raise ValueError(f"shrinkage must be in [0, 1), got {self.shrinkage!r}")
+        d = dim if self.n_components is None else self.n_components
+        if isinstance(d, bool) or int(d) != d or not 1 <= d <= dim:
+            raise ValueError(f"n_components must be an integer in 1..{dim}, got {self.n_components!r}")
+        self.mean_ = X[np.unique(query_idx)].mean(axis=0)
+        differences = X[query_idx] - X[positive_idx]
+        within = differences.T @ differences / len(differences)
+        if alpha > 0:
+            within = (1 - alpha) * within + alpha * np.trace(within) / dim * np.eye(dim)
+        try:
+            lower = np.linalg.cholesky(within)
+        except np.linalg.LinAlgError:
+            rank = np.linalg.matrix_rank(within)
+            raise ValueError(
+                f"the within-object covariance of {len(differences)} matching pairs has rank {rank} < D = {dim}, "
+                "so it cannot be inverted; use shrinkage > 0 (e.g. 0.1), more pairs, or reduce D first"
+            ) from None
+        whiten_within = np.linalg.inv(lower)
+        spread = (X - self.mean_) @ whiten_within.T
+        eigenvalues, vectors = np.linalg.eigh(spread.T @ spread / n)
+        order = np.argsort(eigenvalues)[::-1]
+        self.eigenvalues_ = np.clip(eigenvalues[order], 0.0, None)
+        self.components_ = vectors[:, order].T @ whiten_within
+        self.n_components_, self.n_features_in_ = int(d), dim
+        return self
+
+    def projection(self, n_components: int | None = None, power: float | None = None) -> np.ndarray:
+        """P's first d rows, shape (d, D), float64 (as :meth:`PCAWhitening.projection`; Lw has no ``power``)."""
+        check_is_fitted(self, "components_")
+        if power is not None:
+            raise ValueError("a learned whitening has no power setting: leave power=None")
+        d = self.n_components_ if n_components is None else n_components
+        if isinstance(d, bool) or int(d) != d or not 1 <= d <= self.n_features_in_:
+            raise ValueError(f"n_components must be an integer in 1..{self.n_features_in_}, got {n_components!r}")
+        return self.components_[: int(d)]
+
+    def transform(self, X) -> np.ndarray:
+        """L2(P (L2(X) - m)), shape (n, d), float32."""
+        projection = self.projection()
+        X = _as_matrix(X, "X", self.n_features_in_)
+        return l2n((l2n(X) - self.mean_) @ projection.T).astype(np.float32)

@@ -9,10 +9,15 @@
 * ``whitening_features``: 4 groups × 3 database views, one query per group, 40
   training maps of 24 channels: enough for the whitening sweeps.
 * ``photo``: a 90 × 60 PNG of random pixels, for the tests that read one file.
+
+The test run trains lesson 9's descriptor in its quick setting (one epoch): this file sets
+``CBIR_LAB_QUICK_TRAINING=1`` unless the environment already says otherwise, and the kernels
+nbval starts inherit it. The slow tier's check of the stored real-photo outputs unsets it.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -21,8 +26,11 @@ import pytest
 import torch
 from PIL import Image
 
+from cbir_lab.learning import QUICK_ENV
 from cbir_lab.pipeline import DatasetFeatures
 from tests.fixtures_features import make_features
+
+os.environ.setdefault(QUICK_ENV, "1")
 
 
 @pytest.fixture

@@ -59,9 +59,9 @@ def test_no_requirement_asks_for_a_newer_torch_than_2_14_1():
 
 
 LAYERS = ["_array", "paths", "images", "backbone_specs", "backbones", "features", "pooling", "aggregation",
-          "encodings", "whitening", "heads", "search", "rerank", "indexes", "statistics", "evaluation", "datasets",
-          "pipeline", "index", "onnx_network", "descriptor_store", "collection", "scale", "reproduce", "viz",
-          "studies", "widgets", "exercises", "talk", "course", "cli"]
+          "encodings", "whitening", "heads", "search", "rerank", "kreciprocal", "verification", "indexes", "statistics",
+          "evaluation", "datasets", "pipeline", "learning", "trained_heads", "index", "onnx_network", "descriptor_store",
+          "collection", "scale", "reproduce", "viz", "studies", "widgets", "exercises", "talk", "course", "cli"]
 #: "_array" is the basement, below every floor: it imports nothing of cbir_lab.
 #: The ground floor: stages that know nothing of each other (only where files live, and a backbone's own specs).
 GROUND_FLOOR = {"images", "backbone_specs", "backbones", "pooling", "aggregation", "whitening", "search", "evaluation"}
@@ -131,7 +131,8 @@ def test_every_module_has_a_docstring_and_all():
 
 
 def test_dev_installs_every_extra_the_tests_use():
-    """CI installs .[dev]: the book's, the talk mode's, grading's and issue #22's (beyond) packages must be in it."""
+    """CI installs .[dev]: the book's, the talk mode's, grading's and issue #22's (beyond: spatial verification,
+    the larger Lites) packages must be in it."""
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     dev = set(extras["dev"])
     for name in ("book", "talk", "grading", "beyond"):

@@ -11,6 +11,7 @@ the notebook's stored output: a stored table that the code no longer produces fa
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import nbformat
@@ -45,6 +46,18 @@ def _texts(cell: dict) -> list[str]:
 
 LESSONS = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb") if _real_cells(p))
 
+#: Lessons whose real-photo cells train a network: a seeded rerun on another machine (other BLAS threads) may
+#: differ in the last digits, so their numbers are compared within this tolerance, and their text exactly.
+TRAINED = {"09_learning_the_descriptor.ipynb": 0.01}
+_NUMBER = re.compile(r"[-+]?\d+\.\d+")
+
+
+def _same_within(new: str, old: str, tolerance: float) -> bool:
+    """The same text with every decimal number replaced, and each number within ``tolerance`` of its stored value."""
+    if _NUMBER.sub("#", new) != _NUMBER.sub("#", old):
+        return False
+    return all(abs(float(a) - float(b)) <= tolerance for a, b in zip(_NUMBER.findall(new), _NUMBER.findall(old)))
+
 
 def test_every_lesson_has_a_real_photo_step():
     assert [name[:2] for name in LESSONS] == [p.name[:2] for p in sorted(NOTEBOOKS.glob("*.ipynb"))]
@@ -71,6 +84,14 @@ def test_the_stored_real_photo_tables_are_recomputed_exactly(lesson, real_data, 
         fresh.outputs, fresh.execution_count = [], None
         run.cells.append(fresh)
     monkeypatch.setenv("CBIR_LAB_DATA", str(real_data))
+    monkeypatch.delenv("CBIR_LAB_QUICK_TRAINING", raising=False)  # the stored outputs come from the full training
+    if lesson in TRAINED:  # train again, from the same seed, rather than reload what an earlier run saved
+        monkeypatch.setenv("CBIR_LAB_CACHE", str(tmp_path / "cache"))
     NotebookClient(run, kernel_name="python3", timeout=1200, resources={"metadata": {"path": str(tmp_path)}}).execute()
     for number, (old, new) in enumerate(zip(stored, run.cells)):
-        assert _texts(new) == _texts(old), f"{lesson}: real-photo cell {number} prints something else now"
+        if lesson in TRAINED:
+            (new_text,), (old_text,) = _texts(new), _texts(old)
+            assert _same_within(new_text, old_text, TRAINED[lesson]), \
+                f"{lesson}: real-photo cell {number} differs from its stored output by more than {TRAINED[lesson]}"
+        else:
+            assert _texts(new) == _texts(old), f"{lesson}: real-photo cell {number} prints something else now"

@@ -185,3 +185,85 @@ def test_whitening_runs_without_importing_torch():
             "print('torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "False", done.stderr
+
+
+# ----- the learned whitening (Lw) -----------------------------------------------------------------
+
+from cbir_lab.whitening import LearnedWhitening, matching_pairs  # noqa: E402
+
+# Four unit vectors, two objects: pairs (0, 1) and (2, 3). Worked by hand:
+#   differences (1, 0) − (0.6, 0.8) = (0.4, −0.8) and (0, 1) − (−0.6, 0.8) = (0.6, 0.2)
+#   C_S = ½[(0.16, −0.32; −0.32, 0.64) + (0.36, 0.12; 0.12, 0.04)] = (0.26, −0.10; −0.10, 0.34)
+#   C_S⁻¹ = (0.34, 0.10; 0.10, 0.26) / (0.26·0.34 − 0.01) = (0.34, 0.10; 0.10, 0.26) / 0.0784
+#   m = mean of the query rows 0 and 2 = (0.5, 0.5)
+LW_X = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0], [-0.6, 0.8]])
+LW_CS_INV = np.array([[0.34, 0.10], [0.10, 0.26]]) / 0.0784
+
+
+def test_lw_mean_and_metric_by_hand():
+    w = LearnedWhitening().fit_pairs(LW_X, [0, 2], [1, 3])
+    np.testing.assert_allclose(w.mean_, [0.5, 0.5])
+    # P = Vᵀ L⁻¹ with V orthogonal, so PᵀP = (L Lᵀ)⁻¹ = C_S⁻¹: distances after Lw are Mahalanobis under C_S
+    P = w.projection()
+    np.testing.assert_allclose(P.T @ P, LW_CS_INV, rtol=1e-10)
+
+
+def test_lw_whitens_the_pairs_and_orders_the_rest_by_decreasing_spread():
+    rng = np.random.default_rng(0)
+    X = l2n(rng.normal(size=(60, 5)) + 3)
+    labels = np.repeat(np.arange(15), 4)
+    w = LearnedWhitening().fit(X, labels)
+    first, second = matching_pairs(labels)
+    diff = (X[first] - X[second]) @ w.projection().T
+    np.testing.assert_allclose(diff.T @ diff / len(diff), np.eye(5), atol=1e-9)  # P C_S Pᵀ = I
+    spread = (X - w.mean_) @ w.projection().T
+    cov = spread.T @ spread / len(X)
+    np.testing.assert_allclose(cov, np.diag(np.diag(cov)), atol=1e-9)  # P C_D Pᵀ diagonal ...
+    assert np.all(np.diff(np.diag(cov)) <= 1e-12)  # ... decreasing
+    np.testing.assert_allclose(np.diag(cov), w.eigenvalues_, rtol=1e-9)
+
+
+def test_lw_shrinkage_inverts_the_shrunk_covariance():
+    alpha = 0.25
+    shrunk = 0.75 * np.array([[0.26, -0.10], [-0.10, 0.34]]) + 0.25 * (0.60 / 2) * np.eye(2)  # tr C_S = 0.60
+    P = LearnedWhitening(shrinkage=alpha).fit_pairs(LW_X, [0, 2], [1, 3]).projection()
+    np.testing.assert_allclose(P.T @ P, np.linalg.inv(shrunk), rtol=1e-10)
+
+
+def test_lw_keeps_the_first_d_rows_and_l2_normalises():
+    w = LearnedWhitening(n_components=1).fit_pairs(LW_X, [0, 2], [1, 3])
+    full = LearnedWhitening().fit_pairs(LW_X, [0, 2], [1, 3])
+    np.testing.assert_allclose(w.projection(), full.projection()[:1])
+    out = w.transform(LW_X * 3.0)  # L2 first: the scale of the input does not matter
+    assert out.shape == (4, 1) and np.allclose(np.abs(out), 1.0)
+
+
+def test_lw_with_fewer_pairs_than_dimensions_asks_for_shrinkage():
+    X = np.eye(4)[[0, 1, 2, 3]] + 0.1
+    with pytest.raises(ValueError, match="rank 1 < D = 4.*shrinkage"):
+        LearnedWhitening().fit_pairs(X, [0], [1])
+    assert LearnedWhitening(shrinkage=0.1).fit_pairs(X, [0], [1]).transform(X).shape == (4, 4)
+
+
+@pytest.mark.parametrize("kwargs, pairs, message", [
+    ({"shrinkage": 1.0}, ([0, 2], [1, 3]), "shrinkage"),
+    ({"n_components": 3}, ([0, 2], [1, 3]), "n_components"),
+    ({}, ([0, 2], [1, 9]), "pair indices"),
+    ({}, ([], []), "at least one matching pair"),
+])
+def test_lw_bad_settings_name_themselves(kwargs, pairs, message):
+    with pytest.raises(ValueError, match=message):
+        LearnedWhitening(**kwargs).fit_pairs(LW_X, *pairs)
+
+
+def test_lw_has_no_power_and_refuses_nan():
+    w = LearnedWhitening().fit_pairs(LW_X, [0, 2], [1, 3])
+    with pytest.raises(ValueError, match="no power"):
+        w.projection(power=0.5)
+    with pytest.raises(ValueError, match="NaN|finite"):
+        LearnedWhitening().fit(np.array([[np.nan, 1.0], [1.0, 0.0]]), ["a", "a"])
+
+
+def test_matching_pairs_are_every_same_label_pair_once():
+    first, second = matching_pairs(["a", "b", "a", "a", "b"])
+    assert list(zip(first.tolist(), second.tolist())) == [(0, 2), (0, 3), (1, 4), (2, 3)]

@@ -242,11 +242,16 @@ def present_real_dataset(name: str, root: str | os.PathLike | None = None) -> Re
         return None
 
 
-def how_to_get(name: str) -> str:
-    """What to run to get a real set, its size and its terms, in a few lines."""
+def how_to_get(name: str, instead: str = "so this step is skipped") -> str:
+    """What to run to get a real set, its size and its terms, in a few lines.
+
+    Args:
+        name: the set.
+        instead: what the lesson does without it, after "<name> is not on disk here, ".
+    """
     _check_name(name)
     spec = IMAGE_SETS[name]
-    return (f"{name} is not on disk here, so this step is skipped. To see it on real photos, run once, online:\n"
+    return (f"{name} is not on disk here, {instead}. To see it on real photos, run once, online:\n"
             f"    from cbir_lab.datasets import load_dataset; load_dataset({name!r})\n"
             f"(or `cbir-lab demo --dataset {name}`): {spec.n_images} photos, about {spec.download_bytes / 1e6:.0f} MB, "
             f"from {spec.repository} at commit {spec.commit[:7]}, every file checked.\n"
