@@ -186,14 +186,70 @@ def test_paired_bootstrap_check_recognises_the_recipe_and_the_unpaired_slip():
         pa, pb = rng.integers(0, len(a), size=(n, len(a))), rng.integers(0, len(a), size=(n, len(a)))
         return np.percentile(a[pa].mean(axis=1) - b[pb].mean(axis=1), [2.5, 97.5])
 
-    assert check_paired_bootstrap(unpaired, verbose=False).failures == ("unpaired",)
+    result = check_paired_bootstrap(unpaired, verbose=False)
+    assert result.failures == ("unpaired",) and "*same* indices for both methods" in result.message
 
     def normal(a, b, n, seed):
         d = a - b
         return d.mean() + np.array([-1.96, 1.96]) * d.std(ddof=1) / np.sqrt(d.size)
 
-    assert check_paired_bootstrap(normal, verbose=False).failures == ("normal",)
+    result = check_paired_bootstrap(normal, verbose=False)
+    assert result.failures == ("normal",) and "2 large wins" in result.message and "skewed" in result.message
     assert check_paired_bootstrap(lambda a, b, n, s: ((a - b).mean(),) * 2, verbose=False).failures == ("no_resampling",)
+
+
+def _choice_bootstrap(a, b, n, seed):
+    """A correct interval drawn another way: rng.choice, one resample at a time, its own seed."""
+    rng = np.random.default_rng(seed + 1000)
+    d = np.asarray(a) - np.asarray(b)
+    means = [rng.choice(d, size=d.size, replace=True).mean() for _ in range(n)]
+    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
+def _few_resamples(a, b, n, seed):
+    """Correct too, with only 2,000 resamples whatever the check asks for, and Python's own random module."""
+    import random
+
+    draw = random.Random(seed)
+    d = list(np.asarray(a) - np.asarray(b))
+    means = sorted(sum(draw.choices(d, k=len(d))) / len(d) for _ in range(2000))
+    return means[int(0.025 * 2000)], means[int(0.975 * 2000) - 1]
+
+
+@pytest.mark.parametrize("fn", [_paired, _choice_bootstrap, _few_resamples], ids=["recipe", "rng.choice", "2000 draws"])
+def test_a_correct_but_differently_drawn_bootstrap_passes(fn):
+    result = check_paired_bootstrap(fn, verbose=False)
+    assert result.passed, result.message
+    assert "within ±0.01" in result.message and "2 large wins among 23 small losses" in result.message
+
+
+def _swapped(a, b, n, seed):
+    low, high = _paired(a, b, n, seed)
+    return high, low
+
+
+def _basic(a, b, n, seed):
+    low, high = _paired(a, b, n, seed)
+    mean = float(np.mean(np.asarray(a) - np.asarray(b)))
+    return 2 * mean - high, 2 * mean - low
+
+
+def _ninety(a, b, n, seed):
+    picks = np.random.default_rng(seed).integers(0, len(a), size=(n, len(a)))
+    return np.percentile(a[picks].mean(axis=1) - b[picks].mean(axis=1), [5, 95])
+
+
+@pytest.mark.parametrize("fn, key, says", [
+    (_swapped, "swapped", "low is the 2.5th percentile"),
+    (_basic, "basic", "reflected"),
+    (_ninety, "level", "90 % interval"),
+    (lambda a, b, n, s: _paired(a, b, n, s) + 0.05, "wrong", "Draw n queries with replacement"),
+    (lambda a, b, n, s: 0.5, "wrong", "return a pair"),
+])
+def test_a_wrong_bootstrap_fails_and_the_feedback_says_why(fn, key, says):
+    result = check_paired_bootstrap(fn, verbose=False)
+    assert not result.passed and result.failures == (key,)
+    assert says in result.message, result.message
 
 
 def test_ns_score_check():

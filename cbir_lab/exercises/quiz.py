@@ -3,8 +3,13 @@
 * :class:`Question`: the question, its options, the right one, and a word of
   feedback per option (why a wrong choice is wrong, why the right one is right).
 * :func:`answer_feedback`: the feedback for a choice (pure; tests call it).
-* :class:`QuickCheck`: radio buttons, a "Check" button and the feedback, a thin
-  layer over :func:`answer_feedback`.
+* :meth:`Question.shuffled`: the same question with its options in a seeded random
+  order, each option keeping its feedback (so the right one is not always in the
+  same place).
+* :class:`QuickCheck`: radio buttons lettered A, B, C…, a "Check" button and the
+  feedback, a thin layer over :func:`answer_feedback`; :meth:`QuickCheck.check_answer`
+  grades the letter a student records in an answer cell, which is what nbgrader sees
+  (a widget's state is not saved with the notebook).
 
 No dependency beyond ipywidgets, so it runs in JupyterLab, Notebook 7, VS Code
 and Colab alike; ``repr`` stays short and stable for nbval.
@@ -13,11 +18,25 @@ and Colab alike; ``repr`` stays short and stable for nbval.
 from __future__ import annotations
 
 import html
+import string
 from dataclasses import dataclass
 
 import ipywidgets as widgets
+import numpy as np
 
-__all__ = ["Question", "answer_feedback", "QuickCheck"]
+from cbir_lab.exercises._feedback import CheckResult, StudentCodeError, call_student, report
+
+__all__ = ["Question", "answer_feedback", "option_letter", "QuickCheck"]
+
+
+def option_letter(index: int) -> str:
+    """The letter an option is shown with: 0 → ``"A"``, 1 → ``"B"``…
+
+    Examples:
+        >>> option_letter(2)
+        'C'
+    """
+    return string.ascii_uppercase[index]
 
 
 @dataclass(frozen=True)
@@ -43,6 +62,26 @@ class Question:
             raise ValueError(f"give one explanation per option: {len(self.why)} for {len(self.options)} options")
         if not 0 <= self.answer < len(self.options):
             raise ValueError(f"answer must index an option (0..{len(self.options) - 1}), got {self.answer}")
+        if len(self.options) > 26:
+            raise ValueError(f"at most 26 options (lettered A to Z), got {len(self.options)}")
+
+    def shuffled(self, seed: int) -> "Question":
+        """The same question with its options in a random order fixed by ``seed``.
+
+        Each option keeps its explanation, and ``answer`` follows the right option,
+        so the feedback a choice gets does not change; only where it is shown does.
+
+        Examples:
+            >>> q = Question("2 + 2?", ("3", "4", "5"), 1, ("one short", "yes", "one over"))
+            >>> s = q.shuffled(seed=1)
+            >>> s.options[s.answer], s.why[s.answer]
+            ('4', 'yes')
+            >>> s == q.shuffled(seed=1)
+            True
+        """
+        order = np.random.default_rng(seed).permutation(len(self.options))
+        return Question(self.text, tuple(self.options[i] for i in order), int(np.flatnonzero(order == self.answer)[0]),
+                        tuple(self.why[i] for i in order))
 
 
 def answer_feedback(question: Question, choice: int | None) -> tuple[bool, str]:
@@ -74,6 +113,9 @@ def answer_feedback(question: Question, choice: int | None) -> tuple[bool, str]:
 class QuickCheck:
     """One question as radio buttons with a Check button; the feedback appears below.
 
+    The options are lettered (A, B, C…) so that a student can record a choice in an
+    answer cell, graded by :meth:`check_answer`.
+
     Args:
         question: the :class:`Question`.
 
@@ -87,7 +129,8 @@ class QuickCheck:
 
     def __init__(self, question: Question) -> None:
         self.question = question
-        self.choice = widgets.RadioButtons(options=[(text, i) for i, text in enumerate(question.options)], value=None,
+        self.choice = widgets.RadioButtons(options=[(f"{option_letter(i)}. {text}", i)
+                                                    for i, text in enumerate(question.options)], value=None,
                                            layout=widgets.Layout(width="auto"))
         self.check = widgets.Button(description="Check", button_style="primary")
         self.feedback = widgets.HTML()
@@ -104,6 +147,42 @@ class QuickCheck:
         self.feedback.value = f'<span style="color:{colour}">{html.escape(text)}</span>'
         self.last = (right, text)
         return self.last
+
+    def check_answer(self, answer_fn, verbose: bool = True) -> CheckResult:
+        """Grade the option a student recorded: ``answer_fn()`` returns its letter (``"B"``) or its text.
+
+        The recorded answer is what nbgrader grades (the widget's choice is not saved
+        with the notebook); the feedback is the same as the Check button's.
+
+        Args:
+            answer_fn: the student's function, taking no argument.
+            verbose: print the feedback.
+
+        Returns:
+            The :class:`~cbir_lab.exercises._feedback.CheckResult`; ``failures``: ``wrong``,
+            ``format`` (not a letter of an option, nor an option's text), ``not_implemented``, ``error``.
+        """
+        name = "quick check"
+        letters = [option_letter(i) for i in range(len(self.question.options))]
+        try:
+            got = call_student(name, f"Return the letter of the option you chose above ({', '.join(letters)}).",
+                               "answer_fn()", answer_fn)
+        except StudentCodeError as err:
+            return report(err.result, verbose)
+        picked = None
+        if isinstance(got, str):
+            text = got.strip().rstrip(".)").strip()
+            if text.upper() in letters:
+                picked = letters.index(text.upper())
+            elif got.strip() in self.question.options:
+                picked = self.question.options.index(got.strip())
+        if picked is None:
+            message = (f"✗ {name}: return one letter, {', '.join(letters[:-1])} or {letters[-1]} "
+                       f"(the option you chose above), as a string; got {got!r:.60}")
+            return report(CheckResult(name, False, message, failures=("format",)), verbose)
+        right, feedback = answer_feedback(self.question, picked)
+        message = f"{option_letter(picked)}: {feedback}"
+        return report(CheckResult(name, right, message, failures=() if right else ("wrong",)), verbose)
 
     def _repr_mimebundle_(self, **kwargs):
         bundle = self.widget._repr_mimebundle_(**kwargs)

@@ -17,9 +17,10 @@ Lessons 4 and 5:
   query (:func:`cbir_lab.studies.explain.contribution_map`). Recognises a forgotten
   ‖g‖, a per-cell cosine, average pooling, and transposed axes.
 * :func:`check_paired_bootstrap`: ``interval_fn(aps_a, aps_b, n_resamples, seed)``,
-  the paired bootstrap interval of a difference of mAPs
-  (:func:`cbir_lab.evaluation.paired_bootstrap`). Recognises an unpaired
-  interval, the normal approximation, and no resampling.
+  the paired bootstrap interval of a difference of mAPs, within ±0.01 of
+  :func:`cbir_lab.evaluation.paired_bootstrap` at 20,000 resamples (however the
+  resamples are drawn). Recognises an unpaired interval, swapped ends, the
+  reflected interval, the normal approximation, a 90 % or 99 % level, and no resampling.
 
 Lesson 6 (benchmarks):
 
@@ -461,62 +462,124 @@ def _bootstrap_data() -> tuple[np.ndarray, np.ndarray]:
     return a, b
 
 
+def _skewed_bootstrap_data() -> tuple[np.ndarray, np.ndarray]:
+    """25 queries: method a wins big on 2 and loses a little on 23, so the resampled differences are skewed.
+
+    Here the percentile interval is far from symmetric: the normal approximation and the
+    reflected ("basic") interval miss its ends by 0.02 or more, where any correct resampling
+    lands within a few thousandths of it.
+    """
+    rng = np.random.default_rng(12)
+    b = rng.uniform(0.2, 0.3, 25)
+    a = np.clip(b + np.where(np.arange(25) < 2, 0.7, -0.02) + rng.normal(0.0, 0.01, 25), 0, 1)
+    return a, b
+
+
+#: The check's resamples for the reference interval, and the tolerance on each end: a correct
+#: implementation that draws its resamples differently (``rng.choice``, a loop, another seed) lands
+#: within a few thousandths of the reference at a few thousand resamples.
+BOOTSTRAP_RESAMPLES, BOOTSTRAP_TOLERANCE = 20_000, 0.01
+
+
+def _bootstrap_slips(a: np.ndarray, b: np.ndarray, reference, n_resamples: int, seed: int) -> list[tuple[str, tuple, str]]:
+    """The intervals the usual slips give on (a, b), with what to tell the student."""
+    from cbir_lab.evaluation import paired_bootstrap
+
+    rng = np.random.default_rng(seed)
+    picks_a = rng.integers(0, a.size, size=(n_resamples, a.size))
+    picks_b = rng.integers(0, a.size, size=(n_resamples, a.size))
+    unpaired = tuple(np.percentile(a[picks_a].mean(axis=1) - b[picks_b].mean(axis=1), [2.5, 97.5]))
+    diff = a - b
+    normal = tuple(diff.mean() + np.array([-1.96, 1.96]) * diff.std(ddof=1) / np.sqrt(diff.size))
+    basic = (2 * diff.mean() - reference.high, 2 * diff.mean() - reference.low)
+    ninety = paired_bootstrap(a, b, n_resamples=n_resamples, seed=seed, level=0.90)
+    ninety_nine = paired_bootstrap(a, b, n_resamples=n_resamples, seed=seed, level=0.99)
+    return [
+        ("unpaired", unpaired,
+         "your interval is much wider than the paired one: you resampled the two methods' queries independently. "
+         "Draw the query indices once per resample and use the *same* indices for both methods, so that a hard "
+         "query lowers both means and cancels out of the difference."),
+        ("swapped", (reference.high, reference.low),
+         "your ends are swapped: low is the 2.5th percentile of the resampled differences, high the 97.5th."),
+        ("basic", basic,
+         "that is the reflected ('basic') interval, 2·mean − the percentiles. Take the 2.5th and 97.5th percentiles "
+         "of the resampled differences themselves: with a few large wins among many small losses the "
+         "differences are skewed, and the percentile interval keeps that skew."),
+        ("normal", normal,
+         "that is the normal approximation (mean ± 1.96 standard errors). Take the percentiles of the resampled "
+         "differences instead: with a few large wins the differences are skewed, and a symmetric interval "
+         "misplaces both ends."),
+        ("level", (ninety.low, ninety.high), "that is a 90 % interval (5th and 95th percentiles); use 2.5 and 97.5."),
+        ("level", (ninety_nine.low, ninety_nine.high),
+         "that is a 99 % interval (0.5th and 99.5th percentiles); use 2.5 and 97.5."),
+    ]
+
+
 def check_paired_bootstrap(interval_fn: Callable, verbose: bool = True) -> CheckResult:
     """Check ``interval_fn(aps_a, aps_b, n_resamples, seed) -> (low, high)``, the paired 95 % interval of mAP(a) − mAP(b).
 
-    The recipe the check expects (so that the same seed gives the same interval):
-    ``rng = np.random.default_rng(seed)``; ``picks = rng.integers(0, n, size=(n_resamples, n))``;
-    the difference of the two means over each row of picks; its 2.5th and 97.5th percentiles.
+    Any correct resampling passes: each end must lie within :data:`BOOTSTRAP_TOLERANCE`
+    (±0.01) of :func:`cbir_lab.evaluation.paired_bootstrap` at :data:`BOOTSTRAP_RESAMPLES`
+    (20,000) resamples, on two cases: queries on which both methods move together, and
+    two large wins among 23 small losses (skewed differences). The check passes
+    ``n_resamples`` = 20,000; the student's own random draws need not match the
+    reference's (``rng.integers``, ``rng.choice`` and a loop all pass).
 
     Args:
         interval_fn: the student's function.
         verbose: print the feedback.
 
     Returns:
-        The :class:`CheckResult`; it recognises resampling the two methods independently
-        (an unpaired interval, much wider), a normal approximation, and no resampling at all.
+        The :class:`CheckResult`; ``failures`` names the slip: ``unpaired`` (the two methods
+        resampled independently: much wider), ``swapped`` (low and high exchanged), ``basic``
+        (the reflected interval), ``normal`` (mean ± 1.96 standard errors), ``level`` (a 90 %
+        or 99 % interval), ``no_resampling``, ``wrong``, ``error``.
     """
     from cbir_lab.evaluation import paired_bootstrap
 
     name = "paired bootstrap interval"
-    a, b = _bootstrap_data()
-    n_resamples, seed = 2000, 7
-    expected = paired_bootstrap(a, b, n_resamples=n_resamples, seed=seed)
-    try:
-        got = call_student(name, "Return (low, high), the 2.5th and 97.5th percentiles of the resampled differences.",
-                           f"interval_fn(aps_a, aps_b, {n_resamples}, {seed})", interval_fn, a.copy(), b.copy(),
-                           n_resamples, seed)
-    except StudentCodeError as err:
-        return report(err.result, verbose)
-    try:
-        low, high = (float(v) for v in got)
-    except (TypeError, ValueError):
-        return report(CheckResult(name, False, f"✗ {name}: return a pair (low, high), got {got!r:.60}",
-                                  failures=("wrong",)), verbose)
-    if np.isclose(low, expected.low, atol=1e-9) and np.isclose(high, expected.high, atol=1e-9):
-        width = expected.high - expected.low
-        message = (f"✓ {name}: [{low:+.3f}, {high:+.3f}], width {width:.3f}. Both methods are resampled on the "
-                   f"same queries, so the easy and hard queries cancel out of the difference.")
-        return report(CheckResult(name, True, message), verbose)
-    rng = np.random.default_rng(seed)
-    picks_a = rng.integers(0, a.size, size=(n_resamples, a.size))
-    picks_b = rng.integers(0, a.size, size=(n_resamples, a.size))
-    unpaired = np.percentile(a[picks_a].mean(axis=1) - b[picks_b].mean(axis=1), [2.5, 97.5])
-    diff = a - b
-    normal = diff.mean() + np.array([-1.96, 1.96]) * diff.std(ddof=1) / np.sqrt(diff.size)
-    if high - low > 1.5 * (expected.high - expected.low) or np.allclose([low, high], unpaired, atol=0.01):
-        key, hint = "unpaired", ("Your interval is much wider than the paired one: draw the query indices once per "
-                                 "resample and use the *same* indices for both methods.")
-    elif np.allclose([low, high], normal, atol=0.004):
-        key, hint = "normal", ("That is the normal approximation (mean ± 1.96 standard errors); take the percentiles "
-                               "of the resampled differences instead.")
-    elif np.isclose(low, high):
-        key, hint = "no_resampling", "Both ends are equal: resample the queries (with replacement), many times."
-    else:
-        key, hint = "wrong", "Follow the recipe: the same seed must give the same interval."
-    message = (f"{name}: expected [{expected.low:+.4f}, {expected.high:+.4f}], got [{low:+.4f}, {high:+.4f}].\n"
-               f"Hint: {hint}")
-    return report(CheckResult(name, False, message, failures=(key,)), verbose)
+    seed, tol = 7, BOOTSTRAP_TOLERANCE
+    cases = [("25 queries on which both methods move together", *_bootstrap_data()),
+             ("2 large wins among 23 small losses", *_skewed_bootstrap_data())]
+    lines = []
+    for label, a, b in cases:
+        expected = paired_bootstrap(a, b, n_resamples=BOOTSTRAP_RESAMPLES, seed=seed)
+        try:
+            got = call_student(name, "Return (low, high), the 2.5th and 97.5th percentiles of the resampled differences.",
+                               f"interval_fn(aps_a, aps_b, {BOOTSTRAP_RESAMPLES}, {seed})", interval_fn, a.copy(),
+                               b.copy(), BOOTSTRAP_RESAMPLES, seed)
+        except StudentCodeError as err:
+            return report(err.result, verbose)
+        try:
+            low, high = (float(v) for v in got)
+        except (TypeError, ValueError):
+            return report(CheckResult(name, False, f"✗ {name}: return a pair (low, high), got {got!r:.60}",
+                                      failures=("wrong",)), verbose)
+        miss = max(abs(low - expected.low), abs(high - expected.high))
+        if miss <= tol:
+            lines.append(f"  {label}: [{low:+.3f}, {high:+.3f}], the reference [{expected.low:+.3f}, "
+                         f"{expected.high:+.3f}]")
+            continue
+        slips = _bootstrap_slips(a, b, expected, BOOTSTRAP_RESAMPLES, seed)
+        key, hint = "wrong", ("Draw n queries with replacement (the same draw for both methods), take the "
+                              "difference of the two means, repeat n_resamples times, and return the 2.5th and "
+                              "97.5th percentiles of those differences.")
+        distances = [(max(abs(low - lo), abs(high - hi)), k, h) for k, (lo, hi), h in slips]
+        close = [slip for slip in distances if slip[0] <= tol]
+        if close:
+            _, key, hint = min(close)
+        elif np.isclose(low, high):
+            key, hint = "no_resampling", "both ends are equal: resample the queries (with replacement), many times."
+        elif high - low > 1.5 * (expected.high - expected.low):
+            key, hint = "unpaired", next(h for k, _, h in slips if k == "unpaired")
+        message = (f"✗ {name}, case '{label}': expected [{expected.low:+.4f}, {expected.high:+.4f}] (±{tol} on each "
+                   f"end), got [{low:+.4f}, {high:+.4f}].\nHint: {hint}")
+        return report(CheckResult(name, False, message, failures=(key,)), verbose)
+    message = (f"✓ {name}: both ends within ±{tol} of the reference at {BOOTSTRAP_RESAMPLES:,} resamples, on both "
+               "cases.\n" + "\n".join(lines) + "\nBoth methods are resampled on the same queries, so the easy and "
+               "hard queries cancel out of the difference; with two large wins, the interval is lopsided and "
+               "reaches below 0.")
+    return report(CheckResult(name, True, message), verbose)
 
 
 # ---------------------------------------------------------------- UKBench's N-S score
