@@ -11,13 +11,15 @@ def _record(epoch: int) -> EpochRecord:
 
 def test_each_epoch_redraws_the_figure_with_a_caption_naming_the_epoch():
     monitor = TrainingMonitor()
-    monitor.start("hard negatives", before=0.6)
+    monitor.start("hard negatives", before=0.6, epochs=8)
+    assert "epoch 0 of 8" in monitor.progress.value and "width: 0%" in monitor.progress.value
     monitor.update(_record(1))
     monitor.update(_record(2))
     outputs = monitor.out.outputs
     assert outputs[0]["output_type"] == "display_data" and "image/png" in outputs[0]["data"]
     assert "hard negatives: epoch 2, loss 0.1000, p = 2.800, validation mAP 0.700" in str(outputs)
     assert monitor.errors.outputs == ()
+    assert "hard negatives: epoch 2 of 8" in monitor.progress.value and "width: 25%" in monitor.progress.value
 
 
 def test_the_curves_have_one_line_per_run_starting_from_the_score_before_training():

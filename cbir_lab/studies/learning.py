@@ -171,14 +171,18 @@ def train_or_load(split: LearningSplit, settings: TrainingSettings, name: str = 
     history and checksum; the validation objects give the curve.
 
     Returns:
-        (the model in eval mode, the run (reloaded: its stored history), the model's ``.pt`` file).
+        (the model in eval mode, the run (reloaded: its stored history, each record passed to ``on_epoch``
+        as training would), the model's ``.pt`` file).
     """
     path = trained_model_path(name, settings=asdict(settings), backbone=split.network.name,
                               frozen=split.trunk.layer, images=[p.name for p in split.train.db_images])
     if path.exists():
         try:
             model, info = load_trained_model(path)
-            return model, _run_from_info(info), path
+            run = _run_from_info(info)
+            for record in run.history if on_epoch is not None else ():  # the saved run's curves, as they were drawn
+                on_epoch(record)
+            return model, run, path
         except (OSError, ValueError) as problem:
             print(f"The saved model cannot be used ({problem}); training again.")
     model = off_the_shelf_model(split)
