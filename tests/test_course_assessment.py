@@ -1,4 +1,4 @@
-"""How the lessons assess: quick checks whose right answer moves, and the recorded answer nbgrader grades.
+"""How the lessons assess: quick checks, and decisions checked with a tolerance.
 
 These tests read the lessons themselves (``notebooks/``), so a lesson edited back into a
 bad state fails them; each rule is also tried on hand-made notebooks that break it.
@@ -72,3 +72,17 @@ def test_each_quick_check_is_followed_by_a_recorded_answer_that_nbgrader_grades(
         assert graded.source.strip() == "quick.check_answer(quick_check_answer).require();"
         student = edition(nb, "student", path.name)
         assert f'return "{option_letter(question.answer)}"' not in student.cells[i + 1].source
+
+
+# ---------------------------------------------------------------- each lesson asks for a decision checked with a tolerance
+
+DECISION_CHECKS = ("check_effective_radius", "check_p_choice", "check_dimension_choice", "check_claim_test",
+                   "check_layer_choice", "check_queries_needed", "check_fisher_mean_gradient", "check_adc_distances",
+                   "check_paired_bootstrap")
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_each_lesson_has_an_exercise_checked_with_a_tolerance(path):
+    nb = nbformat.read(path, as_version=4)
+    graded = [c.source for c in nb.cells if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")]
+    assert any(name in source for source in graded for name in DECISION_CHECKS), path.name
