@@ -1,4 +1,4 @@
-"""How the lessons assess: quick checks, and decisions checked with a tolerance.
+"""How the lessons assess: quick checks, decisions checked with a tolerance, and rubrics for the open questions.
 
 These tests read the lessons themselves (``notebooks/``), so a lesson edited back into a
 bad state fails them; each rule is also tried on hand-made notebooks that break it.
@@ -7,6 +7,7 @@ bad state fails them; each rule is also tried on hand-made notebooks that break 
 from __future__ import annotations
 
 import ast
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -72,6 +73,65 @@ def test_each_quick_check_is_followed_by_a_recorded_answer_that_nbgrader_grades(
         assert graded.source.strip() == "quick.check_answer(quick_check_answer).require();"
         student = edition(nb, "student", path.name)
         assert f'return "{option_letter(question.answer)}"' not in student.cells[i + 1].source
+
+
+# ---------------------------------------------------------------- open questions: a rubric for the instructor only
+
+RUBRIC = re.compile(r"\*\*Rubric \(3 points[^*]*\*\*.*?\n1\. .+\n2\. .+\n3\. .+", re.S)
+
+
+def open_questions(nb) -> list[tuple[int, int]]:
+    """(task cell, answer cell) of every open question: a "### Open question" heading, then its graded written answer."""
+    found = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown" and cell.source.startswith("### Open question"):
+            answer = next(j for j in range(i + 1, len(nb.cells))
+                          if nb.cells[j].metadata.get("nbgrader", {}).get("solution"))
+            found.append((i, answer))
+    return found
+
+
+def without_rubric(nb) -> list[int]:
+    """The open questions (their task cells) whose answer region holds no 3-point rubric or no model answer."""
+    missing = []
+    for task, answer in open_questions(nb):
+        source = nb.cells[answer].source
+        region = source[source.find("### BEGIN SOLUTION"):source.find("### END SOLUTION")]
+        if not RUBRIC.search(region) or "*Model answer.*" not in region:
+            missing.append(task)
+    return missing
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_every_open_question_has_a_rubric_and_a_model_answer(path):
+    nb = nbformat.read(path, as_version=4)
+    assert open_questions(nb), f"{path.name} has no open question"
+    assert without_rubric(nb) == []
+    for task, answer in open_questions(nb):
+        assert "3 points" in nb.cells[task].source and nb.cells[answer].metadata["nbgrader"]["points"] == 3
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_the_rubric_is_in_the_instructor_edition_and_not_in_the_students(path):
+    nb = nbformat.read(path, as_version=4)
+    instructor = "\n".join(c.source for c in edition(nb, "instructor", path.name).cells)
+    student = "\n".join(c.source for c in edition(nb, "student", path.name).cells)
+    assert instructor.count("**Rubric (3 points") == len(open_questions(nb))
+    assert "**Rubric" not in student and "*Model answer.*" not in student
+
+
+def test_the_rubric_rule_fails_on_an_open_question_without_one():
+    task = nbformat.v4.new_markdown_cell("### Open question — why? (manually graded, 3 points)\n\nExplain.")
+    meta = {"nbgrader": {"grade": True, "solution": True, "grade_id": "why", "points": 3, "locked": False,
+                         "schema_version": 3}}
+    bare = nbformat.v4.new_markdown_cell("### BEGIN SOLUTION\n*Model answer.* Because.\n### END SOLUTION", metadata=meta)
+    assert without_rubric(new_notebook(cells=[task, bare])) == [0]
+    rubric = "**Rubric (3 points).** One point for each:\n\n1. a\n2. b\n3. c\n\n"
+    graded = nbformat.v4.new_markdown_cell(f"### BEGIN SOLUTION\n{rubric}*Model answer.* Because.\n### END SOLUTION",
+                                           metadata=meta)
+    assert without_rubric(new_notebook(cells=[task, graded])) == []
+    two_points = graded.source.replace("3. c\n", "")
+    assert without_rubric(new_notebook(cells=[task, nbformat.v4.new_markdown_cell(two_points, metadata=meta)])) == [0]
 
 
 # ---------------------------------------------------------------- each lesson asks for a decision checked with a tolerance
