@@ -1,4 +1,4 @@
-"""How the lessons assess: quick checks, decisions checked with a tolerance, and rubrics for the open questions.
+"""How the lessons assess: quick checks, decisions checked with a tolerance, rubrics, and a stretch tier.
 
 These tests read the lessons themselves (``notebooks/``), so a lesson edited back into a
 bad state fails them; each rule is also tried on hand-made notebooks that break it.
@@ -132,6 +132,34 @@ def test_the_rubric_rule_fails_on_an_open_question_without_one():
     assert without_rubric(new_notebook(cells=[task, graded])) == []
     two_points = graded.source.replace("3. c\n", "")
     assert without_rubric(new_notebook(cells=[task, nbformat.v4.new_markdown_cell(two_points, metadata=meta)])) == [0]
+
+
+# ---------------------------------------------------------------- a stretch tier, and a way in for everyone
+
+EXERCISE = re.compile(r"^### Exercise \d+( ★)? — ", re.M)
+
+
+def exercise_headings(nb) -> list[str]:
+    return [line for cell in nb.cells if cell.cell_type == "markdown" for line in cell.source.splitlines()
+            if EXERCISE.match(line)]
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_each_lesson_has_an_exercise_without_a_star(path):
+    headings = exercise_headings(nbformat.read(path, as_version=4))
+    assert headings, f"{path.name} has no exercise heading"
+    assert [h for h in headings if "★" not in h], f"{path.name}: every exercise is a stretch (★); keep one for everyone"
+
+
+def test_the_course_has_a_stretch_tier():
+    stars = [h for path in LESSONS for h in exercise_headings(nbformat.read(path, as_version=4)) if "★" in h]
+    assert len(stars) >= len(LESSONS) // 2
+
+
+def test_the_star_rule_fails_on_a_lesson_of_stretch_exercises_only():
+    nb = new_notebook(cells=[nbformat.v4.new_markdown_cell("### Exercise 1 ★ — hard (3 points)\n\nDo it.")])
+    assert exercise_headings(nb) == ["### Exercise 1 ★ — hard (3 points)"]
+    assert not [h for h in exercise_headings(nb) if "★" not in h]
 
 
 # ---------------------------------------------------------------- each lesson asks for a decision checked with a tolerance
