@@ -33,6 +33,7 @@ __all__ = [
     "pixels_to_tensor",
     "prepare_image",
     "layer_feature_maps",
+    "cell_saliency",
     "FeatureCache",
     "extract_feature_maps",
 ]
@@ -83,6 +84,37 @@ def layer_feature_maps(item: ImageItem, backbone: Backbone, max_side: int = 384)
     maps = backbone.layer_maps(pixels_to_tensor(pixels, backbone).unsqueeze(0))
     return pixels, {name: fmap[0].numpy() for name, fmap in maps.items()}
 
+
+def cell_saliency(pixels: np.ndarray, backbone: Backbone, cell: tuple[int, int] | None = None
+                  ) -> tuple[np.ndarray, tuple[int, int], tuple[int, int]]:
+    """How much each input pixel moves one cell of the backbone's map: the gradient of the cell's channels' sum.
+
+    Luo et al.'s *effective* receptive field (NeurIPS 2016): the gradient of the
+    cell's activations (summed over the channels) with respect to the normalised
+    input, summed over the three colour channels. It is signed; its magnitude says
+    where the cell really looks.
+
+    Args:
+        pixels: the image as the network sees it, uint8 (H, W, 3) (:func:`cbir_lab.images.network_input`).
+        backbone: from :func:`cbir_lab.backbones.load_backbone`.
+        cell: (row, column) of the cell in the map; default the map's central cell.
+
+    Returns:
+        (saliency (H, W) float64, the cell, the pixel at the centre of the cell's patch:
+        ``(row · s + s // 2, column · s + s // 2)`` for the stride s, inside the image).
+    """
+    x = pixels_to_tensor(pixels, backbone).unsqueeze(0).to(backbone.device).requires_grad_(True)
+    with torch.enable_grad():
+        maps = backbone(x)
+        h, w = maps.shape[-2:]
+        cy, cx = (h // 2, w // 2) if cell is None else cell
+        if not (0 <= cy < h and 0 <= cx < w):
+            raise ValueError(f"cell {cell} is outside the {h} × {w} map")
+        maps[0, :, cy, cx].sum().backward()
+    saliency = x.grad[0].sum(dim=0).double().cpu().numpy()
+    s = backbone.stride
+    centre = (min(cy * s + s // 2, pixels.shape[0] - 1), min(cx * s + s // 2, pixels.shape[1] - 1))
+    return saliency, (int(cy), int(cx)), centre
 
 
 class FeatureCache:

@@ -1,4 +1,4 @@
-"""How the lessons assess: quick checks whose right answer moves, and the recorded answer nbgrader grades.
+"""How the lessons assess: quick checks, decisions checked with a tolerance, rubrics, and a stretch tier.
 
 These tests read the lessons themselves (``notebooks/``), so a lesson edited back into a
 bad state fails them; each rule is also tried on hand-made notebooks that break it.
@@ -7,6 +7,7 @@ bad state fails them; each rule is also tried on hand-made notebooks that break 
 from __future__ import annotations
 
 import ast
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -72,3 +73,104 @@ def test_each_quick_check_is_followed_by_a_recorded_answer_that_nbgrader_grades(
         assert graded.source.strip() == "quick.check_answer(quick_check_answer).require();"
         student = edition(nb, "student", path.name)
         assert f'return "{option_letter(question.answer)}"' not in student.cells[i + 1].source
+
+
+# ---------------------------------------------------------------- open questions: a rubric for the instructor only
+
+RUBRIC = re.compile(r"\*\*Rubric \(3 points[^*]*\*\*.*?\n1\. .+\n2\. .+\n3\. .+", re.S)
+
+
+def open_questions(nb) -> list[tuple[int, int]]:
+    """(task cell, answer cell) of every open question: a "### Open question" heading, then its graded written answer."""
+    found = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown" and cell.source.startswith("### Open question"):
+            answer = next(j for j in range(i + 1, len(nb.cells))
+                          if nb.cells[j].metadata.get("nbgrader", {}).get("solution"))
+            found.append((i, answer))
+    return found
+
+
+def without_rubric(nb) -> list[int]:
+    """The open questions (their task cells) whose answer region holds no 3-point rubric or no model answer."""
+    missing = []
+    for task, answer in open_questions(nb):
+        source = nb.cells[answer].source
+        region = source[source.find("### BEGIN SOLUTION"):source.find("### END SOLUTION")]
+        if not RUBRIC.search(region) or "*Model answer.*" not in region:
+            missing.append(task)
+    return missing
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_every_open_question_has_a_rubric_and_a_model_answer(path):
+    nb = nbformat.read(path, as_version=4)
+    assert open_questions(nb), f"{path.name} has no open question"
+    assert without_rubric(nb) == []
+    for task, answer in open_questions(nb):
+        assert "3 points" in nb.cells[task].source and nb.cells[answer].metadata["nbgrader"]["points"] == 3
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_the_rubric_is_in_the_instructor_edition_and_not_in_the_students(path):
+    nb = nbformat.read(path, as_version=4)
+    instructor = "\n".join(c.source for c in edition(nb, "instructor", path.name).cells)
+    student = "\n".join(c.source for c in edition(nb, "student", path.name).cells)
+    assert instructor.count("**Rubric (3 points") == len(open_questions(nb))
+    assert "**Rubric" not in student and "*Model answer.*" not in student
+
+
+def test_the_rubric_rule_fails_on_an_open_question_without_one():
+    task = nbformat.v4.new_markdown_cell("### Open question — why? (manually graded, 3 points)\n\nExplain.")
+    meta = {"nbgrader": {"grade": True, "solution": True, "grade_id": "why", "points": 3, "locked": False,
+                         "schema_version": 3}}
+    bare = nbformat.v4.new_markdown_cell("### BEGIN SOLUTION\n*Model answer.* Because.\n### END SOLUTION", metadata=meta)
+    assert without_rubric(new_notebook(cells=[task, bare])) == [0]
+    rubric = "**Rubric (3 points).** One point for each:\n\n1. a\n2. b\n3. c\n\n"
+    graded = nbformat.v4.new_markdown_cell(f"### BEGIN SOLUTION\n{rubric}*Model answer.* Because.\n### END SOLUTION",
+                                           metadata=meta)
+    assert without_rubric(new_notebook(cells=[task, graded])) == []
+    two_points = graded.source.replace("3. c\n", "")
+    assert without_rubric(new_notebook(cells=[task, nbformat.v4.new_markdown_cell(two_points, metadata=meta)])) == [0]
+
+
+# ---------------------------------------------------------------- a stretch tier, and a way in for everyone
+
+EXERCISE = re.compile(r"^### Exercise \d+( ★)? — ", re.M)
+
+
+def exercise_headings(nb) -> list[str]:
+    return [line for cell in nb.cells if cell.cell_type == "markdown" for line in cell.source.splitlines()
+            if EXERCISE.match(line)]
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_each_lesson_has_an_exercise_without_a_star(path):
+    headings = exercise_headings(nbformat.read(path, as_version=4))
+    assert headings, f"{path.name} has no exercise heading"
+    assert [h for h in headings if "★" not in h], f"{path.name}: every exercise is a stretch (★); keep one for everyone"
+
+
+def test_the_course_has_a_stretch_tier():
+    stars = [h for path in LESSONS for h in exercise_headings(nbformat.read(path, as_version=4)) if "★" in h]
+    assert len(stars) >= len(LESSONS) // 2
+
+
+def test_the_star_rule_fails_on_a_lesson_of_stretch_exercises_only():
+    nb = new_notebook(cells=[nbformat.v4.new_markdown_cell("### Exercise 1 ★ — hard (3 points)\n\nDo it.")])
+    assert exercise_headings(nb) == ["### Exercise 1 ★ — hard (3 points)"]
+    assert not [h for h in exercise_headings(nb) if "★" not in h]
+
+
+# ---------------------------------------------------------------- each lesson asks for a decision checked with a tolerance
+
+DECISION_CHECKS = ("check_effective_radius", "check_p_choice", "check_dimension_choice", "check_claim_test",
+                   "check_layer_choice", "check_queries_needed", "check_fisher_mean_gradient", "check_adc_distances",
+                   "check_paired_bootstrap")
+
+
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
+def test_each_lesson_has_an_exercise_checked_with_a_tolerance(path):
+    nb = nbformat.read(path, as_version=4)
+    graded = [c.source for c in nb.cells if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")]
+    assert any(name in source for source in graded for name in DECISION_CHECKS), path.name

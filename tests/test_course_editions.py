@@ -196,7 +196,7 @@ def test_each_exercise_has_an_answer_cell_and_a_graded_check_that_requires_it(pa
             check = nb.cells[i + 1]
             assert check.metadata["nbgrader"]["grade"] and check.metadata["nbgrader"]["locked"]
             # a self-check of the package, or a quick check grading the option the student recorded
-            assert re.search(r"(check_\w+|\w+\.check_answer)\(\w+\)\.require\(\)", check.source), check.source
+            assert re.search(r"(check_\w+|\w+\.check_answer)\(\w+(, \w+)?\)\.require\(\)", check.source), check.source
     assert len(nbgrader_cells(nb, grade=True, solution=False)) >= 1
 
 
