@@ -182,13 +182,7 @@ DECISION_CHECKS = ("check_effective_radius", "check_p_choice", "check_dimension_
                    "check_paired_bootstrap")
 
 
-# Issue 21 asked it of lessons 1-8; a later lesson without one shows as an expected failure until it gets one.
-DECISION_LESSONS = [path if int(path.name[:2]) <= 8 else
-                    pytest.param(path, marks=pytest.mark.xfail(reason="no decision exercise yet (issue 21 covered 1-8)"))
-                    for path in LESSONS]
-
-
-@pytest.mark.parametrize("path", DECISION_LESSONS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
 def test_each_lesson_has_an_exercise_checked_with_a_tolerance(path):
     nb = nbformat.read(path, as_version=4)
     graded = [c.source for c in nb.cells if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")]

@@ -43,6 +43,7 @@ from cbir_lab.whitening import LearnedWhitening, PCAWhitening
 
 __all__ = ["FROZEN_LAYER", "FrozenMaps", "LearningSplit", "learning_dataset", "frozen_maps", "learning_split",
            "off_the_shelf_model", "validation_score", "fixed_p_scores", "train_or_load", "whitening_choices",
+           "lw_dimension_aps",
            "headline_test_sets", "descriptor_table"]
 
 #: The deepest layer kept frozen: EfficientNet-Lite0's last block and head convolution above it are trained.
@@ -240,6 +241,22 @@ def whitening_choices(model: torch.nn.Module, split: LearningSplit, dims: Sequen
             row = score_descriptors(kind, split.validation.dataset, whitening.transform(queries), whitening.transform(db))
             out[kind][int(dim)] = float(row.scores[key])
     return out
+
+
+def lw_dimension_aps(model: torch.nn.Module, split: LearningSplit, dims: Sequence[int] = (16, 32, 64, 96),
+                     shrinkage: float = 0.1) -> tuple[list[int], list[np.ndarray], tuple[str, ...]]:
+    """Lw learned on the training objects at each d: the validation queries' APs, for choosing d with intervals.
+
+    Returns:
+        (the dims kept (at most n_train − 1), per d the validation queries' APs, each query's object) — what
+        :func:`cbir_lab.exercises.choice_case` takes.
+    """
+    train = describe_maps(model, split.train_maps)
+    queries, db = split.validation.descriptors(model)
+    dims = [int(d) for d in dims if d <= len(train) - 1]
+    aps = [score_descriptors("Lw", split.validation.dataset, *(w.transform(x) for x in (queries, db))).aps
+           for w in (_fit_whitening("Lw", train, split.train_labels, d, shrinkage) for d in dims)]
+    return dims, aps, split.validation.dataset.clusters()
 
 
 def descriptor_table(off_the_shelf: torch.nn.Module, fine_tuned: torch.nn.Module, split: LearningSplit,
