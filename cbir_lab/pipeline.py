@@ -5,6 +5,9 @@ This composes the stages (:mod:`~cbir_lab.features`, :mod:`~cbir_lab.pooling`,
 
 * :func:`extract_dataset` extracts (or loads from the cache) every map once,
   into a :class:`DatasetFeatures`, which memoises each pooling of each part.
+  With ``scales=`` it extracts every image at several sizes, into a
+  :class:`MultiScaleFeatures`, whose pooled vectors combine the scales
+  (:func:`~cbir_lab.pooling.multiscale_combine`); every later step takes it as it is.
 * :func:`learn_whitening` fits PCA-whitening on the whitening-training images
   (never on test images); R-MAC's is fitted on regional vectors.
 * :func:`global_descriptors` pools, optionally whitens, and L2-normalises the
@@ -21,6 +24,7 @@ Rankings and scores come next, in :mod:`cbir_lab.index`.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -32,12 +36,15 @@ from cbir_lab.backbones import Backbone, load_backbone
 from cbir_lab.datasets.base import RetrievalDataset
 from cbir_lab.datasets.image_sets import ImageSet
 from cbir_lab.features import FeatureCache, extract_feature_maps
-from cbir_lab.pooling import Pooling, regional_vectors
+from cbir_lab.images import scaled_sides
+from cbir_lab.pooling import Pooling, multiscale_combine, regional_vectors
 from cbir_lab.whitening import PCAWhitening, l2n
 
 __all__ = [
     "PARTS",
     "DatasetFeatures",
+    "DEFAULT_SCALES",
+    "MultiScaleFeatures",
     "extract_dataset",
     "learn_whitening",
     "global_descriptors",
@@ -119,6 +126,68 @@ class DatasetFeatures:
         return self._pooled[key]
 
 
+#: cirtorch's multi-scale setting: the image at its full size, 1/√2 of it and half of it.
+DEFAULT_SCALES = (1.0, 2 ** -0.5, 0.5)
+
+
+@dataclass
+class MultiScaleFeatures(DatasetFeatures):
+    """A dataset's feature maps at several input scales; :meth:`pooled` combines the scales.
+
+    Its own maps (:meth:`~DatasetFeatures.maps`, what local encodings and the feature-map
+    views use) are those of the first scale; :attr:`at_scale` holds every scale's.
+    :meth:`pooled` gives each image's multi-scale vector (cirtorch's ``extract_ms``):
+    per scale the pooled vector, L2-normalised, then their power mean with
+    :attr:`~cbir_lab.pooling.Pooling.multiscale_p` (GeM's p, else 1), then L2
+    (:func:`~cbir_lab.pooling.multiscale_combine`). Whitening is learned on, and applied
+    to, these combined vectors, as cirtorch's learned whitening is, so
+    :func:`global_descriptors`, :func:`learn_whitening` and
+    :class:`~cbir_lab.index.RetrievalIndex` take the features unchanged, except R-MAC's
+    region-wise whitening (its regions belong to one scale): whiten R-MAC single-scale.
+
+    **Equal cost accounting.** A network's FLOPs grow with the pixels it is fed, so
+    scales s cost about Σ s² times one scale: 1 + 1/2 + 1/4 = 1.75 for
+    :data:`DEFAULT_SCALES` (:attr:`relative_cost`, from the sides actually fed). A fair
+    comparison sets a multi-scale score against a single scale given the same time,
+    e.g. a larger ``max_side``.
+
+    Attributes:
+        scales: the scales s, in order.
+        at_scale: one :class:`DatasetFeatures` per scale, fed at ``round(s · max_side)``
+            (each cached under its own side).
+        seconds: the wall time each scale's extraction took (a cache read when the maps
+            were cached: time uncached extractions to compare costs).
+    """
+
+    scales: tuple[float, ...] = (1.0,)
+    at_scale: tuple[DatasetFeatures, ...] = ()
+    seconds: tuple[float, ...] = ()
+
+    @property
+    def max_sides(self) -> tuple[int, ...]:
+        """The long side each scale was fed at."""
+        return tuple(f.max_side for f in self.at_scale)
+
+    @property
+    def relative_cost(self) -> float:
+        """Σ (side_s / max_side)²: the pixels, so about the FLOPs, against one scale at ``max_side``."""
+        return float(sum((side / self.max_side) ** 2 for side in self.max_sides))
+
+    def pooled(self, part: str, pooling: Pooling | str) -> np.ndarray:
+        """Multi-scale vectors (N, C) of ``part``, unit rows, memoised (each scale's pooling too)."""
+        pooling = Pooling.parse(pooling)
+        key = (part, pooling, "multiscale")
+        if key not in self._pooled:
+            per_scale = np.stack([f.pooled(part, pooling) for f in self.at_scale])
+            self._pooled[key] = multiscale_combine(per_scale, pooling.multiscale_p)
+        return self._pooled[key]
+
+    def regional(self, part: str, levels: int = 3) -> list[np.ndarray]:
+        """Not defined across scales: R-MAC's regions belong to one scale's map."""
+        raise ValueError("multi-scale features have no regional vectors: R-MAC's regions belong to one scale, so "
+                         "whiten R-MAC on single-scale features (extract_dataset without scales=)")
+
+
 def extract_dataset(
     dataset: RetrievalDataset,
     backbone: Backbone | str = "efficientnet_lite0",
@@ -126,8 +195,9 @@ def extract_dataset(
     cache: FeatureCache | bool | None = True,
     progress: bool | None = None,
     whitening_sets: Sequence[ImageSet] = (),
+    scales: Sequence[float] | None = None,
 ) -> DatasetFeatures:
-    """Feature maps of every image of a dataset (queries cropped to their boxes).
+    """Feature maps of every image of a dataset (queries cropped to their boxes), at one scale or several.
 
     Args:
         dataset: from :func:`cbir_lab.datasets.load_dataset`.
@@ -140,12 +210,32 @@ def extract_dataset(
             each becomes a part of the features, named after the set. To make a set
             *the* training split instead, use
             :meth:`~cbir_lab.datasets.base.RetrievalDataset.with_training_images`.
+        scales: ``None`` for one scale; else the scales s (e.g. :data:`DEFAULT_SCALES`): every
+            image is also fed at a long side of ``round(s · max_side)`` (resized from the file,
+            where cirtorch interpolates the full-size tensor), each side cached apart.
 
     Returns:
-        The :class:`DatasetFeatures`.
+        The :class:`DatasetFeatures`; with ``scales``, a :class:`MultiScaleFeatures`.
+
+    Raises:
+        ValueError: ``scales`` empty, or holding a number that is not finite and > 0.
     """
+    if scales is not None:
+        scaled_sides(max_side, scales)  # bad scales are named before a network loads
     if isinstance(backbone, str):
         backbone = load_backbone(backbone)
+    if scales is not None:
+        sides = scaled_sides(max_side, scales, backbone.stride)
+        per_scale, seconds = [], []
+        for side in sides:
+            start = time.perf_counter()
+            per_scale.append(extract_dataset(dataset, backbone, side, cache, progress, whitening_sets))
+            seconds.append(time.perf_counter() - start)
+        first = per_scale[0]
+        return MultiScaleFeatures(dataset, backbone.name, max_side, first.query_maps, first.db_maps, first.train_maps,
+                                  first.train_source, first.whitening_sets, first.whitening_set_sources,
+                                  scales=tuple(float(s) for s in scales), at_scale=tuple(per_scale),
+                                  seconds=tuple(seconds))
     items = dataset.queries() + list(dataset.db_images) + list(dataset.train_images)
     for image_set in whitening_sets:
         items += list(image_set.images)
@@ -194,9 +284,9 @@ def learn_whitening(
             vectors = np.concatenate(features.regional(part, pooling.levels))
         else:
             vectors = features.pooled(part, pooling)
-    except ValueError:  # no maps in that part (and nothing pooled from them before)
+    except ValueError:  # no maps in that part (and nothing pooled from them before), or another error to pass on
         what = "training split" if part == "train" else f"{part!r} images"
-        if part not in features.parts:
+        if part not in features.parts or features.maps(part):
             raise
         raise ValueError(f"dataset {features.dataset.name!r} has no {what} to learn the whitening on") from None
     return PCAWhitening(n_components=n_components, power=power).fit(vectors)

@@ -22,6 +22,9 @@ whitening come later, in :mod:`cbir_lab.whitening`):
   course's four.
 * :func:`cell_allocation`: a pooled vector split over the cells it came from,
   for "why did this match?" maps.
+* :func:`multiscale_combine`: one image's pooled vectors at several input scales
+  combined into one descriptor (cirtorch's ``extract_ms``); the scales' maps come
+  from :func:`cbir_lab.pipeline.extract_dataset` (``scales=``).
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ __all__ = [
     "GEM",
     "STANDARD_POOLINGS",
     "cell_allocation",
+    "multiscale_combine",
 ]
 
 Region = tuple[int, int, int, int]  # top, left, height, width in feature-map cells
@@ -439,6 +443,11 @@ class Pooling:
     def regional(self) -> bool:
         return self.method == "rmac"
 
+    @property
+    def multiscale_p(self) -> float:
+        """The power :func:`multiscale_combine` averages this pooling's scales with: GeM's p, else 1 (cirtorch's)."""
+        return self.p if self.method == "gem" else 1.0
+
     def __str__(self) -> str:
         return self.name
 
@@ -516,3 +525,46 @@ def cell_allocation(x: np.ndarray, pooling: "Pooling | str") -> tuple[np.ndarray
         pooled = (total / (h * w)) ** (1.0 / pooling.p)
         return pooled, powered * (pooled / total)[:, None, None]
     raise ValueError("cell_allocation: R-MAC is a sum of regional MACs; allocate each region with MAC")
+
+
+def multiscale_combine(vectors, p: float = 1.0, eps: float = 1e-12) -> np.ndarray:
+    r"""Combine each image's descriptors at S input scales into one: a power mean over the scales, then L2.
+
+    .. math:: v = \operatorname{L2}\Big(\big(\tfrac{1}{S} \textstyle\sum_s f_s^{\,p}\big)^{1/p}\Big),
+              \qquad f_s = \operatorname{L2}(\text{pooled vector at scale } s)
+
+    With p = GeM's p the scales are averaged the way GeM averages cells; p = 1 (for SPoC, MAC
+    and R-MAC) is the mean of the unit vectors. Each scale's vector is L2-normalised first,
+    as cirtorch's network outputs are, so no scale outweighs another by its map's size. The
+    usual scales are 1, 1/√2 and 1/2: about 1 + 1/2 + 1/4 = 1.75 times the FLOPs of one scale.
+
+    Args:
+        vectors: pooled vectors, shape (S, N, C): S scales of N images (a tensor is converted).
+            Non-negative when p ≠ 1 (pool before any whitening).
+        p: the power, a finite number > 0 (:attr:`Pooling.multiscale_p`).
+        eps: the smallest norm divided by: an all-zero vector stays zero.
+
+    Returns:
+        (N, C), unit rows (or zero), in the input's float dtype (float32 for integers).
+
+    Reference:
+        Radenović, Tolias & Chum, TPAMI 2018, arXiv:1711.02512 (cirtorch ``extract_ms``).
+
+    Examples:
+        >>> multiscale_combine(np.array([[[1.0, 0.0]], [[0.6, 0.8]]]), p=1).round(4).tolist()  # mean (0.8, 0.4)
+        [[0.8944, 0.4472]]
+        >>> multiscale_combine(np.array([[[3.0, 4.0]]])).tolist()  # one scale: the vector, L2-normalised
+        [[0.6, 0.8]]
+    """
+    x = np.asarray(vectors.detach().cpu() if hasattr(vectors, "detach") else vectors)
+    x = x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float32)
+    if x.ndim != 3 or x.shape[0] == 0:
+        raise ValueError(f"multiscale_combine: vectors must have shape (S, N, C) with S >= 1, got {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("multiscale_combine: vectors hold a NaN or an infinity")
+    if not (isinstance(p, (int, float)) and math.isfinite(p) and p > 0):
+        raise ValueError(f"multiscale_combine: p must be a finite number > 0, got {p!r}")
+    if p != 1 and (x < 0).any():
+        raise ValueError(f"multiscale_combine: vectors must be non-negative for p = {p:g} (combine before whitening)")
+    unit = l2n(x, eps)
+    return l2n((unit**p).mean(axis=0) ** (1.0 / p), eps)

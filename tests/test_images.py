@@ -11,6 +11,7 @@ from cbir_lab.images import (
     network_input,
     resize_for_network,
     resized_size,
+    scaled_sides,
     to_rgb,
 )
 
@@ -110,3 +111,17 @@ def test_content_key_depends_on_content_and_crop_not_the_name(tmp_path, photo):
     assert content_key(copy) == content_key(photo)
     assert content_key((photo, (0, 0, 10, 10))) != content_key(photo)
 
+
+
+# ----- multi-scale sides ------------------------------------------------------------------------------
+
+def test_scaled_sides_round_each_scale_and_keep_the_stride():
+    assert scaled_sides(512, (1, 2 ** -0.5, 0.5)) == (512, 362, 256)
+    assert scaled_sides(64, (1, 0.25), min_side=32) == (64, 32)  # 16 would give maps smaller than one cell
+    assert scaled_sides(100, [2]) == (200,)
+
+
+@pytest.mark.parametrize("scales", [(), (0,), (1, -0.5), (float("nan"),), (float("inf"),), None, 0.5, "1", ("a",)])
+def test_bad_scales_are_named(scales):
+    with pytest.raises(ValueError, match="scales must be"):
+        scaled_sides(384, scales)

@@ -131,7 +131,7 @@ def test_every_module_has_a_docstring_and_all():
 
 
 def test_dev_installs_every_extra_the_tests_use():
-    """CI installs .[dev]: the book's, the talk mode's, grading's and spatial verification's packages must be in it."""
+    """CI installs .[dev]: the packages of the book, the talk mode, grading and beyond (OpenCV, Lite1, Lite2)."""
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     dev = set(extras["dev"])
     for name in ("book", "talk", "grading", "beyond"):

@@ -11,6 +11,7 @@ from cbir_lab.cli import main
 from cbir_lab.datasets.base import RetrievalDataset
 from cbir_lab.pipeline import DatasetFeatures, describe, global_descriptors, learn_whitening
 from cbir_lab.whitening import PCAWhitening
+from tests.fixtures_features import photo_dataset
 
 
 def one_hot_map(channel: int, c: int = 4, size: int = 3, value: float = 1.0) -> torch.Tensor:
@@ -240,3 +241,62 @@ def test_the_triangulation_embedding_can_whiten_each_descriptor_as_the_paper_doe
     np.testing.assert_allclose(whitened.vectors["db"][2], expected, rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="te_whitening is the triangulation embedding's own step"):
         encode_dataset(features, "vlad", k=2, local_dim=3, per_image=5, te_whitening=True)
+
+
+# ---------------------------------------------------------------- multi-scale descriptors
+
+@pytest.fixture(scope="module")
+def lite0_cpu():
+    from cbir_lab.backbones import load_backbone
+
+    return load_backbone("efficientnet_lite0", device="cpu")
+
+
+def test_multiscale_features_combine_each_scales_pooled_vectors(tmp_path, lite0_cpu):
+    from cbir_lab.features import FeatureCache
+    from cbir_lab.pipeline import DEFAULT_SCALES, MultiScaleFeatures, extract_dataset
+    from cbir_lab.pooling import multiscale_combine
+
+    dataset = photo_dataset(tmp_path)
+    cache = FeatureCache(tmp_path / "cache")
+    ms = extract_dataset(dataset, lite0_cpu, max_side=128, cache=cache, progress=False, scales=DEFAULT_SCALES)
+    assert isinstance(ms, MultiScaleFeatures) and ms.max_sides == (128, 91, 64)
+    assert ms.relative_cost == pytest.approx(1 + (91 / 128) ** 2 + 0.25)  # about 1.75
+    assert len(ms.seconds) == 3 and all(t > 0 for t in ms.seconds)
+    # every scale is cached under its own side, and the full scale is the single-scale extraction's entry
+    assert sorted(p.name for p in (tmp_path / "cache").rglob("s*") if p.is_dir()) == ["s128", "s64", "s91"]
+    single = extract_dataset(dataset, lite0_cpu, max_side=128, cache=cache, progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(single.db_maps, ms.db_maps))
+    for pooling, p in (("GeM", 3.0), ("SPoC", 1.0), ("MAC", 1.0), ("R-MAC", 1.0)):
+        per_scale = np.stack([f.pooled("db", pooling) for f in ms.at_scale])
+        np.testing.assert_allclose(ms.pooled("db", pooling), multiscale_combine(per_scale, p), rtol=1e-6)
+    q, db = global_descriptors(ms, "GeM", whitening=True)  # learned on the training photos' multi-scale vectors
+    assert q.shape[0] == 2 and db.shape == (4, q.shape[1]) and np.isfinite(db).all()
+    with pytest.raises(ValueError, match="whiten R-MAC on single-scale features"):
+        global_descriptors(ms, "R-MAC", whitening=True)
+
+
+def test_one_scale_is_the_plain_pooled_vector_l2_normalised(tmp_path, lite0_cpu):
+    from cbir_lab.pipeline import extract_dataset
+    from cbir_lab.whitening import l2n
+
+    dataset = photo_dataset(tmp_path)
+    plain = extract_dataset(dataset, lite0_cpu, max_side=96, cache=False, progress=False)
+    one = extract_dataset(dataset, lite0_cpu, max_side=96, cache=False, progress=False, scales=[1])
+    assert one.relative_cost == 1.0
+    for pooling in ("GeM", "SPoC", "MAC", "R-MAC"):
+        np.testing.assert_allclose(one.pooled("query", pooling), l2n(plain.pooled("query", pooling)), rtol=1e-5)
+        np.testing.assert_allclose(global_descriptors(one, pooling)[1], global_descriptors(plain, pooling)[1],
+                                   rtol=1e-5)
+
+
+@pytest.mark.parametrize("scales", [(), (0,), (1, -0.5), (1, float("nan"))])
+def test_extract_dataset_names_bad_scales_before_extracting(scales, features):
+    from cbir_lab.pipeline import extract_dataset
+
+    class NoNetwork:  # extraction would fail on it: the scales are checked first
+        stride, name = 32, "none"
+
+    for backbone in (NoNetwork(), "no-such-net"):  # a name is not even loaded
+        with pytest.raises(ValueError, match="scales must be a non-empty sequence of finite numbers > 0"):
+            extract_dataset(features.dataset, backbone, max_side=64, scales=scales)

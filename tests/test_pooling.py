@@ -19,6 +19,7 @@ from cbir_lab.pooling import (
     center_prior,
     gem,
     mac,
+    multiscale_combine,
     regional_pool,
     regional_vectors,
     rmac,
@@ -281,3 +282,48 @@ def test_naming_a_pooling_does_not_import_torch():
             "print(Pooling.parse('gem (p=4)').name, 'torch._C' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "GeM (p=4) False", done.stderr
+
+
+# ----- multi-scale descriptors (cirtorch's extract_ms) ---------------------------------------------
+
+def test_multiscale_combination_by_hand_two_scales_p3():
+    # scale 1: (1, 0); scale 1/√2: (0.6, 0.8) (both unit already). Mean of cubes:
+    # ((1 + 0.216) / 2, (0 + 0.512) / 2) = (0.608, 0.256); cube roots (0.84716, 0.63496); L2 → (0.80019, 0.59975)
+    v = multiscale_combine(np.array([[[1.0, 0.0]], [[0.6, 0.8]]]), p=3)
+    a, b = 0.608 ** (1 / 3), 0.256 ** (1 / 3)
+    np.testing.assert_allclose(v, [[a / math.hypot(a, b), b / math.hypot(a, b)]], rtol=1e-12)
+    np.testing.assert_allclose(v, [[0.8001873, 0.5997502]], rtol=1e-6)
+    # each scale is L2-normalised first (as cirtorch's network outputs are): its size does not weigh
+    np.testing.assert_allclose(multiscale_combine(np.array([[[5.0, 0.0]], [[3.0, 4.0]]]), p=3), v, rtol=1e-12)
+
+
+def test_multiscale_p1_is_the_mean_and_one_scale_is_the_vector_l2_normalised():
+    rng = np.random.default_rng(0)
+    unit = rng.random((3, 4, 5))
+    unit /= np.linalg.norm(unit, axis=-1, keepdims=True)
+    mean = unit.mean(axis=0)
+    np.testing.assert_allclose(multiscale_combine(unit, p=1), mean / np.linalg.norm(mean, axis=1, keepdims=True))
+    one = rng.random((1, 4, 5)) * 7
+    np.testing.assert_allclose(multiscale_combine(one, p=3), one[0] / np.linalg.norm(one[0], axis=1, keepdims=True))
+    # a tensor of any float dtype goes in, the dtype is kept; an all-zero vector stays zero
+    out = multiscale_combine(torch.zeros(2, 1, 3, dtype=torch.float32), p=3)
+    assert out.dtype == np.float32 and out.tolist() == [[0.0, 0.0, 0.0]]
+
+
+def test_multiscale_p_is_gems_p_and_one_for_the_others():
+    assert Pooling("gem", p=4).multiscale_p == 4.0 and GEM.multiscale_p == 3.0
+    assert SPOC.multiscale_p == MAC.multiscale_p == RMAC.multiscale_p == 1.0
+
+
+@pytest.mark.parametrize("vectors, p, message", [
+    (np.ones((2, 3)), 1, r"vectors must have shape \(S, N, C\)"),
+    (np.ones((0, 2, 3)), 1, r"vectors must have shape \(S, N, C\) with S >= 1"),
+    (np.full((1, 1, 2), np.nan), 1, "vectors hold a NaN"),
+    (np.ones((1, 1, 2)), 0, "p must be a finite number > 0"),
+    (np.ones((1, 1, 2)), float("inf"), "p must be a finite number > 0"),
+    (-np.ones((1, 1, 2)), 3, "vectors must be non-negative for p = 3"),
+])
+def test_multiscale_bad_input_is_named(vectors, p, message):
+    with pytest.raises(ValueError, match=message):
+        multiscale_combine(vectors, p)
+    assert multiscale_combine(-np.ones((1, 1, 2)), 1).shape == (1, 2)  # p = 1: whitened (signed) vectors are fine

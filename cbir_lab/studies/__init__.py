@@ -10,6 +10,8 @@ One module per study, each above :mod:`cbir_lab.index` (the retrieval core they 
 * :mod:`.encodings`: VLAD, FV and TE against SPoC, and visual words (lesson 7).
 * :mod:`.reranking`: α-QE, database-side augmentation and diffusion (lesson 8).
 * :mod:`.beyond`: k-reciprocal re-ranking and spatial verification, with what each costs.
+* :mod:`.scaling`: a larger backbone (EfficientNet-Lite0/1/2) against multi-scale
+  descriptors, each with its extraction time and memory (issue #22).
 * :mod:`.real_photos`: every lesson's headline comparison on real photos (the
   Paris slice and ETH-80), with intervals that resample landmarks or objects.
 """
