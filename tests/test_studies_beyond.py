@@ -50,6 +50,7 @@ def test_the_rows_are_the_modules_rankings_scored(embedded, study):
     assert study.rows[0].scores == score(plain, dataset).scores
     assert study.rows[1].scores == score(k_reciprocal_rank(q, db, k1=5, k2=2), dataset).scores
     assert study.inliers.shape == (5, dataset.n_queries)
+    assert np.array_equal(study.plain, plain)
     assert study.rows[2].scores == score(rerank_by_inliers(plain, study.inliers), dataset).scores
     assert all(row.clusters == dataset.clusters() for row in study.rows)  # intervals resample source photos
 

@@ -60,11 +60,13 @@ class BeyondStudy:
         rows: one :class:`~cbir_lab.studies.methods.MethodScore` per method, the plain ranking first.
         costs: one :class:`MethodCost` per row, in the same order.
         inliers: (k, n_queries) inlier counts of the plain ranking's top k.
+        plain: the plain ranking (n_db, n_queries) whose top k was verified.
     """
 
     rows: list[MethodScore]
     costs: list[MethodCost]
     inliers: np.ndarray = field(repr=False)
+    plain: np.ndarray | None = field(default=None, repr=False)
 
 
 class _PairInliers:
@@ -135,7 +137,7 @@ def beyond_table(dataset, query_vecs, db_vecs, top_k: int = 100, k1: int = 20, k
             query's neighbours the diffusion starts from.
 
     Returns:
-        The :class:`BeyondStudy`: rows, costs, and the baseline's inlier counts.
+        The :class:`BeyondStudy`: rows, costs, the baseline's inlier counts and the baseline's ranking.
     """
     q = np.asarray(query_vecs, dtype=np.float32)
     db = np.asarray(db_vecs, dtype=np.float32)
@@ -206,7 +208,7 @@ def beyond_table(dataset, query_vecs, db_vecs, top_k: int = 100, k1: int = 20, k
         result = score(ranks, dataset)
         rows.append(scored_row(dataset, name, dim, result.scores, result.aps))
         costs.append(MethodCost(name, seconds / n_q, offline_seconds, bytes_per_image))
-    return BeyondStudy(rows, costs, inliers)
+    return BeyondStudy(rows, costs, inliers, plain)
 
 
 def format_costs(costs: Sequence[MethodCost]) -> str:
