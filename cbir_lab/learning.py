@@ -71,10 +71,14 @@ def _category(cluster: str) -> str:
     return re.sub(r"\d+$", "", cluster)
 
 
+#: The ground-truth keys that hold database indices (the standard and the revisited protocols).
+_INDEX_KEYS = ("ok", "junk", "easy", "hard")
+
+
 def _restrict(dataset: RetrievalDataset, queries: list[int], db: list[int], name: str) -> RetrievalDataset:
     old_to_new = {old: new for new, old in enumerate(db)}
-    gnd = tuple({key: [old_to_new[i] for i in values if i in old_to_new] if isinstance(values, (list, tuple, np.ndarray))
-                 else values for key, values in dataset.gnd[q].items()} for q in queries)
+    gnd = tuple({key: [old_to_new[i] for i in values if i in old_to_new] if key in _INDEX_KEYS else values
+                 for key, values in dataset.gnd[q].items()} for q in queries)
     return replace(
         dataset, name=name, db_images=tuple(dataset.db_images[i] for i in db),
         query_images=tuple(dataset.query_images[q] for q in queries), gnd=gnd,
@@ -120,10 +124,9 @@ def instance_split(dataset: RetrievalDataset, every: int = 2, seed: int = 0) -> 
     held = {c for position, c in enumerate(ordered) if position % every == every - 1}
     owner: dict[int, set[str]] = {}
     for q, entry in enumerate(dataset.gnd):
-        for values in entry.values():
-            if isinstance(values, (list, tuple, np.ndarray)):
-                for i in values:
-                    owner.setdefault(int(i), set()).add(dataset.query_clusters[q])
+        for key in _INDEX_KEYS:
+            for i in entry.get(key, ()):
+                owner.setdefault(int(i), set()).add(dataset.query_clusters[q])
     parts = []
     for side in (False, True):
         queries = [q for q, c in enumerate(dataset.query_clusters) if (c in held) == side]

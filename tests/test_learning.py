@@ -200,3 +200,19 @@ def test_the_quick_setting_is_chosen_by_one_environment_variable(monkeypatch):
     assert TrainingSettings.for_lesson().epochs == 1
     monkeypatch.setenv(QUICK_ENV, "0")
     assert TrainingSettings.for_lesson() == TrainingSettings()
+
+
+def test_instance_split_keeps_a_revisited_query_box_and_maps_easy_and_hard():
+    paths = tuple(Path(f"/toy/{n}.jpg") for n in range(4))
+    gnd = ({"easy": [0, 1], "hard": [], "junk": [], "bbx": [1.0, 2.0, 3.0, 4.0]},
+           {"easy": [], "hard": [3], "junk": [2], "bbx": [5.0, 6.0, 7.0, 8.0]})
+    queries = (Path("/toy/query-a.jpg"), Path("/toy/query-b.jpg"))
+    dataset = RetrievalDataset(name="toy", db_images=paths, query_images=queries, gnd=gnd,
+                               protocol="revisited", groups=("a", "a", "b", "b"), query_clusters=("a", "b"))
+    kept, held = instance_split(dataset, every=2)
+    # the box is a query's own, not database indices: it stays as it was
+    assert {kept.gnd[0]["bbx"][0], held.gnd[0]["bbx"][0]} == {1.0, 5.0}
+    for part in (kept, held):
+        entry = part.gnd[0]
+        positives = entry["easy"] + entry["hard"]
+        assert part.n_db == 2 and positives and all(part.groups[i] == part.query_clusters[0] for i in positives)

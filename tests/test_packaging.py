@@ -131,7 +131,8 @@ def test_every_module_has_a_docstring_and_all():
 
 
 def test_dev_installs_every_extra_the_tests_use():
-    """CI installs .[dev]: the packages of the book, the talk mode, grading and beyond (OpenCV, Lite1, Lite2)."""
+    """CI installs .[dev]: the book's, the talk mode's, grading's and issue #22's (beyond: spatial verification,
+    the larger Lites) packages must be in it."""
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     dev = set(extras["dev"])
     for name in ("book", "talk", "grading", "beyond"):
