@@ -1,7 +1,8 @@
 """Visualisation: figures and image panels from arrays, returned (never shown), for notebooks and widgets.
 
 One module per lesson: :mod:`.feature_maps`, :mod:`.pooling`, :mod:`.whitening`,
-:mod:`.retrieval`, :mod:`.aggregation`, :mod:`.scale`, :mod:`.learning`; :mod:`.ranking` draws a query's top results,
+:mod:`.retrieval`, :mod:`.aggregation`, :mod:`.scale`, :mod:`.learning`, :mod:`.beyond`;
+:mod:`.ranking` draws a query's top results,
 :mod:`.images` encodes thumbnails, :mod:`.talk` renders the talk mode's page and
 :mod:`.search_page` the page ``cbir-lab search`` writes. Nothing here runs a
 network or computes a descriptor or a score: the numbers come from
@@ -33,6 +34,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "aggregation": ("word_colours", "visual_words_view"),
     "scale": ("KIND_COLOURS", "TradeoffPicture"),
     "learning": ("plot_training_curves", "plot_negative_distances", "format_whitening_choices"),
+    "beyond": ("MATCH_COLOURS", "match_segments", "plot_matches"),
 }
 _MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 

@@ -14,6 +14,8 @@ from cbir_lab.widgets.talk import *  # noqa: F401,F403
 from cbir_lab.widgets.aggregation import *  # noqa: F401,F403
 from cbir_lab.widgets.scale import *  # noqa: F401,F403
 from cbir_lab.widgets.learning import *  # noqa: F401,F403
-from cbir_lab.widgets import aggregation, feature_maps, learning, pooling, retrieval, scale, talk, whitening
+from cbir_lab.widgets.beyond import *  # noqa: F401,F403
+from cbir_lab.widgets import aggregation, beyond, feature_maps, learning, pooling, retrieval, scale, talk, whitening
 
-__all__ = [*feature_maps.__all__, *pooling.__all__, *whitening.__all__, *retrieval.__all__, *talk.__all__, *aggregation.__all__, *scale.__all__, *learning.__all__]
+__all__ = [*feature_maps.__all__, *pooling.__all__, *whitening.__all__, *retrieval.__all__, *talk.__all__,
+           *aggregation.__all__, *scale.__all__, *learning.__all__, *beyond.__all__]
