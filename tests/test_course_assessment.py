@@ -179,7 +179,10 @@ def test_the_star_rule_fails_on_a_lesson_of_stretch_exercises_only():
 
 DECISION_CHECKS = ("check_effective_radius", "check_p_choice", "check_dimension_choice", "check_claim_test",
                    "check_layer_choice", "check_queries_needed", "check_fisher_mean_gradient", "check_adc_distances",
-                   "check_paired_bootstrap")
+                   "check_paired_bootstrap",
+                   # lesson 10: implement a component (the multi-scale power mean), checked to a tolerance, like the
+                   # Fisher-vector block and the ADC distances above
+                   "check_multiscale_pooling")
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
