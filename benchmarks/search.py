@@ -162,10 +162,11 @@ def _rank_vs_faiss(quick: bool) -> tuple[list[Result], float]:
 
 
 def _memory() -> list[Result]:
-    from cbir_lab.search import _SCORES_PER_BLOCK
+    from cbir_lab.search import _blocks, _default_block_size
 
     results = []
-    block_rows = max(1024, _SCORES_PER_BLOCK // N_QUERIES)
+    blocks = _blocks(N_DB, _default_block_size(N_QUERIES))
+    block_rows = max(stop - start for start, stop in blocks)
     for backend, label in (("rank", "rank (default block)"), ("faiss", "faiss IndexFlatIP")):
         if backend == "faiss" and _faiss() is None:
             continue
@@ -174,8 +175,9 @@ def _memory() -> list[Result]:
         mem, extra = runs[0], extras.median
         note = ""
         if backend == "rank":
-            note = (f"rank scores {block_rows:,} database rows at a time: a {N_QUERIES:,} × {block_rows:,} float32 "
-                    f"block is {N_QUERIES * block_rows * 4 / 2**20:.0f} MiB; the rest is BLAS/torch work space. "
+            note = (f"rank scores {block_rows:,} database rows at a time ({len(blocks)} blocks): a "
+                    f"{N_QUERIES:,} × {block_rows:,} float32 block is {N_QUERIES * block_rows * 4 / 2**20:.0f} MiB "
+                    f"and its byte mask {N_QUERIES * block_rows / 2**20:.0f} MiB; the rest is BLAS work space. "
                     f"Without blocks the score matrix alone would be {N_QUERIES * N_DB * 4 / 2**20:.0f} MiB. "
                     f"Peak RSS of the process: {mem['peak_mib']:.0f} MiB, of which data {mem['data_mib']:.0f} MiB.")
         if not all(m["peak_reset"] for m in runs):
