@@ -155,7 +155,7 @@ def _rank_vs_faiss(quick: bool) -> tuple[list[Result], float]:
                format_seconds(t_faiss.median), format_spread(t_faiss)),
         Result("search", "rank / faiss IndexFlatIP time ratio", format_ratio(ratio.median),
                format_spread(ratio, format_ratio), f"≤ {RANK_TARGET}×", judge(ratio.median, RANK_TARGET),
-               f"rank and faiss return the same index at {agree:.2%} of the {TOP_K}×{N_QUERIES} positions "
+               f"rank and faiss return the same index at {agree:.3%} of the {TOP_K}×{N_QUERIES} positions "
                "(the rest: float rounding between BLAS libraries on near-ties)."),
     ]
     return results, t_rank.median
