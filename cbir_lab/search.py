@@ -157,9 +157,9 @@ def _block_top(scores: np.ndarray, k: int, mask: np.ndarray, start: int) -> np.n
 
     Each row is cut into min(4k, m) groups of consecutive columns; the k-th largest of the
     groups' maxima is at most the row's k-th score (k columns reach it), and on descriptors
-    few more than k columns reach it (about 1.2 k on random unit vectors): one pass over the
-    block, and those few are ranked. Where many columns reach it (many equal scores), the
-    block's keys are partitioned instead: slower, but as exact.
+    few more than k columns reach it (about 1.2k on random unit vectors): one pass over the
+    block, and only those few are keyed and partitioned. Where many columns reach it (many
+    equal scores), the whole block's keys are partitioned instead: slower, but as exact.
     ``mask`` is an (n_q, m) bool work array.
     """
     n_q, m = scores.shape
@@ -183,9 +183,10 @@ def rank(query_vecs, db_vecs, k: int | None = None, block_size: int | None = Non
     Ties are broken by the smaller database index, so rankings are reproducible.
     The database is scanned in nearly equal blocks of at most ``block_size`` rows,
     so that with k set the memory beyond the data is O(n_queries × (block_size + k)):
-    one block's float32 scores and a byte mask of them, and the candidates (usually
-    about 2k a query; when many scores are equal, int64 keys for the whole block).
-    By default a block holds about 16 M scores (64 MB) whatever the number of queries.
+    one block's float32 scores and a byte mask of them, the k best so far and the
+    block's candidates (at most 4k int64 keys a query, or, where many scores are
+    equal, one key per score of the block). By default a block holds about 16 M
+    scores (64 MB) whatever the number of queries.
 
     Scores are ``q @ db.T`` (the values :func:`similarities` returns) from numpy's BLAS.
     The first block's exact top k starts the k best; a later block only hands over its
