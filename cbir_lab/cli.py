@@ -15,7 +15,9 @@
   DIR``: the self-study edition as a static website (:mod:`cbir_lab.course.book`);
   ``cbir-lab course sync-url``: every copy of the project's address rewritten
   from ``pyproject.toml``, every Colab and Binder link opening the self-study
-  edition's branch (:mod:`cbir_lab.course.project`).
+  edition's branch (:mod:`cbir_lab.course.project`); ``cbir-lab course
+  sync-objectives``: the README's objective → exercise table rewritten from the
+  lessons (:mod:`cbir_lab.course.objectives`).
 * ``cbir-lab reproduce --dataset NAME``: a benchmark under the papers' protocol,
   beside the published figures (:mod:`cbir_lab.reproduce`).
 """
@@ -145,6 +147,13 @@ def _course(what: str, folder: str | None) -> int:
             for path in written:
                 print(f"  {path}")
         return 0
+    if what == "sync-objectives":
+        from cbir_lab.course.objectives import sync_objectives_table
+
+        readme = sync_objectives_table(folder)
+        print(f"Rewrote the objectives table in {readme}" if readme else
+              "The README's objectives table already matches the lessons.")
+        return 0
     if folder is None:
         raise ValueError(f"cbir-lab course {what} needs the folder to write to: cbir-lab course {what} DIR")
     if what == "book":
@@ -161,7 +170,10 @@ def _course(what: str, folder: str | None) -> int:
     from cbir_lab.course.editions import write_edition
 
     written = write_edition(what, folder)
-    print(f"Wrote the {what} edition, {len(written)} lessons, to {Path(folder).resolve()}:")
+    lessons = sum(path.suffix == ".ipynb" for path in written)
+    pages = len(written) - lessons
+    print(f"Wrote the {what} edition, {lessons} lessons" + (f" and {pages} reference pages" if pages else "")
+          + f", to {Path(folder).resolve()}:")
     for path in written:
         print(f"  {path.name}")
     return 0
@@ -283,15 +295,16 @@ def main(argv: list[str] | None = None) -> int:
     present.add_argument("--no-browser", action="store_true", help="do not open a web browser")
     present.add_argument("--theme", choices=("light", "dark"), default="light")
     course = sub.add_parser("course", help="write the lessons as an edition or as a book; keep the project's address in sync")
-    course.add_argument("edition", choices=("student", "self-study", "instructor", "book", "sync-url"),
+    course.add_argument("edition", choices=("student", "self-study", "instructor", "book", "sync-url", "sync-objectives"),
                         help="student: exercises blank, outputs cleared; self-study: solutions one click away; "
                              "instructor: complete; book: the self-study edition as a static website (needs "
                              "the [book] extra); sync-url: rewrite every copy of the project's address in the "
                              "lessons and the README from pyproject.toml's [project.urls], and point every "
-                             "Colab and Binder link at the self-study edition's branch")
+                             "Colab and Binder link at the self-study edition's branch; sync-objectives: rewrite "
+                             "the README's table of which exercise assesses which learning objective")
     course.add_argument("dir", nargs="?",
                         help="the folder to write to (an edition never overwrites a file; a book replaces an earlier "
-                             "book); for sync-url, the clone (default: the one cbir_lab runs from)")
+                             "book); for sync-url and sync-objectives, the clone (default: the one cbir_lab runs from)")
     repro = sub.add_parser("reproduce", help="a benchmark under the papers' protocol, beside the published figures")
     repro.add_argument("--dataset", required=True, choices=("roxford5k", "rparis6k", "holidays", "ukbench"))
     repro.add_argument("--max-side", type=int, default=1024, help="long side fed to the network (papers: 1024)")

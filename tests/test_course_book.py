@@ -28,7 +28,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from cbir_lab.cli import main
 from cbir_lab.course.book import STUDENT_ZIP, BookBuildError, build_book
 from cbir_lab.course.offline import find_remote_loads
-from cbir_lab.course.editions import lesson_paths
+from cbir_lab.course.editions import REFERENCE_PAGES, lesson_paths
 from cbir_lab.course.project import binder_url, colab_url, project_url
 from cbir_lab.course.stills import WIDGET_STATE, WIDGET_VIEW
 
@@ -142,9 +142,14 @@ KERNEL = {"kernelspec": {"display_name": "Python 3", "language": "python", "name
           "language_info": {"name": "python"}}
 
 
-def write_course(root: Path, first=None, extra: dict | None = None, readme: str = README) -> Path:
-    """A clone with two lessons (and ``extra`` ones), saved like the real ones with their kernel's metadata."""
+def write_course(root: Path, first=None, extra: dict | None = None, readme: str = README, pages: bool = False) -> Path:
+    """A clone with two lessons (and ``extra`` ones), saved like the real ones with their kernel's metadata;
+    with ``pages``, the reference pages beside them."""
     (root / "notebooks").mkdir(parents=True)
+    if pages:
+        (root / "notebooks" / "cheat_sheet.md").write_text("# Cheat sheet\n\nTHE-CHEAT-SHEET: $H' = \\lceil H / s \\rceil$, "
+                                                          "see [lesson 1](01_maths.ipynb) and the [glossary](glossary.md).\n")
+        (root / "notebooks" / "glossary.md").write_text("# Glossary\n\n* **map** — THE-GLOSSARY. → [lesson 1](01_maths.ipynb)\n")
     (root / "pyproject.toml").write_text(f'[project]\nname = "tiny"\n\n[project.urls]\nRepository = "{URL}"\n')
     (root / "README.md").write_text(readme)
     lessons = {"01_maths.ipynb": first or lesson_one(), "02_more.ipynb": lesson_two(), **(extra or {})}
@@ -167,6 +172,13 @@ def book(tmp_path_factory) -> Path:
         patch.setattr(socket.socket, "connect_ex", offline)
         patch.setattr(socket, "create_connection", offline)
         return build_book(root / "book", root).parent
+
+
+@pytest.fixture(scope="module")
+def book_with_pages(tmp_path_factory) -> Path:
+    """The two-lesson book with the reference pages beside its lessons."""
+    root = write_course(tmp_path_factory.mktemp("course-pages"), pages=True)
+    return build_book(root / "book", root).parent
 
 
 def page(book: Path, name: str) -> str:
@@ -209,6 +221,23 @@ def test_instructors_talk_and_references_pages(book):
     assert link and visible_text(link.group(1)).strip() == "cbir-lab present"
     references = page(book, "references.html")
     assert "A paper on maps." in references and "Another paper." in references
+
+
+def test_the_reference_pages_are_pages_linked_from_the_landing_page_and_every_lesson(book, book_with_pages):
+    cheat_sheet, glossary = page(book_with_pages, "cheat_sheet.html"), page(book_with_pages, "glossary.html")
+    assert "THE-CHEAT-SHEET" in cheat_sheet and r"\lceil H / s \rceil" in cheat_sheet
+    assert 'href="01_maths.html"' in cheat_sheet and 'href="glossary.html"' in cheat_sheet
+    assert "THE-GLOSSARY" in glossary and 'href="01_maths.html"' in glossary
+    index = page(book_with_pages, "index.html")
+    assert 'href="cheat_sheet.html"' in index and 'href="glossary.html"' in index
+    for lesson in ("01_maths.html", "02_more.html"):
+        text = page(book_with_pages, lesson)
+        assert 'href="cheat_sheet.html"' in text and 'href="glossary.html"' in text, lesson
+    link = re.search(rf'href="(_downloads/[^"]+/{re.escape(STUDENT_ZIP)})"', index)
+    with zipfile.ZipFile(book_with_pages / link.group(1)) as archive:
+        assert "cbir-lab-student/glossary.md" in archive.namelist()
+    # without pages beside the lessons, the book has none and links none
+    assert not (book / "glossary.html").exists() and "glossary" not in page(book, "01_maths.html")
 
 
 def test_maths_is_rendered_by_a_local_mathjax(book):
@@ -349,7 +378,19 @@ def test_the_real_book_has_every_lesson_in_its_navigation_with_launch_buttons(re
 def test_the_real_book_offers_the_student_edition(real_book):
     link = re.search(rf'href="(_downloads/[^"]+/{re.escape(STUDENT_ZIP)})"', page(real_book, "index.html"))
     with zipfile.ZipFile(real_book / link.group(1)) as archive:
-        assert sorted(archive.namelist()) == [f"cbir-lab-student/{p.name}" for p in LESSONS]
+        assert sorted(archive.namelist()) == sorted(f"cbir-lab-student/{name}" for name in
+                                                    [p.name for p in LESSONS] + list(REFERENCE_PAGES))
+
+
+def test_the_real_book_has_the_reference_pages(real_book):
+    index = page(real_book, "index.html")
+    for name in REFERENCE_PAGES:
+        stem = Path(name).stem
+        assert (real_book / f"{stem}.html").is_file() and f'href="{stem}.html"' in index
+    assert 'href="04_ranking_and_scoring.html"' in page(real_book, "glossary.html")
+    assert 'href="glossary.html"' in page(real_book, "01_feature_maps.html")
+    instructors = page(real_book, "instructors.html")
+    assert "Which exercise assesses which objective" in instructors and "self-check A" in instructors
 
 
 # --------------------------------------------------------------------------- in a real browser

@@ -25,6 +25,7 @@ from cbir_lab.course.editions import (
     CODE_STUB,
     COLAB_BADGE,
     EDITIONS,
+    REFERENCE_PAGES,
     STUDENT_COLAB_NOTE,
     TEXT_STUB,
     ClearSolutionRegions,
@@ -255,7 +256,7 @@ def test_the_wheel_ships_the_lessons(tmp_path):
     wheel = next(tmp_path.glob("cbir_lab-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     shipped = sorted(Path(n).name for n in names if n.startswith("cbir_lab/course/lessons/"))
-    assert shipped == [p.name for p in LESSONS]
+    assert shipped == sorted([p.name for p in LESSONS] + list(REFERENCE_PAGES))  # the lessons and the pages they link
     assert "cbir_lab/datasets/checksums/imagenet-sample.md5" in names  # the image set's pinned checksums
     assert "cbir_lab/course/book.css" in names  # the course book's style sheet
     # Installed from the wheel alone (no checkout next to it), the command finds its lessons.
@@ -268,7 +269,7 @@ def test_the_wheel_ships_the_lessons(tmp_path):
     run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(target), "PATH": ""},
                          capture_output=True, text=True, check=True)
     assert run.stdout.strip() == str(target / "cbir_lab" / "course" / "lessons")
-    assert sorted(p.name for p in out.iterdir()) == [p.name for p in LESSONS]
+    assert sorted(p.name for p in out.iterdir()) == sorted([p.name for p in LESSONS] + list(REFERENCE_PAGES))
 
 
 # ---------------------------------------------------------------- executing the editions (slow)

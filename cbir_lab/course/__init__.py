@@ -7,6 +7,8 @@
   checked to load nothing from the network by :mod:`cbir_lab.course.offline`.
 * :mod:`cbir_lab.course.project`: the address in ``pyproject.toml`` and every copy
   of it (``cbir-lab course sync-url``).
+* :mod:`cbir_lab.course.objectives`: which graded exercise assesses which learning
+  objective, the instructors' table (``cbir-lab course sync-objectives``).
 """
 
 __all__: list[str] = []

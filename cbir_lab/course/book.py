@@ -15,6 +15,9 @@ disk or from any static host, and loads nothing from the network:
   that its controls need a running Python and links to run the lesson in Colab;
 * the README's "For instructors" section, a page on the talk mode that points to
   ``cbir-lab present``, and the papers the lessons cite;
+* the course's reference pages, the cheat sheet and the glossary
+  (:data:`cbir_lab.course.editions.REFERENCE_PAGES`, Markdown beside the lessons),
+  linked from the landing page and from every lesson's page;
 * on each lesson, "Open in Colab" and "Open in Binder": text links in place of
   the notebook's badge (an image on the network), and the theme's launch
   buttons. They open the lesson's **self-study** edition, on the branch the
@@ -52,7 +55,7 @@ from pathlib import Path
 
 import nbformat
 
-from cbir_lab.course.editions import COLAB_BADGE, edition, lesson_paths, write_edition
+from cbir_lab.course.editions import COLAB_BADGE, edition, lesson_paths, reference_pages, write_edition
 from cbir_lab.course.offline import find_remote_loads
 from cbir_lab.course.project import (
     SELF_STUDY_BRANCH,
@@ -86,6 +89,8 @@ _CSS = Path(__file__).with_name("book.css")
 _HIDDEN = frozenset({"hide-input", "hide-cell", "remove-input", "remove-cell"})
 # Pages the book makes itself: a lesson may not take their names.
 _PAGES = ("index", "instructors", "talk", "references", "genindex", "search")
+# How the landing page and the lessons name each reference page.
+_REFERENCE_TITLES = {"cheat_sheet": "cheat sheet", "glossary": "glossary"}
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _FENCE = re.compile(r"^\s*(`{3,}|~{3,})")
@@ -288,11 +293,18 @@ def _widget_note(colab: str, saved: bool) -> str:
             "or run it locally (<code>jupyter lab notebooks/</code>), to use it.</p>")
 
 
-def _book_notebook(nb, colab: str, binder: str):
-    """A self-study lesson as the book renders it (a new notebook)."""
+def _reference_links(pages: Sequence[Path]) -> str:
+    """" · "-separated links to the reference pages, by their titles."""
+    return " · ".join(f"[{_REFERENCE_TITLES.get(p.stem, p.stem.replace('_', ' '))}]({p.name})" for p in pages)
+
+
+def _book_notebook(nb, colab: str, binder: str, pages: Sequence[Path] = ()):
+    """A self-study lesson as the book renders it (a new notebook); ``pages``: the reference pages to link."""
     nb = copy.deepcopy(nb)
     state = widget_state(nb)
     launch = f"[Open in Colab]({colab}) · [Open in Binder]({binder})"
+    if pages:
+        launch += " · " + _reference_links(pages)
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             cell.source = COLAB_BADGE.sub(launch, cell.source)
@@ -429,7 +441,7 @@ def build_book(out_dir: str | Path, root: str | Path | None = None, *, strict: b
 
     Writes a Sphinx source tree into a temporary folder (``conf.py``; ``index.md``
     from the README; each lesson in the self-study edition; ``instructors.md``,
-    ``talk.md`` and ``references.md``; MathJax, the style sheet and the student
+    ``talk.md`` and ``references.md``; the reference pages found beside the lessons; MathJax, the style sheet and the student
     edition's zip) and runs Sphinx on it, in this process.
 
     Args:
@@ -482,10 +494,13 @@ def build_book(out_dir: str | Path, root: str | Path | None = None, *, strict: b
         static = src / "_static"
         static.mkdir(parents=True)
 
+        pages = reference_pages(root / "notebooks")
+        for page in pages:  # the lessons link to them by these names
+            shutil.copyfile(page, src / page.name)
         titles, papers = {}, {}
         for path in lessons:
             nb = edition(nbformat.read(path, as_version=4), "self-study", path.name)
-            nb = _book_notebook(nb, links.colab(path.name), links.binder(path.name))
+            nb = _book_notebook(nb, links.colab(path.name), links.binder(path.name), pages)
             nbformat.write(nb, src / path.name)
             titles[path.name] = _title(nb) or path.stem
             text = "\n\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
@@ -509,9 +524,10 @@ def build_book(out_dir: str | Path, root: str | Path | None = None, *, strict: b
             f"`cbir-lab course student` writes: the {len(lessons)} lessons with blank exercises and no outputs), "
             f"also the branch [`{STUDENT_BRANCH}`]({links.student}) of the repository "
             f"([download it as a zip]({links.student_zip})).",
-            "Also: [for instructors](instructors.md) · [the talk mode](talk.md) · [references](references.md).",
+            "Also: [for instructors](instructors.md) · [the talk mode](talk.md) · [references](references.md)"
+            + (" · " + _reference_links(pages) if pages else "") + ".",
             _toctree("Lessons", [Path(name).stem for name in table.notebooks]),
-            _toctree("Course", ["instructors", "talk", "references"]),
+            _toctree("Course", ["instructors", "talk", "references", *(page.stem for page in pages)]),
         ]
         (src / "index.md").write_text("\n\n".join(p for p in index if p) + "\n", encoding="utf-8")
 
@@ -545,6 +561,8 @@ def build_book(out_dir: str | Path, root: str | Path | None = None, *, strict: b
                 line = line.replace(str(src / path.name), f"{path} (self-study edition)")
             for page in ("index.md", "instructors.md", "talk.md", "references.md"):
                 line = line.replace(str(src / page), f"{page} (made from {readme_path})")
+            for page in pages:
+                line = line.replace(str(src / page.name), str(page))
             return line.replace(str(src), "<book source>")
 
         problems = [origin(line) for line in warning_text.splitlines() if line.strip()]

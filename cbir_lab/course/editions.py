@@ -22,6 +22,12 @@ instructor can import the lessons into nbgrader unchanged.
 :func:`edition` transforms one notebook (pure); :func:`write_edition` writes a
 whole edition to a folder without overwriting anything; :func:`lessons_dir`
 finds the lessons in a checkout or in the installed package.
+
+Beside the lessons live the course's reference pages (:data:`REFERENCE_PAGES`: the
+cheat sheet of notation and formulas, and the glossary), Markdown files that the
+lessons link to. They are the same in every edition, so :func:`write_edition`
+copies them as they are, and the book (:mod:`cbir_lab.course.book`) makes a page
+of each.
 """
 
 from __future__ import annotations
@@ -42,8 +48,10 @@ __all__ = [
     "TEXT_STUB",
     "COLAB_BADGE",
     "STUDENT_COLAB_NOTE",
+    "REFERENCE_PAGES",
     "lessons_dir",
     "lesson_paths",
+    "reference_pages",
     "ClearSolutionRegions",
     "edition",
     "write_edition",
@@ -66,6 +74,9 @@ STUDENT_COLAB_NOTE = ("*To run this notebook in Colab, upload it there (File →
 
 _BEGIN, _END = "BEGIN SOLUTION", "END SOLUTION"
 
+#: The course's reference pages, Markdown files beside the lessons that the lessons link to, in the book's order.
+REFERENCE_PAGES = ("cheat_sheet.md", "glossary.md")
+
 
 def lessons_dir() -> Path:
     """The folder holding the lessons: ``notebooks/`` of a checkout, else the copy shipped in the package.
@@ -86,6 +97,12 @@ def lesson_paths(folder: str | os.PathLike | None = None) -> list[Path]:
     """The lessons of ``folder`` (default :func:`lessons_dir`), in order: ``01_….ipynb``, ``02_….ipynb``, …"""
     folder = lessons_dir() if folder is None else Path(folder)
     return sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+
+
+def reference_pages(folder: str | os.PathLike | None = None) -> list[Path]:
+    """The reference pages of :data:`REFERENCE_PAGES` that ``folder`` (default :func:`lessons_dir`) holds, in order."""
+    folder = lessons_dir() if folder is None else Path(folder)
+    return [folder / name for name in REFERENCE_PAGES if (folder / name).is_file()]
 
 
 def _is_solution(cell) -> bool:
@@ -199,7 +216,7 @@ def edition(nb, name: str, lesson: str = "notebook"):
 
 
 def write_edition(name: str, out_dir: str | os.PathLike, source: str | os.PathLike | None = None) -> list[Path]:
-    """Write every lesson in one edition to ``out_dir``; nothing already there is overwritten.
+    """Write every lesson in one edition, and the reference pages, to ``out_dir``; nothing already there is overwritten.
 
     Args:
         name: one of :data:`EDITIONS`.
@@ -207,27 +224,31 @@ def write_edition(name: str, out_dir: str | os.PathLike, source: str | os.PathLi
         source: the lessons' folder (default :func:`lessons_dir`).
 
     Returns:
-        The notebooks written.
+        The files written: the notebooks, in order, then the reference pages
+        (:func:`reference_pages`, copied unchanged: every edition links to them).
 
     Raises:
         ValueError: unknown edition.
-        FileExistsError: a lesson of that name is already in ``out_dir`` (a student's work,
-            perhaps): the message names it, and nothing is written.
+        FileExistsError: a lesson or a page of that name is already in ``out_dir`` (a student's
+            work, perhaps): the message names it, and nothing is written.
     """
     if name not in EDITIONS:
         raise ValueError(f"unknown edition {name!r}; choose one of {', '.join(EDITIONS)}")
     lessons = lesson_paths(source)
     if not lessons:
         raise FileNotFoundError(f"no lessons (NN_name.ipynb) in {source or lessons_dir()}")
+    pages = reference_pages(lessons[0].parent)
     out = Path(out_dir).expanduser()
-    taken = [out / p.name for p in lessons if (out / p.name).exists()]
+    taken = [out / p.name for p in lessons + pages if (out / p.name).exists()]
     if taken:
         names = ", ".join(str(p) for p in taken[:3]) + (" …" if len(taken) > 3 else "")
-        raise FileExistsError(f"{len(taken)} lesson(s) already exist in {out} ({names}); nothing was written. "
-                              "Choose another folder, or move them away first.")
+        raise FileExistsError(f"{len(taken)} lesson(s) or page(s) already exist in {out} ({names}); nothing was "
+                              "written. Choose another folder, or move them away first.")
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for path in lessons:
         nb = edition(nbformat.read(path, as_version=4), name, path.name)
         written.append(atomic_write(out / path.name, nbformat.writes(nb)))
+    for page in pages:
+        written.append(atomic_write(out / page.name, page.read_text(encoding="utf-8")))
     return written

@@ -9,6 +9,7 @@ the answer is missing or wrong, which is how a graded test cell ends.
 """
 
 from cbir_lab.exercises._feedback import CheckResult, ExerciseNotPassed
+from cbir_lab.exercises.prerequisites import *  # noqa: F401,F403
 from cbir_lab.exercises.feature_maps import *  # noqa: F401,F403
 from cbir_lab.exercises.pooling import *  # noqa: F401,F403
 from cbir_lab.exercises.whitening import *  # noqa: F401,F403
@@ -18,8 +19,9 @@ from cbir_lab.exercises.decisions import *  # noqa: F401,F403
 from cbir_lab.exercises.learning import *  # noqa: F401,F403
 from cbir_lab.exercises.beyond import *  # noqa: F401,F403
 from cbir_lab.exercises.quiz import *  # noqa: F401,F403
-from cbir_lab.exercises import beyond, decisions, encodings, feature_maps, learning, pooling, quiz, retrieval, whitening
+from cbir_lab.exercises import (beyond, decisions, encodings, feature_maps, learning, pooling, prerequisites, quiz,
+                                retrieval, whitening)
 
-__all__ = sorted({"CheckResult", "ExerciseNotPassed", *feature_maps.__all__, *pooling.__all__, *whitening.__all__,
-                  *retrieval.__all__, *encodings.__all__, *decisions.__all__, *learning.__all__, *beyond.__all__,
+__all__ = sorted({"CheckResult", "ExerciseNotPassed", *prerequisites.__all__, *feature_maps.__all__, *pooling.__all__,
+                  *whitening.__all__, *retrieval.__all__, *encodings.__all__, *decisions.__all__, *learning.__all__, *beyond.__all__,
                   *quiz.__all__})
