@@ -141,8 +141,9 @@ def git(*args: str, cwd: Path) -> str:
 
 @pytest.fixture
 def scratch(tmp_path):
-    """A clone of a tiny main (two lessons, a README, environment.yml) with a bare origin, and a stand-in
-    ``cbir-lab`` whose ``course EDITION DIR`` writes one lesson, ``01_a.ipynb``, reading ``<EDITION> edition``."""
+    """A clone of a tiny main (two lessons, a glossary, a README, environment.yml) with a bare origin, and a stand-in
+    ``cbir-lab`` whose ``course EDITION DIR`` writes one lesson, ``01_a.ipynb``, reading ``<EDITION> edition``, and
+    the glossary, and fails as the real one does when either is already there."""
     if shutil.which("git") is None:
         pytest.skip("git is not installed")
     origin, work, bin_dir = tmp_path / "origin.git", tmp_path / "work", tmp_path / "bin"
@@ -153,13 +154,16 @@ def scratch(tmp_path):
     (work / "environment.yml").write_text("name: tiny\n")
     (work / "notebooks" / "01_a.ipynb").write_text("instructor edition\n")
     (work / "notebooks" / "02_b.ipynb").write_text("instructor edition\n")
+    (work / "notebooks" / "glossary.md").write_text("the glossary\n")
     git("add", "-A", cwd=work)
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "--quiet", "-m", "main", cwd=work)
     git("remote", "add", "origin", str(origin), cwd=work)
     git("push", "--quiet", "origin", "main", cwd=work)
     bin_dir.mkdir()
     fake = bin_dir / "cbir-lab"
-    fake.write_text('#!/bin/sh\n[ "$1" = course ] || exit 2\nmkdir -p "$3"\nprintf "%s edition\\n" "$2" > "$3/01_a.ipynb"\n')
+    fake.write_text('#!/bin/sh\n[ "$1" = course ] || exit 2\nmkdir -p "$3"\n'
+                    '[ -e "$3/01_a.ipynb" ] || [ -e "$3/glossary.md" ] && exit 3\n'
+                    'printf "%s edition\\n" "$2" > "$3/01_a.ipynb"\nprintf "the glossary\\n" > "$3/glossary.md"\n')
     fake.chmod(0o755)
     return {"origin": origin, "work": work, "bin": bin_dir, "tmp": tmp_path}
 
@@ -184,7 +188,8 @@ def test_the_editions_script_pushes_each_edition_to_its_branch_on_top_of_main(sc
     for edition, branch in (("self-study", "self-study"), ("student", "student")):
         assert git("show", f"{branch}:notebooks/01_a.ipynb", cwd=origin) == f"{edition} edition\n"
         files = git("ls-tree", "-r", "--name-only", branch, cwd=origin).split()
-        assert files == ["README.md", "environment.yml", "notebooks/01_a.ipynb"]  # 02_b, not in the edition, is gone
+        # 02_b, not in the edition, is gone; the glossary is the edition's copy
+        assert files == ["README.md", "environment.yml", "notebooks/01_a.ipynb", "notebooks/glossary.md"]
         assert git("rev-parse", f"{branch}~1", cwd=origin).strip() == main  # one commit on top of main
     assert git("show", "main:notebooks/01_a.ipynb", cwd=origin) == "instructor edition\n"  # main is untouched
     assert git("worktree", "list", "--porcelain", cwd=scratch["work"]).count("worktree ") == 1  # it cleans up
