@@ -113,7 +113,7 @@ def check_squared_distances(fn: Callable[[np.ndarray, np.ndarray], np.ndarray], 
     for a, b in distance_test_data():
         call = f"fn(a of shape {a.shape}, b of shape {b.shape})"
         try:
-            got = call_student(name, "Return the (n, m) squared distances, with a[:, None, :] - b[None, :, :].",
+            got = call_student(name, "Return the (n, m) squared distances between the rows of a and those of b, without a loop.",
                                call, fn, a.copy(), b.copy())
         except StudentCodeError as failure:
             result = failure.result
@@ -234,7 +234,7 @@ def check_conv_output_size(fn: Callable[[int, int, int, int], int], verbose: boo
         expected = reference_conv_output_size(n, k, s, p)
         call = f"fn({n}, kernel={k}, stride={s}, padding={p})"
         try:
-            got = call_student(name, "Return the output size, floor((n + 2p - k) / s) + 1.", call, fn, n, k, s, p)
+            got = call_student(name, "Return how many cells the convolution outputs along this axis.", call, fn, n, k, s, p)
         except StudentCodeError as failure:
             return report(failure.result, verbose)
         if isinstance(got, numbers.Integral) and got == expected:
