@@ -17,7 +17,7 @@
   from ``pyproject.toml``, every Colab and Binder link opening the self-study
   edition's branch (:mod:`cbir_lab.course.project`); ``cbir-lab course timing
   [--write]``: each lesson section's minutes estimated from what it asks, checked
-  against (or written into) the lessons and the README (:mod:`cbir_lab.course.timing`).
+  against (or written into) the lessons and the README (:mod:`cbir_lab.course.timing`, :mod:`cbir_lab.course.retime`).
 * ``cbir-lab reproduce --dataset NAME``: a benchmark under the papers' protocol,
   beside the published figures (:mod:`cbir_lab.reproduce`).
 """
@@ -137,7 +137,7 @@ def _course(what: str, folder: str | None, write: bool = False) -> int:
     """``cbir-lab course``: an edition, the book, the address synced, or the lessons' times."""
     if what == "timing":
         from cbir_lab.course.project import checkout_root
-        from cbir_lab.course.timing import main as timing
+        from cbir_lab.course.retime import main as timing
 
         lessons = folder if folder is not None else str(checkout_root() / "notebooks")
         return timing([lessons] + (["--write"] if write else []))

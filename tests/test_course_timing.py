@@ -16,7 +16,16 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from cbir_lab.course import timing
+from cbir_lab.course import retime
+from cbir_lab.course.retime import (
+    REWRITE_HINT,
+    format_summary,
+    mark_optional,
+    retime_notebook,
+    retime_readme,
+    timing_mismatches,
+    write_timings,
+)
 from cbir_lab.course.timing import (
     CODE_WORDS_PER_MINUTE,
     EXERCISE_MINUTES,
@@ -26,24 +35,17 @@ from cbir_lab.course.timing import (
     OPEN_QUESTION_MINUTES,
     PROSE_WORDS_PER_MINUTE,
     QUICK_CHECK_MINUTES,
-    REWRITE_HINT,
     STRETCH_EXERCISE_MINUTES,
     THINK_MINUTES,
     WIDGET_MINUTES,
     code_words,
     estimate_sections,
-    format_summary,
     lesson_timing,
-    mark_optional,
     math_words,
     output_words,
     prose_words,
-    retime_notebook,
-    retime_readme,
     round_minutes,
     split_sections,
-    timing_mismatches,
-    write_timings,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -164,7 +166,7 @@ def test_retiming_changes_only_the_time_strings_and_is_idempotent():
             assert len(old.source.split("\n")) == len(new.source.split("\n"))  # one line rewritten, nothing else
     assert retime_notebook(nb, "toy.ipynb") == []
     timing_ = lesson_timing(nb, "toy.ipynb")
-    assert timing_.mismatches() == [] and (timing_.core_minutes, timing_.optional_minutes) == (6, 24)
+    assert timing_.mismatches() == [] and timing_.minutes == (6, 0, 24)
 
 
 def test_a_missing_time_and_a_missing_summary_are_written():
@@ -201,7 +203,7 @@ def test_a_notebook_without_sections_is_named_and_skipped(tmp_path):
     folder.mkdir()
     nbformat.write(new_notebook(cells=[new_markdown_cell("# Just reading")]), folder / "12_reading.ipynb")
     assert timing_mismatches(folder) == [] and write_timings(folder) == []
-    assert timing.main([str(folder)]) == 0
+    assert retime.main([str(folder)]) == 0
 
 
 README = """# Toy
@@ -223,7 +225,7 @@ def test_a_folder_and_its_readme_are_checked_then_written_then_agree(tmp_path, c
     found = timing_mismatches(folder)
     assert any(line.startswith("01_toy.ipynb: section 1 (Reading) states 9 min, the estimate is 6 min") for line in found)
     assert "README.md: 01_toy.ipynb states '5 min', the lesson 6 min + 24 optional" in found
-    assert timing.main([str(folder), "--quiet"]) == 1
+    assert retime.main([str(folder), "--quiet"]) == 1
     assert REWRITE_HINT in capsys.readouterr().out
     changes = write_timings(folder)
     assert "README.md, 01_toy.ipynb: '5 min' -> '6 min + 24 optional'" in changes
@@ -231,7 +233,7 @@ def test_a_folder_and_its_readme_are_checked_then_written_then_agree(tmp_path, c
     assert "| `01_toy.ipynb` | a toy | 6 min + 24 optional |" in readme and "| 7 min |" in readme
     assert "The whole course: about 6 min, plus 24 min of optional sections." in readme
     assert timing_mismatches(folder) == [] and write_timings(folder) == []
-    assert timing.main([str(folder), "--quiet"]) == 0
+    assert retime.main([str(folder), "--quiet"]) == 0
     # a lesson that grows without its times being rewritten fails, and says how to rewrite them
     nb = nbformat.read(folder / "01_toy.ipynb", as_version=4)
     nb.cells[2].source += " " + words(300)
@@ -255,9 +257,9 @@ def test_writing_keeps_the_notebook_byte_for_byte_but_the_time_strings(tmp_path)
 
 def test_the_command_line(tmp_path):
     with pytest.raises(SystemExit):
-        timing.main(["--help"])
-    assert timing.main([str(tmp_path / "nowhere")]) == 1
-    assert timing.main([str(ROOT / "notebooks"), "--optional", "01_x.ipynb:1"]) == 1  # --optional needs --write
+        retime.main(["--help"])
+    assert retime.main([str(tmp_path / "nowhere")]) == 1
+    assert retime.main([str(ROOT / "notebooks"), "--optional", "01_x.ipynb:1"]) == 1  # --optional needs --write
 
 
 def test_cbir_lab_course_timing(tmp_path, capsys):
@@ -282,11 +284,33 @@ def test_each_lesson_states_the_estimated_times(path):
     lesson = lesson_timing(nbformat.read(path, as_version=4), path.name)
     mismatches = lesson.mismatches()
     assert not mismatches, "\n".join(mismatches) + f"\n{REWRITE_HINT}"
-    assert lesson.stated_summary == (sum(s for s, e in zip(lesson.stated_sections, lesson.sections) if not e.optional),
-                                     sum(s for s, e in zip(lesson.stated_sections, lesson.sections) if e.optional))
+    assert sum(lesson.stated_summary) == sum(lesson.stated_sections), "the summary's parts add up to the sections"
     assert lesson.core_minutes <= MAX_CORE_MINUTES, (
         f"{path.name}'s core takes {lesson.core_minutes} min, over an hour: mark sections that no later lesson "
-        f"builds on optional (python -m cbir_lab.course.timing notebooks/ --write --optional {path.name}:N)")
+        f"builds on optional (python -m cbir_lab.course.retime notebooks/ --write --optional {path.name}:N)")
+    graded = [s.number for s in lesson.sections if s.optional and _graded(s)]
+    assert not graded, f"{path.name}: optional section(s) {graded} hold graded work; what is graded is not optional"
+
+
+def _graded(section) -> bool:
+    """Whether a section holds work every student is graded on (a ★ exercise is a stretch, so it does not count)."""
+    return bool(section.exercises or section.open_questions or section.quick_checks)
+
+
+def test_a_stretch_exercise_is_counted_apart_from_the_core():
+    nb = new_notebook(cells=[new_markdown_cell("# L\n\n**About 1 minutes:** x (1 min)."),
+                             new_markdown_cell("## 1. GeM\n\n### Exercise 1 — p\n\nWrite it."),
+                             new_code_cell("### BEGIN SOLUTION\n### END SOLUTION", metadata={"nbgrader": {"solution": True}}),
+                             new_markdown_cell("### Exercise 2 ★ — p learned\n\nWrite it."),
+                             new_code_cell("### BEGIN SOLUTION\n### END SOLUTION", metadata={"nbgrader": {"solution": True}})])
+    lesson = lesson_timing(nb, "l.ipynb")
+    (section,) = lesson.sections
+    # reading: 13 words ("## 1. GeM" is 2, "### Exercise 1 — p" 3, "Write it." 2, twice) / 200 + 0 code tokens = 0.07 min
+    assert (section.exercises, section.stretch_exercises) == (1, 1)
+    assert section.minutes == 18 and section.core_minutes == 6  # 6 + 12 + 0.07, and without the 12
+    assert lesson.minutes == (6, 12, 0) and _graded(section)
+    retime_notebook(nb, "l.ipynb")
+    assert "**About 6 minutes, plus 12 for ★ exercises:** x (18 min)." in nb.cells[0].source  # its entry name kept
 
 
 def test_the_readme_states_each_lessons_time_and_the_course_total():

@@ -8,7 +8,8 @@
 * :mod:`cbir_lab.course.project`: the address in ``pyproject.toml`` and every copy
   of it (``cbir-lab course sync-url``).
 * :mod:`cbir_lab.course.timing`: each lesson section's minutes, estimated from what
-  it asks and written into the lessons and the README (``cbir-lab course timing``).
+  it asks; :mod:`cbir_lab.course.retime` checks them against, or writes them into, the
+  lessons and the README (``cbir-lab course timing``).
 """
 
 __all__: list[str] = []

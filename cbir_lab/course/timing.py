@@ -50,45 +50,33 @@ seconds (lessons 7 and 10 have one cell of about two minutes), mostly while the
 student reads. A section's minutes are its sum rounded to a whole minute, and at
 least :data:`MIN_SECTION_MINUTES`; a lesson's time is the sum of its sections'.
 
-**Optional sections.** A lesson should take at most :data:`MAX_CORE_MINUTES`. When
-one would take longer, mark sections that later lessons do not build on as optional
-in their header, ``## 6. Explore (≈ 10 min, optional)``; the summary then gives the
-core time and the optional time apart, ``**About 55 minutes, plus 10 optional:** …
-explore (10 min, optional).``, and so does the README's table (``55 min + 10 optional``).
-The mark is the author's, in the header: this module keeps it and sets it only when
-asked (``--optional 02_pooling.ipynb:3,6``, :func:`mark_optional`).
+**The core, ★ exercises and optional sections.** A lesson's core should take at most
+:data:`MAX_CORE_MINUTES`, one lab session. A ★ exercise is a stretch, beyond what the
+lesson asks of everyone, so its allowance is counted apart: the summary says
+``**About 48 minutes, plus 12 for ★ exercises:** …``. When the core would still take
+longer, mark sections that later lessons do not build on, and that hold no graded
+exercise, quick check or open question, as optional in their header,
+``## 6. Explore (≈ 10 min, optional)``; the summary then gives those apart too,
+``**About 55 minutes, plus 12 for ★ exercises and 10 optional:** … explore (10 min, optional).``,
+and so does the README's table (``55 min + 12 ★ + 10 optional``). Each section's header
+states its whole time, ★ exercises included. The optional mark is the author's, in the
+header: this module keeps it and sets it only when asked (``--optional 02_pooling.ipynb:3``,
+:func:`~cbir_lab.course.retime.mark_optional`).
 
-**Use** (``python -m cbir_lab.course.timing notebooks/ [--write]``, or
-``cbir-lab course timing [--write]``): without ``--write`` it prints every lesson's
-estimate beside what it states and exits 1 on a mismatch; with ``--write`` it
-rewrites the time strings, and only them: the section headers' ``(≈ N min)``, the
-summary line's numbers (its section names are kept when it has one per section), the
-README's time column and its course total. Outputs, execution counts and metadata are
-untouched and nothing is executed. A lesson with no ``## N.`` section is skipped, and
-named.
+Checking and writing these times into the lessons and the README is
+:mod:`cbir_lab.course.retime` (``cbir-lab course timing [--write]``).
 
-* :func:`prose_words`, :func:`code_words`, :func:`output_words`: the counts.
+* :func:`prose_words`, :func:`math_words`, :func:`code_words`, :func:`output_words`: the counts.
 * :func:`split_sections`, :func:`estimate_sections`: a notebook's sections and their
   :class:`SectionEstimate`.
 * :func:`lesson_timing`: a lesson's estimate beside its stated times (:class:`LessonTiming`).
-* :func:`mark_optional`, :func:`retime_notebook`, :func:`retime_readme`: the texts rewritten
-  (in memory).
-* :func:`timing_mismatches`, :func:`write_timings`: a folder of lessons checked or rewritten.
 """
 
 from __future__ import annotations
 
-import argparse
 import math
-import os
 import re
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
-
-import nbformat
-
-from cbir_lab.paths import atomic_write
 
 __all__ = [
     "PROSE_WORDS_PER_MINUTE",
@@ -103,7 +91,6 @@ __all__ = [
     "WIDGET_MINUTES",
     "MIN_SECTION_MINUTES",
     "MAX_CORE_MINUTES",
-    "REWRITE_HINT",
     "SectionEstimate",
     "Section",
     "LessonTiming",
@@ -115,15 +102,6 @@ __all__ = [
     "estimate_sections",
     "round_minutes",
     "lesson_timing",
-    "format_summary",
-    "format_readme_time",
-    "format_course_total",
-    "mark_optional",
-    "retime_notebook",
-    "retime_readme",
-    "timing_mismatches",
-    "write_timings",
-    "main",
 ]
 
 #: Careful reading of technical prose (and of printed results), in words a minute.
@@ -151,23 +129,16 @@ MIN_SECTION_MINUTES = 2
 #: The most a lesson's core (its sections not marked optional) may take: one lab session.
 MAX_CORE_MINUTES = 60
 
-#: What to run when a stated time differs from the estimate.
-REWRITE_HINT = ("run `python -m cbir_lab.course.timing notebooks/ --write` (or `cbir-lab course timing --write`) "
-                "to rewrite the lessons' and the README's times from the estimate")
-
 # "## 3. Title (≈ 10 min)" or "## 3. Title (≈ 10 min, optional)" or "## 3. Title" (no time yet)
 _SECTION = re.compile(r"^## (\d+)\.\s+(.*?)(?:\s*\(≈ (\d+) min(, optional)?\))?\s*$")
 _CLOSING = re.compile(r"^## (?:Summary|Papers|References|Further reading)\b", re.IGNORECASE)
 _HEADING = re.compile(r"^#{2,4} ")
-_SUMMARY = re.compile(r"^\*\*About (\d+) minutes(?:, plus (\d+) optional)?:\*\*(.*)$", re.M)
+_SUMMARY = re.compile(r"^\*\*About (\d+) minutes(?:, plus (?:(\d+) for ★ exercises)?(?: and )?(?:(\d+) optional)?)?:\*\*(.*)$",
+                      re.M)
 _ENTRY = re.compile(r"^(.*?)\s*\((\d+) min(, optional)?\)$")
 _THINK = "🤔 Think!"
 _QUICK_CHECK = "QuickCheck("
 _WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
-_README_ROW = re.compile(r"^(\| `(\d\d_[^`|]+\.ipynb)` \|.*\| )([^|]*?)( \|)$", re.M)
-_README_TIME = re.compile(r"^(?:\d+ min(?: \+ \d+ optional)?|\?|—|-|)$")
-_README_TOTAL = re.compile(r"The whole course: about (?:\d+ h )?\d+ min(?:, plus (?:\d+ h )?\d+ min of optional sections)?\.")
-
 
 def _words(text: str) -> int:
     """Whitespace-separated tokens holding a letter or a digit."""
@@ -320,6 +291,13 @@ class SectionEstimate:
     def minutes(self) -> int:
         return round_minutes(self.raw_minutes)
 
+    @property
+    def core_minutes(self) -> int:
+        """The section's minutes without its ★ exercises: a stretch goes beyond what the lesson needs of everyone."""
+        if not self.stretch_exercises:
+            return self.minutes
+        return round_minutes(self.raw_minutes - self.stretch_exercises * STRETCH_EXERCISE_MINUTES)
+
     def breakdown(self) -> str:
         """One line: what the minutes are made of."""
         parts = [f"read {self.reading_minutes:.1f} ({self.prose_words} words, {self.math_words} maths, "
@@ -454,7 +432,7 @@ class LessonTiming:
     """A lesson's estimate beside the times it states.
 
     ``sections`` are the estimates; ``stated_sections`` each header's minutes (``None``
-    where a header has none); ``stated_summary`` the summary line's (core, optional)
+    where a header has none); ``stated_summary`` the summary line's (core, ★, optional)
     minutes and ``stated_entries`` its per-section minutes (``None`` where the first
     cell has no ``**About N minutes:**`` line).
     """
@@ -462,16 +440,27 @@ class LessonTiming:
     name: str
     sections: list[SectionEstimate]
     stated_sections: list[int | None]
-    stated_summary: tuple[int, int] | None
+    stated_summary: tuple[int, int, int] | None
     stated_entries: list[int] | None
 
     @property
     def core_minutes(self) -> int:
-        return sum(s.minutes for s in self.sections if not s.optional)
+        """The sections not marked optional, less their ★ exercises: what the lesson asks of everyone."""
+        return sum(s.core_minutes for s in self.sections if not s.optional)
+
+    @property
+    def stretch_minutes(self) -> int:
+        """The ★ exercises of the sections not marked optional."""
+        return sum(s.minutes - s.core_minutes for s in self.sections if not s.optional)
 
     @property
     def optional_minutes(self) -> int:
         return sum(s.minutes for s in self.sections if s.optional)
+
+    @property
+    def minutes(self) -> tuple[int, int, int]:
+        """(core, ★, optional) minutes."""
+        return self.core_minutes, self.stretch_minutes, self.optional_minutes
 
     def mismatches(self) -> list[str]:
         """What the lesson states that differs from the estimate, one line each, naming the lesson."""
@@ -481,7 +470,7 @@ class LessonTiming:
                 found.append(f"{self.name}: section {section.number} ({section.title}) states "
                              f"{'no time' if stated is None else f'{stated} min'}, the estimate is "
                              f"{section.minutes} min ({section.breakdown()})")
-        expected = (self.core_minutes, self.optional_minutes)
+        expected = self.minutes
         if self.stated_summary is None:
             found.append(f"{self.name}: the first cell has no '**About N minutes:**' line")
         elif self.stated_summary != expected or self.stated_entries != [s.minutes for s in self.sections]:
@@ -491,8 +480,9 @@ class LessonTiming:
         return found
 
 
-def _about(core: int, optional: int) -> str:
-    return f"{core} min" + (f" + {optional} optional" if optional else "")
+def _about(core: int, stretch: int = 0, optional: int = 0) -> str:
+    """``55 min``, ``55 min + 12 ★``, ``55 min + 12 ★ + 10 optional``: the README's form."""
+    return f"{core} min" + (f" + {stretch} ★" if stretch else "") + (f" + {optional} optional" if optional else "")
 
 
 def _summary_entries(rest: str) -> list[tuple[str, int, bool]] | None:
@@ -521,350 +511,7 @@ def lesson_timing(nb, name: str = "notebook") -> LessonTiming:
     summary = _SUMMARY.search(nb.cells[0].source) if nb.cells and nb.cells[0].cell_type == "markdown" else None
     stated_summary = stated_entries = None
     if summary:
-        stated_summary = (int(summary.group(1)), int(summary.group(2) or 0))
-        entries = _summary_entries(summary.group(3))
+        stated_summary = (int(summary.group(1)), int(summary.group(2) or 0), int(summary.group(3) or 0))
+        entries = _summary_entries(summary.group(4))
         stated_entries = [minutes for _, minutes, _ in entries] if entries is not None else None
     return LessonTiming(name, estimate_sections(nb), [s.stated for s in sections], stated_summary, stated_entries)
-
-
-def _entry_name(title: str) -> str:
-    """A summary entry's name from a section title: 'How big is the map?' -> 'how big is the map'."""
-    name = title.rstrip("?.:! ")
-    first = name.split(" ", 1)[0]
-    if first[:1].isupper() and first[1:] == first[1:].lower() and len(first) > 1:  # not 'GeM', 'R-MAC', 'I'
-        name = name[0].lower() + name[1:]
-    return name
-
-
-def format_summary(estimates: list[SectionEstimate], names: list[str] | None = None) -> str:
-    """The first cell's summary line for these sections.
-
-    Args:
-        estimates: the sections' estimates, in order.
-        names: each section's name in the line (default: from its title, see :func:`_entry_name`).
-
-    Examples:
-        >>> format_summary([SectionEstimate(1, "Why learn?", exercises=1), SectionEstimate(2, "Explore", True, widgets=2)])
-        '**About 6 minutes, plus 8 optional:** why learn (6 min) · explore (8 min, optional).'
-    """
-    names = [_entry_name(s.title) for s in estimates] if names is None else names
-    core = sum(s.minutes for s in estimates if not s.optional)
-    optional = sum(s.minutes for s in estimates if s.optional)
-    head = f"**About {core} minutes" + (f", plus {optional} optional" if optional else "") + ":**"
-    entries = " · ".join(f"{name} ({s.minutes} min{', optional' if s.optional else ''})"
-                         for name, s in zip(names, estimates))
-    return f"{head} {entries}."
-
-
-def format_readme_time(core: int, optional: int) -> str:
-    """The README table's time cell: ``38 min``, or ``55 min + 10 optional``."""
-    return f"{core} min" + (f" + {optional} optional" if optional else "")
-
-
-def _hours(minutes: int) -> str:
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if hours else f"{minutes} min"
-
-
-def format_course_total(core: int, optional: int) -> str:
-    """The README's course total.
-
-    Examples:
-        >>> format_course_total(545, 20)
-        'The whole course: about 9 h 5 min, plus 20 min of optional sections.'
-        >>> format_course_total(50, 0)
-        'The whole course: about 50 min.'
-    """
-    return f"The whole course: about {_hours(core)}" + (
-        f", plus {_hours(optional)} of optional sections" if optional else "") + "."
-
-
-def _insert_summary(first: str, line: str) -> str:
-    """The first cell with the summary line inserted after its title and badge paragraphs."""
-    paragraphs = first.split("\n\n")
-    at = 0
-    while at < len(paragraphs) and (paragraphs[at].lstrip().startswith("#") or "colab-badge" in paragraphs[at]
-                                    or not paragraphs[at].strip()):
-        at += 1
-    return "\n\n".join(paragraphs[:at] + [line] + paragraphs[at:])
-
-
-def mark_optional(nb, numbers, name: str = "notebook") -> list[str]:
-    """Mark sections optional in their headers, in place: ``(≈ N min)`` becomes ``(≈ N min, optional)``.
-
-    Run :func:`retime_notebook` after it, so that the summary line follows.
-
-    Args:
-        nb: the lesson.
-        numbers: the section numbers to mark.
-        name: the lesson's name, for errors.
-
-    Returns:
-        What changed, one line each.
-
-    Raises:
-        ValueError: a number names no section of the lesson.
-    """
-    sections = {s.number: s for s in split_sections(nb)}
-    missing = sorted(set(numbers) - set(sections))
-    if missing:
-        raise ValueError(f"{name}: no section {', '.join(map(str, missing))} to mark optional "
-                         f"(sections: {', '.join(map(str, sorted(sections)))})")
-    changes = []
-    for number in sorted(set(numbers)):
-        section = sections[number]
-        cell = nb.cells[section.cell]
-        lines = cell.source.split("\n")
-        for k, line in enumerate(lines):
-            match = _header(line)
-            if match and int(match.group(1)) == number and not match.group(4):
-                minutes = f"≈ {match.group(3)} min" if match.group(3) else "≈ 0 min"
-                lines[k] = f"## {number}. {section.title} ({minutes}, optional)"
-                changes.append(f"{name}: '{line}' -> '{lines[k]}'")
-                break
-        cell.source = "\n".join(lines)
-    return changes
-
-
-def retime_notebook(nb, name: str = "notebook") -> list[str]:
-    """Rewrite the notebook's time strings from its estimate, in place; what changed, one line each.
-
-    Only cell sources change, and in them only a section header's ``(≈ N min[, optional])``
-    (appended when the header has none) and the first cell's ``**About N minutes…:**``
-    line (inserted after the title and badge when missing). The summary's section names
-    are kept when it names one entry per section; otherwise they are made from the titles.
-
-    Raises:
-        ValueError: the notebook has no numbered section (naming ``name``).
-    """
-    timing = lesson_timing(nb, name)
-    estimates = {s.number: s for s in timing.sections}
-    changes = []
-    for section in split_sections(nb):
-        cell = nb.cells[section.cell]
-        lines = cell.source.split("\n")
-        for k, line in enumerate(lines):
-            match = _header(line)
-            if match and int(match.group(1)) == section.number and match.group(2).strip() == section.title:
-                estimate = estimates[section.number]
-                new = (f"## {section.number}. {section.title} "
-                       f"(≈ {estimate.minutes} min{', optional' if section.optional else ''})")
-                if new != line:
-                    lines[k] = new
-                    changes.append(f"{name}: '{line}' -> '{new}'")
-                break
-        cell.source = "\n".join(lines)
-    first = nb.cells[0]
-    summary = _SUMMARY.search(first.source) if first.cell_type == "markdown" else None
-    entries = _summary_entries(summary.group(3)) if summary else None
-    names = [n for n, _, _ in entries] if entries is not None and len(entries) == len(timing.sections) else None
-    line = format_summary(timing.sections, names)
-    if first.cell_type != "markdown":
-        raise ValueError(f"{name}: the first cell is not Markdown: no place for the '**About N minutes:**' line")
-    if summary is None:
-        first.source = _insert_summary(first.source, line)
-        changes.append(f"{name}: inserted '{line}'")
-    elif summary.group(0) != line:
-        first.source = first.source[:summary.start()] + line + first.source[summary.end():]
-        changes.append(f"{name}: '{summary.group(0)}' -> '{line}'")
-    return changes
-
-
-def retime_readme(readme: str, totals: dict[str, tuple[int, int]]) -> tuple[str, list[str]]:
-    """The README with its course table's time column and its course total rewritten from ``totals``.
-
-    Args:
-        readme: the README's text.
-        totals: each lesson's file name -> (core, optional) minutes.
-
-    Returns:
-        The new text, and what changed (one line each). Rows of lessons not in ``totals``
-        are left alone; the total (``The whole course: about …``) is rewritten where the
-        README states one and counts every lesson in ``totals``.
-    """
-    changes = []
-
-    def row(match: re.Match) -> str:
-        lesson, cell = match.group(2), match.group(3)
-        if lesson not in totals or not _README_TIME.match(cell.strip()):
-            return match.group(0)
-        new = format_readme_time(*totals[lesson])
-        if new != cell:
-            changes.append(f"README.md, {lesson}: '{cell}' -> '{new}'")
-        return match.group(1) + new + match.group(4)
-
-    text = _README_ROW.sub(row, readme)
-    total = format_course_total(sum(c for c, _ in totals.values()), sum(o for _, o in totals.values()))
-    stated = _README_TOTAL.search(text)
-    if stated and stated.group(0) != total:
-        changes.append(f"README.md: '{stated.group(0)}' -> '{total}'")
-        text = text[:stated.start()] + total + text[stated.end():]
-    return text, changes
-
-
-def _readme_mismatches(readme: str, totals: dict[str, tuple[int, int]]) -> list[str]:
-    """What the README states that differs from ``totals``, or that it lacks (a lesson's row)."""
-    found = []
-    rows = {m.group(2): m.group(3) for m in _README_ROW.finditer(readme)}
-    for lesson, minutes in totals.items():
-        if lesson not in rows:
-            found.append(f"README.md: the course table has no row for {lesson} (a last column '{format_readme_time(*minutes)}')")
-        elif rows[lesson].strip() != format_readme_time(*minutes):
-            found.append(f"README.md: {lesson} states '{rows[lesson]}', the lesson {format_readme_time(*minutes)}")
-    _, changes = retime_readme(readme, totals)
-    found += [c for c in changes if not c.startswith("README.md, ")]
-    return found
-
-
-def _lessons(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        raise NotADirectoryError(f"{folder}: not a folder of lessons (NN_name.ipynb)")
-    paths = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
-    if not paths:
-        raise FileNotFoundError(f"{folder} holds no lesson (NN_name.ipynb)")
-    return paths
-
-
-def _timed(folder: Path) -> tuple[list[tuple[Path, object]], list[str]]:
-    """The lessons that have sections, read, and a note for each skipped one."""
-    timed, skipped = [], []
-    for path in _lessons(folder):
-        nb = nbformat.read(path, as_version=4)
-        if split_sections(nb):
-            timed.append((path, nb))
-        else:
-            skipped.append(f"{path.name}: no numbered section ('## 1. Title'): not timed")
-    return timed, skipped
-
-
-def _default_readme(folder: Path) -> Path | None:
-    readme = folder.resolve().parent / "README.md"
-    return readme if readme.is_file() else None
-
-
-def timing_mismatches(folder: str | os.PathLike, readme: str | os.PathLike | None = None) -> list[str]:
-    """Every stated time in the lessons of ``folder`` (and the README) that differs from the estimate.
-
-    Args:
-        folder: the lessons (``NN_name.ipynb``); lessons with no numbered section are skipped.
-        readme: the README to check too (default: ``folder/../README.md`` when there is one).
-
-    Returns:
-        One line per mismatch, naming the file (empty when all agree); see :data:`REWRITE_HINT`.
-    """
-    folder = Path(folder)
-    timed, _ = _timed(folder)
-    found, totals = [], {}
-    for path, nb in timed:
-        timing = lesson_timing(nb, path.name)
-        found += timing.mismatches()
-        totals[path.name] = (timing.core_minutes, timing.optional_minutes)
-    readme = _default_readme(folder) if readme is None else Path(readme)
-    if readme is not None:
-        found += _readme_mismatches(readme.read_text(encoding="utf-8"), totals)
-    return found
-
-
-def write_timings(folder: str | os.PathLike, readme: str | os.PathLike | None = None) -> list[str]:
-    """Rewrite the time strings of every lesson in ``folder`` and of the README from the estimates.
-
-    Idempotent: a second run changes nothing. A lesson is written (atomically, as
-    nbformat writes it) only when one of its time strings changed; nothing else in it
-    changes, and nothing is executed.
-
-    Returns:
-        What changed, one line each.
-    """
-    folder = Path(folder)
-    timed, _ = _timed(folder)
-    changes, totals = [], {}
-    for path, nb in timed:
-        lesson_changes = retime_notebook(nb, path.name)
-        if lesson_changes:
-            atomic_write(path, nbformat.writes(nb) + "\n")
-            changes += lesson_changes
-        timing = lesson_timing(nb, path.name)
-        totals[path.name] = (timing.core_minutes, timing.optional_minutes)
-    readme = _default_readme(folder) if readme is None else Path(readme)
-    if readme is not None:
-        text = readme.read_text(encoding="utf-8")
-        new, readme_changes = retime_readme(text, totals)
-        if new != text:
-            atomic_write(readme, new)
-        changes += readme_changes
-    return changes
-
-
-def _report(folder: Path) -> str:
-    """Every timed lesson's sections: estimate, stated, and what the estimate is made of."""
-    timed, skipped = _timed(folder)
-    lines = []
-    for path, nb in timed:
-        timing = lesson_timing(nb, path.name)
-        lines.append(f"{path.name}: {_about(timing.core_minutes, timing.optional_minutes)} "
-                     f"(states {_about(*timing.stated_summary) if timing.stated_summary else 'nothing'})")
-        for estimate, stated in zip(timing.sections, timing.stated_sections):
-            flag = ", optional" if estimate.optional else ""
-            lines.append(f"  {estimate.number}. {estimate.title[:48]:48} {estimate.minutes:3d} min{flag} "
-                         f"(states {stated if stated is not None else '-'}): {estimate.breakdown()}")
-    return "\n".join(lines + skipped)
-
-
-def _mark(folder: Path, spec: str) -> None:
-    """``--optional LESSON:N[,N]``: mark the sections optional in the lesson's file."""
-    lesson, _, numbers = spec.partition(":")
-    path = folder / lesson
-    if not path.is_file() or not re.fullmatch(r"\d+(,\d+)*", numbers):
-        raise ValueError(f"--optional {spec!r}: expected LESSON:N[,N] with LESSON a file of {folder}, "
-                         "e.g. 02_pooling.ipynb:3,6")
-    nb = nbformat.read(path, as_version=4)
-    if mark_optional(nb, [int(n) for n in numbers.split(",")], path.name):
-        atomic_write(path, nbformat.writes(nb) + "\n")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m cbir_lab.course.timing FOLDER [--write] [--readme README.md] [--quiet]``.
-
-    Prints each lesson's estimate beside its stated times; without ``--write`` exits 1
-    when any stated time differs from the estimate, with ``--write`` rewrites them.
-    """
-    parser = argparse.ArgumentParser(prog="python -m cbir_lab.course.timing",
-                                     description="Estimate each lesson section's minutes from what it asks; "
-                                                 "check or rewrite the times the lessons and the README state.")
-    parser.add_argument("folder", nargs="?", default="notebooks", help="the lessons (default: notebooks)")
-    parser.add_argument("--write", action="store_true",
-                        help="rewrite the time strings (section headers, the first cell's summary line, the README's "
-                             "time column and course total); nothing else changes")
-    parser.add_argument("--readme", default=None,
-                        help="the README to check or rewrite (default: the one beside the lessons' folder)")
-    parser.add_argument("--optional", action="append", default=[], metavar="LESSON:N[,N]",
-                        help="with --write: first mark these sections of this lesson optional, e.g. "
-                             "02_pooling.ipynb:3,6 (repeatable; to make a section core again, delete ', optional' "
-                             "from its header)")
-    parser.add_argument("--quiet", action="store_true", help="print only mismatches or changes")
-    args = parser.parse_args(argv)
-    folder = Path(args.folder)
-    try:
-        if args.optional and not args.write:
-            raise ValueError("--optional changes the lessons: give --write too")
-        for spec in args.optional:
-            _mark(folder, spec)
-        if not args.quiet:
-            print(_report(folder))
-        if args.write:
-            changes = write_timings(folder, args.readme)
-            print("\n".join(changes) if changes else "Every stated time already matches the estimate.")
-            return 0
-        found = timing_mismatches(folder, args.readme)
-    except (FileNotFoundError, NotADirectoryError, ValueError) as err:
-        print(f"timing: error: {err}", file=sys.stderr)
-        return 1
-    if found:
-        print("\n".join(found) + f"\n{len(found)} mismatch(es): {REWRITE_HINT}.")
-        return 1
-    print("Every stated time matches the estimate.")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
