@@ -15,9 +15,11 @@
   DIR``: the self-study edition as a static website (:mod:`cbir_lab.course.book`);
   ``cbir-lab course sync-url``: every copy of the project's address rewritten
   from ``pyproject.toml``, every Colab and Binder link opening the self-study
-  edition's branch (:mod:`cbir_lab.course.project`); ``cbir-lab course
-  sync-objectives``: the README's objective → exercise table rewritten from the
-  lessons (:mod:`cbir_lab.course.objectives`).
+  edition's branch (:mod:`cbir_lab.course.project`); ``cbir-lab course timing
+  [--write]``: each lesson section's minutes estimated from what it asks, checked
+  against (or written into) the lessons and the README (:mod:`cbir_lab.course.timing`, :mod:`cbir_lab.course.retime`);
+  ``cbir-lab course sync-objectives``: the README's objective → exercise table
+  rewritten from the lessons (:mod:`cbir_lab.course.objectives`).
 * ``cbir-lab reproduce --dataset NAME``: a benchmark under the papers' protocol,
   beside the published figures (:mod:`cbir_lab.reproduce`).
 """
@@ -133,8 +135,16 @@ def run_demo(
     return {"rows": rows, "figure": path, "seconds": total}
 
 
-def _course(what: str, folder: str | None) -> int:
-    """``cbir-lab course``: an edition, the book, or the address synced."""
+def _course(what: str, folder: str | None, write: bool = False) -> int:
+    """``cbir-lab course``: an edition, the book, the address synced, or the lessons' times."""
+    if what == "timing":
+        from cbir_lab.course.project import checkout_root
+        from cbir_lab.course.retime import main as timing
+
+        lessons = folder if folder is not None else str(checkout_root() / "notebooks")
+        return timing([lessons] + (["--write"] if write else []))
+    if write:
+        raise ValueError(f"--write is for cbir-lab course timing, not {what}")
     if what == "sync-url":
         from cbir_lab.course.project import project_url, sync_url
 
@@ -294,17 +304,24 @@ def main(argv: list[str] | None = None) -> int:
     present.add_argument("--port", type=int, default=8866, help="the port to serve on (default: 8866)")
     present.add_argument("--no-browser", action="store_true", help="do not open a web browser")
     present.add_argument("--theme", choices=("light", "dark"), default="light")
-    course = sub.add_parser("course", help="write the lessons as an edition or as a book; keep the project's address in sync")
-    course.add_argument("edition", choices=("student", "self-study", "instructor", "book", "sync-url", "sync-objectives"),
+    course = sub.add_parser("course", help="write the lessons as an edition or as a book; keep the project's address, "
+                                           "the lessons' times and the objectives table in sync")
+    course.add_argument("edition", choices=("student", "self-study", "instructor", "book", "sync-url", "timing",
+                                            "sync-objectives"),
                         help="student: exercises blank, outputs cleared; self-study: solutions one click away; "
                              "instructor: complete; book: the self-study edition as a static website (needs "
                              "the [book] extra); sync-url: rewrite every copy of the project's address in the "
                              "lessons and the README from pyproject.toml's [project.urls], and point every "
-                             "Colab and Binder link at the self-study edition's branch; sync-objectives: rewrite "
-                             "the README's table of which exercise assesses which learning objective")
+                             "Colab and Binder link at the self-study edition's branch; timing: each lesson "
+                             "section's minutes estimated from what it asks, beside the times the lessons and the "
+                             "README state (exit status 1 on a mismatch; --write rewrites them); sync-objectives: "
+                             "rewrite the README's table of which exercise assesses which learning objective")
     course.add_argument("dir", nargs="?",
                         help="the folder to write to (an edition never overwrites a file; a book replaces an earlier "
-                             "book); for sync-url and sync-objectives, the clone (default: the one cbir_lab runs from)")
+                             "book); for sync-url and sync-objectives, the clone (default: the one cbir_lab runs "
+                             "from); for timing, the lessons (default: the clone's notebooks/)")
+    course.add_argument("--write", action="store_true",
+                        help="timing only: rewrite the time strings of the lessons and the README from the estimate")
     repro = sub.add_parser("reproduce", help="a benchmark under the papers' protocol, beside the published figures")
     repro.add_argument("--dataset", required=True, choices=("roxford5k", "rparis6k", "holidays", "ukbench"))
     repro.add_argument("--max-side", type=int, default=1024, help="long side fed to the network (papers: 1024)")
@@ -344,7 +361,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return present(args.dataset, args.port, not args.no_browser, args.theme)
     elif args.command == "course":
-        return _course(args.edition, args.dir)
+        return _course(args.edition, args.dir, args.write)
     elif args.command == "reproduce":
         from cbir_lab.reproduce import format_markdown, reproduce, write_report
 

@@ -437,7 +437,7 @@ class SpatialVerifier:
         """Forget every image's features."""
         self._features.clear()
 
-    def verify(self, query: ImageInput, image: ImageInputInput) -> Verification:
+    def verify(self, query: ImageInput, image: ImageInput) -> Verification:
         """Check one database image against a query (:func:`verify_pair` of their features)."""
         return verify_pair(self.features(query), self.features(image), model=self.model, threshold=self.threshold,
                            ratio=self.ratio, mutual=self.mutual, seed=self.seed)

@@ -508,6 +508,14 @@ def is_quick_check(view) -> bool:
     return view.evaluate("e => e.classList.contains('cbir-quick-check') || !!e.querySelector('.cbir-quick-check')")
 
 
+def is_training_monitor(view) -> bool:
+    """Whether a widget view is lesson 9's training monitor (:class:`cbir_lab.widgets.learning.TrainingMonitor`).
+
+    It has no controls by design: it shows a progress bar and the curves as the network trains.
+    """
+    return view.evaluate("e => e.classList.contains('cbir-training-monitor') || !!e.querySelector('.cbir-training-monitor')")
+
+
 def answer_quick_check(page, view, timeout: float = 20) -> list[str]:
     """Pick each option of a quick check in turn and press Check; return the feedback shown for each."""
     feedback = []

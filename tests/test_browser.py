@@ -50,6 +50,7 @@ from tests.browser_support import (
     stored_widget_count,
     answer_quick_check,
     is_quick_check,
+    is_training_monitor,
     widget_views,
 )
 
@@ -187,6 +188,11 @@ def test_notebook_widgets_render_and_respond(lab, browser, notebook):
                 print(f"{notebook}, widget {number} (quick check): {feedback}")
                 if sum(f.startswith("✓") for f in feedback) != 1 or not all(feedback):
                     problems.append(f"widget {number}: the quick check's feedback per option was {feedback}")
+                continue
+            if is_training_monitor(view):  # shows, takes no input: its curves and its epoch count must be there
+                assert shown_images(view) >= 1, f"{notebook}, widget {number}: the training monitor drew no curves"
+                assert "epoch" in view.inner_text(), f"{notebook}, widget {number}: the training monitor shows no epoch"
+                print(f"{notebook}, widget {number} (training monitor): {view.inner_text()[:120]!r}")
                 continue
             controls = controls_of(view)
             assert controls, f"{notebook}, widget {number}: no control rendered"

@@ -216,20 +216,12 @@ def test_later_cells_never_call_the_students_functions(path):
 def test_each_lesson_is_timed_and_asks_before_it_reveals(path):
     nb = nbformat.read(path, as_version=4)
     text = "\n".join(c.source for c in nb.cells)
-    minutes = int(re.search(r"\*\*About (\d+) minutes:\*\*", nb.cells[0].source).group(1))
-    assert minutes <= 60  # longer than an hour: split the lesson or mark sections optional
-    sections = re.findall(r"^## \d+\..*\(≈ (\d+) min\)", text, flags=re.M)
-    assert sections and sum(map(int, sections)) == minutes
+    # its times, estimated and stated, are tests/test_course_timing.py's
+    assert re.search(r"\*\*About \d+ minutes", nb.cells[0].source) and re.search(r"^## \d+\..*\(≈ \d+ min", text, flags=re.M)
     assert text.count("🤔 Think!") >= 2
     assert all("<details>" in c.source for c in nb.cells if "🤔 Think!" in c.source)
     assert "QuickCheck(Question(" in text
     assert nbgrader_cells(nb, grade=True, solution=True), "an open, manually graded question"
-
-
-def test_the_split_retrieval_lessons_take_35_minutes_or_less():
-    for path in LESSONS[3:5]:
-        first = nbformat.read(path, as_version=4).cells[0].source
-        assert int(re.search(r"About (\d+) minutes", first).group(1)) <= 35, path.name
 
 
 def test_clear_solution_regions_matches_nbgraders_clear_solutions():
@@ -367,12 +359,3 @@ def test_every_edition_is_a_valid_notebook():
         nb = nbformat.read(path, as_version=4)
         for name in EDITIONS:
             nbformat.validate(edition(nb, name, path.name))
-
-
-def test_the_readme_gives_each_lesson_the_time_the_lesson_gives_itself():
-    readme = (ROOT / "README.md").read_text()
-    for path in LESSONS:
-        minutes = re.search(r"\*\*About (\d+) minutes:\*\*", nbformat.read(path, as_version=4).cells[0].source).group(1)
-        row = re.search(rf"^\| `{re.escape(path.name)}` \|.*\| (\d+) min \|$", readme, flags=re.M)
-        assert row, f"README's course table has no row for {path.name}"
-        assert row.group(1) == minutes, f"{path.name}: README says {row.group(1)} min, the lesson {minutes}"

@@ -7,6 +7,9 @@
   checked to load nothing from the network by :mod:`cbir_lab.course.offline`.
 * :mod:`cbir_lab.course.project`: the address in ``pyproject.toml`` and every copy
   of it (``cbir-lab course sync-url``).
+* :mod:`cbir_lab.course.timing`: each lesson section's minutes, estimated from what
+  it asks; :mod:`cbir_lab.course.retime` checks them against, or writes them into, the
+  lessons and the README (``cbir-lab course timing``).
 * :mod:`cbir_lab.course.objectives`: which graded exercise assesses which learning
   objective, the instructors' table (``cbir-lab course sync-objectives``).
 """
