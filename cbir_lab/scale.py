@@ -8,8 +8,12 @@ Lesson 8 asks what compact descriptors buy at 10^5 vectors and beyond:
   real ones. The queries and their ground truth are unchanged.
 * :class:`IndexStudy`: faiss indexes trained once on that database (exact,
   IVF-Flat, PQ and IVF-PQ at several code sizes); :meth:`IndexStudy.measure`
-  gives memory per vector, recall@k against exact search, time per query and
-  mAP after compression, for any ``nprobe``.
+  gives memory per vector, recall@k against exact search (on all the probe
+  vectors, and on the dataset's own queries alone), time per query and mAP after
+  compression, for any ``nprobe``.
+* :func:`recall_disagreements`: the settings whose recall on the dataset's queries
+  differs from the probes' (most probes are synthetic, and a synthetic probe is
+  not where a real query is); :func:`format_recall_disagreements` says so in words.
 * :func:`memory_at_scale`: what those bytes per vector mean at 10^8 and 10^9.
 * :func:`milvus_search`: the same queries through a vector database (Milvus
   Lite, the optional ``[milvus]`` extra), whose client code is unchanged on a
@@ -45,6 +49,8 @@ __all__ = [
     "IndexStudy",
     "memory_at_scale",
     "format_index_measures",
+    "recall_disagreements",
+    "format_recall_disagreements",
     "milvus_search",
 ]
 
@@ -162,9 +168,11 @@ class IndexMeasure:
         kind: ``"flat"``, ``"ivf"``, ``"pq"`` or ``"ivfpq"``.
         m: PQ bytes per code (0 without PQ); nprobe: IVF cells scanned (0 without IVF).
         bytes_per_vector: :func:`cbir_lab.indexes.index_bytes_per_vector`.
-        recall: recall@k against exact search on the probe vectors.
+        recall: recall@k against exact search on the probe vectors (the dataset's queries, then synthetic ones).
         ms_per_query: the search time per probe, in milliseconds (one batch).
         map: the queries' mAP from the index's top k (positives beyond k count as missed).
+        query_recall: recall@k against exact search on the dataset's queries alone (the probes' first rows),
+            the queries whose mAP is ``map``; ``None`` where it was not measured.
     """
 
     name: str
@@ -175,6 +183,7 @@ class IndexMeasure:
     recall: float
     ms_per_query: float
     map: float
+    query_recall: float | None = None
 
 
 @dataclass
@@ -238,9 +247,11 @@ class IndexStudy:
         n_q = len(self.database.query_vecs)
         ranking = np.where(ids[:, :n_q] < 0, len(self.database.db_vecs), ids[:, :n_q])  # padding: no image
         name = {v: k for k, v in INDEX_KINDS.items()}[kind] + (f" {key[1]} B" if key[1] else "")
+        # The probes' first n_q rows are the dataset's queries: their recall is the one their mAP depends on.
         measure = IndexMeasure(name, kind, key[1], key[2], index_bytes_per_vector(index),
                                recall_at_k(ids, self.exact, self.k), 1000 * min(times) / len(probes),
-                               compute_map(ranking, self.database.gnd).map)
+                               compute_map(ranking, self.database.gnd).map,
+                               recall_at_k(ids[:, :n_q], self.exact[:, :n_q], self.k))
         self._measured[key] = measure
         return measure
 
@@ -264,14 +275,72 @@ def memory_at_scale(bytes_per_vector: float, n_vectors: float) -> float:
 
 
 def format_index_measures(measures: Sequence[IndexMeasure], at: Sequence[float] = (1e8, 1e9)) -> str:
-    """A text table: index, nprobe, bytes per vector, recall@k, ms per query, mAP, and GiB at each of ``at``."""
-    header = (f"{'index':<14} {'nprobe':>6} {'B/vector':>8} {'recall':>7} {'ms/query':>8} {'mAP':>6} "
+    """A text table: index, nprobe, bytes per vector, recall@k on the probes ("recall") and, where measured, on
+    the dataset's queries alone ("on queries"), ms per query, mAP, and GiB at each of ``at``."""
+    with_queries = any(r.query_recall is not None for r in measures)
+    header = (f"{'index':<14} {'nprobe':>6} {'B/vector':>8} {'recall':>7} "
+              + (f"{'on queries':>10} " if with_queries else "")
+              + f"{'ms/query':>8} {'mAP':>6} "
               + " ".join(f"{f'GiB @{n:.0e}':>10}" for n in at))
     lines = [header]
     for r in measures:
+        query_recall = "" if not with_queries else (
+            f"{'-':>10} " if r.query_recall is None else f"{r.query_recall:>10.3f} ")
         lines.append(f"{r.name:<14} {r.nprobe or '-':>6} {r.bytes_per_vector:>8.0f} {r.recall:>7.3f} "
-                     f"{r.ms_per_query:>8.3f} {r.map:>6.3f} "
+                     f"{query_recall}{r.ms_per_query:>8.3f} {r.map:>6.3f} "
                      + " ".join(f"{memory_at_scale(r.bytes_per_vector, n):>10,.0f}" for n in at))
+    return "\n".join(lines)
+
+
+def recall_disagreements(measures: Sequence[IndexMeasure], tolerance: float = 0.05) -> list[IndexMeasure]:
+    """The settings whose recall@k on the dataset's queries differs from the probes' by more than ``tolerance``.
+
+    The probes' recall averages over every probe vector, most of them synthetic; the
+    queries' mAP depends only on the queries' own recall. Where the two differ, the
+    probes' figure misreports what the index does to the queries.
+
+    Args:
+        measures: measured settings (:meth:`IndexStudy.table`); those without a query recall are skipped.
+        tolerance: the largest difference, in recall, still read as agreement.
+
+    Returns:
+        The disagreeing settings, largest difference first (ties in the given order).
+
+    Examples:
+        >>> rows = [IndexMeasure("IVF-Flat", "ivf", 0, 1, 520, 0.85, 0.01, 0.25, 0.60),
+        ...         IndexMeasure("IVF-Flat", "ivf", 0, 8, 520, 0.95, 0.04, 0.56, 0.93)]
+        >>> [r.nprobe for r in recall_disagreements(rows)]  # |0.85 - 0.60| = 0.25 > 0.05; |0.95 - 0.93| = 0.02
+        [1]
+    """
+    if not tolerance >= 0:
+        raise ValueError(f"tolerance must be a non-negative recall difference, got {tolerance!r}")
+    differing = [r for r in measures if r.query_recall is not None and abs(r.recall - r.query_recall) > tolerance]
+    return sorted(differing, key=lambda r: -abs(r.recall - r.query_recall))
+
+
+def format_recall_disagreements(measures: Sequence[IndexMeasure], n_probes: int, n_queries: int,
+                                tolerance: float = 0.05) -> str:
+    """One line per setting of :func:`recall_disagreements`: both recalls, and which way the probes mislead.
+
+    Args:
+        measures: measured settings.
+        n_probes: how many probe vectors the ``recall`` column averages over.
+        n_queries: how many of them are the dataset's queries (``query_recall``).
+        tolerance: see :func:`recall_disagreements`.
+
+    Returns:
+        The lines, or one line saying that every setting agrees within ``tolerance``.
+    """
+    differing = recall_disagreements(measures, tolerance)
+    if not differing:
+        return f"recall on the {n_queries} queries is within {tolerance:.2f} of the {n_probes} probes' in every setting"
+    lines = [f"recall on the {n_queries} queries differs from the {n_probes} probes' by more than {tolerance:.2f} in "
+             f"{len(differing)} of {sum(r.query_recall is not None for r in measures)} settings:"]
+    for r in differing:
+        setting = r.name + (f", nprobe {r.nprobe}" if r.nprobe else "")
+        way = "overstates" if r.recall > r.query_recall else "understates"
+        lines.append(f"  {setting}: probes {r.recall:.3f}, queries {r.query_recall:.3f}: the probes' figure {way} "
+                     f"the queries' recall by {abs(r.recall - r.query_recall):.3f}")
     return "\n".join(lines)
 
 

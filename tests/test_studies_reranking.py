@@ -23,6 +23,9 @@ def test_reranking_table_rows_are_the_search_modules_rankings_scored(grouped_fea
     assert rows[2].scores["mAP"] == pytest.approx(dba.map)
     diffused = compute_map(diffusion_rank(q, db, k=3, alpha=0.5, k_query=2), index.gnd)
     assert rows[4].scores["mAP"] == pytest.approx(diffused.map) and rows[4].aps == pytest.approx(diffused.aps)
+    without_qe = reranking_table(index, "SPoC", dba_k=2, graph_k=3, alpha=0.5, k_query=2, paper_k=50, qe_alone=False)
+    assert [r.method for r in without_qe] == [r.method for r in rows if r.method != "SPoC + α-QE"]
+    assert [r.scores for r in without_qe] == [r.scores for r in rows if r.method != "SPoC + α-QE"]
     recovered = diffusion_recoveries(index, "SPoC", top=3, graph_k=3, alpha=0.5, k_query=2)
     assert len(recovered) == index.dataset.n_queries
     for query, images in enumerate(recovered):

@@ -29,7 +29,7 @@ def test_explorer_measures_every_offered_setting_and_shows_the_chosen_one(study)
     explorer.nprobe.value = 16
     assert explorer.setting() == ("ivf", 0, 16) and explorer.code_size.disabled and not explorer.nprobe.disabled
     assert explorer.current.recall == pytest.approx(1.0)  # every cell scanned
-    assert explorer.caption.startswith("IVF-Flat, nprobe 16: recall@10 1.000")
+    assert explorer.caption.startswith(f"IVF-Flat, nprobe 16: recall@10 1.000 (1.000 on the {len(study.database.query_vecs)} queries)")
     explorer.kind.value = "pq"
     assert explorer.setting() == ("pq", explorer.code_size.value, 0) and explorer.nprobe.disabled
     explorer.kind.value = "flat"

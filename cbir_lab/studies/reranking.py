@@ -1,6 +1,7 @@
 """Re-ranking (lesson 8): α-QE, database-side augmentation and diffusion, scored side by side.
 
-* :func:`reranking_table`: one pooling's ranking, then re-ranked five ways, as table rows.
+* :func:`reranking_table`: one pooling's ranking, then re-ranked five ways, as table rows
+  (four without α-QE alone, which lesson 5 scores: lesson 8 builds on it, it does not repeat it).
 * :func:`diffusion_recoveries`: the positives diffusion brings into a query's top
   results that α-QE leaves out.
 """
@@ -35,10 +36,12 @@ def reranking_table(
     k_query: int = 5,
     paper_k: int = 50,
     paper_alpha: float = 0.99,
+    qe_alone: bool = True,
 ) -> list[MethodScore]:
     """One pooling's ranking, then re-ranked five ways, each scored under the dataset's protocol.
 
-    Rows: the plain ranking; α-QE (the index's ``qe_k``, ``qe_alpha``); database-side
+    Rows: the plain ranking; α-QE (the index's ``qe_k``, ``qe_alpha``; left out when ``qe_alone``
+    is false, for a lesson that refers back to where α-QE was scored); database-side
     augmentation (DBA: each database vector replaced by its α-weighted mean with its
     ``dba_k`` nearest neighbours); DBA then α-QE; diffusion on the database's
     reciprocal k-NN graph (:func:`cbir_lab.rerank.diffusion_rank`) with ``graph_k`` and
@@ -52,14 +55,14 @@ def reranking_table(
     q, db = index.descriptors(pooling)
     dim = db.shape[1]
     plain = rank(q, db)
-    expanded = alpha_query_expansion(q, db, k=index.qe_k, alpha=index.qe_alpha, ranks=plain)
     augmented = database_augmentation(db, k=dba_k, alpha=index.qe_alpha)
     dba_ranks = rank(q, augmented)
     dba_qe = alpha_query_expansion(q, augmented, k=index.qe_k, alpha=index.qe_alpha, ranks=dba_ranks)
     paper_k = min(paper_k, len(db) - 1)
-    return [
+    rows = [
         _ranked_row(index, pooling.name, dim, plain),
-        _ranked_row(index, f"{pooling.name} + α-QE", dim, rank(expanded, db)),
+        _ranked_row(index, f"{pooling.name} + α-QE", dim, rank(alpha_query_expansion(
+            q, db, k=index.qe_k, alpha=index.qe_alpha, ranks=plain), db)) if qe_alone else None,
         _ranked_row(index, f"{pooling.name} + DBA (k={dba_k})", dim, dba_ranks),
         _ranked_row(index, f"{pooling.name} + DBA + α-QE", dim, rank(dba_qe, augmented)),
         _ranked_row(index, f"{pooling.name} + diffusion (k={graph_k}, α={alpha})", dim,
@@ -67,6 +70,7 @@ def reranking_table(
         _ranked_row(index, f"{pooling.name} + diffusion (k={paper_k}, α={paper_alpha})", dim,
                     diffusion_rank(q, db, k=paper_k, alpha=paper_alpha, k_query=k_query)),
     ]
+    return [row for row in rows if row is not None]
 
 
 def diffusion_recoveries(index: RetrievalIndex, pooling: Pooling | str = SPOC, top: int = 10, graph_k: int = 5,
