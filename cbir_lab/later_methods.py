@@ -131,12 +131,14 @@ _SUPERGLOBAL_PWC = ("https://www.paperswithcode.com/paper/global-features-are-al
 
 _CIRTORCH_SETTING = ("GeM, whitening learned on retrieval-SfM-120k; scales 1, 1/√2, 1/2 (the README's test "
                      "command); cropped queries")
-_DELG_NETWORK = ("ResNet-50, delg_gld_20200520 (the backbone as the DELG author names it in "
-                 "https://github.com/naver/kapture-localization/issues/4; the instructions do not)")
+_DELG_NETWORK = "ResNet-50, delg_gld_20200520"
+_DELG_BACKBONE = ("the backbone as the DELG author names it in https://github.com/naver/kapture-localization/issues/4 "
+                  "(the instructions do not)")
 _DELG_TRAINING = "Google Landmarks v1 ('DELG-GLD model'; v1 per naver/kapture-localization#4)"
-_DELG_SETTING = "DELG's global descriptor only; cropped queries (the instructions' extract_features, image_set=query)"
+_DELG_SETTING = ("DELG's global descriptor only; cropped queries (the instructions' extract_features, "
+                 f"image_set=query); {_DELG_BACKBONE}")
 _DELG_GV_SETTING = ("DELG's global descriptor, then geometric verification of the top results with its DELF-style "
-                    "local features; cropped queries")
+                    f"local features; cropped queries; {_DELG_BACKBONE}")
 _DOLG_TRAINING = "not stated in the README (the paper's, which the course did not open)"
 _DOLG_SETTING = "one stage (global descriptor with fused local features); 'with query cropping'"
 _DOLG_RETEST_SETTING = ("the authors' released R101-DOLG weights, 5 scales, cropped queries, revisitop's evaluation "
@@ -164,11 +166,11 @@ LATER_METHODS: tuple[LaterFigure, ...] = (
     LaterFigure("ArcFace (GLDv2 baseline)", 2020, "global descriptor", "ResNet101, rn101_af_gldv2clean_20200814",
                 "Google Landmarks v2 clean", "global descriptor; cropped queries", "roxford5k", "none",
                 {"medium": 76.23, "hard": 55.54}, _GLDV2, "confirmed"),
-    LaterFigure("HOW + ASMK", 2020, "local features, aggregated", "-R50-HOW, n = 1000 local descriptors per image",
-                _HOW_TRAINING, "HOW local descriptors aggregated by ASMK", "roxford5k", "none", {"medium": 78.3},
+    LaterFigure("HOW + ASMK", 2020, "local features, aggregated", "-R50-HOW",
+                _HOW_TRAINING, "n = 1000 HOW local descriptors per image, aggregated by ASMK", "roxford5k", "none", {"medium": 78.3},
                 _HOW, "confirmed"),
-    LaterFigure("HOW + ASMK", 2020, "local features, aggregated", "-R50-HOW, n = 1000 local descriptors per image",
-                _HOW_TRAINING, "HOW local descriptors aggregated by ASMK", "rparis6k", "none", {"medium": 80.1},
+    LaterFigure("HOW + ASMK", 2020, "local features, aggregated", "-R50-HOW",
+                _HOW_TRAINING, "n = 1000 HOW local descriptors per image, aggregated by ASMK", "rparis6k", "none", {"medium": 80.1},
                 _HOW, "confirmed"),
     LaterFigure("DOLG", 2021, "global descriptor", "DOLG-R101", _DOLG_TRAINING, _DOLG_SETTING, "roxford5k", "none",
                 {"medium": 82.37, "hard": 64.93}, _DOLG, "confirmed"),
@@ -197,42 +199,48 @@ LATER_METHODS: tuple[LaterFigure, ...] = (
 
 @dataclass(frozen=True)
 class OverlapFinding:
-    """How many of a benchmark's landmarks a training set also holds, as a source reports it.
+    """How much of a benchmark a training set also holds, as a source reports it.
 
     Attributes:
         benchmark: ``"roxford5k"`` or ``"rparis6k"``.
         training: the training set.
-        overlapping, landmarks: the landmarks found in both, and the count the source divides by.
+        overlapping, out_of: the count found in both, and the count the source divides it by.
+        wording: the source's own words for the count.
         source: where it is written.
     """
 
     benchmark: str
     training: str
     overlapping: int
-    landmarks: int
+    out_of: int
+    wording: str
     source: str
 
     def __post_init__(self) -> None:
-        if not 0 <= self.overlapping <= self.landmarks or self.landmarks <= 0:
-            raise ValueError(f"{self.benchmark}: overlapping = {self.overlapping} must lie in [0, landmarks = "
-                             f"{self.landmarks}]")
+        if not 0 <= self.overlapping <= self.out_of or self.out_of <= 0:
+            raise ValueError(f"{self.benchmark}: overlapping = {self.overlapping} must lie in [0, out_of = "
+                             f"{self.out_of}]")
 
     @property
     def share(self) -> float:
-        """The overlapping landmarks' share, in [0, 1]."""
-        return self.overlapping / self.landmarks
+        """``overlapping / out_of``, in [0, 1]."""
+        return self.overlapping / self.out_of
 
 
 _RGLDV2 = ("https://github.com/dealicious-inc/RGLDv2-clean/blob/04a2e89aee10af3a4842b24324979f8662a4f3a5/README.md "
            "('Cleaning Results'), the dataset of Song et al., 'On Train-Test Class Overlap and Detection for Image "
            "Retrieval', CVPR 2024, arXiv 2404.01524")
 
-#: The overlap Song et al. found between Google Landmarks v2 clean and the revisited benchmarks: "36 and 38
-#: overlapping landmarks out of 70" (their README). Removing them made RGLDv2-clean, 1,565 images and 17
-#: classes smaller than GLDv2-clean (:data:`RGLDV2_REMOVED`).
+_WORDING = ("'ROxford and RParis have 36 and 38 overlapping landmarks out of 70, respectively'; each benchmark has 70 "
+            "queries and far fewer landmarks, so the 70 are the queries: those whose landmark the training set holds")
+
+#: The overlap Song et al. found between Google Landmarks v2 clean and the revisited benchmarks, as their README
+#: words it ("36 and 38 overlapping landmarks out of 70"): 36 of ROxford's and 38 of RParis' 70 queries. Removing
+#: the overlapping classes made RGLDv2-clean, 1,565 images and 17 classes smaller than GLDv2-clean
+#: (:data:`RGLDV2_REMOVED`).
 TRAINING_OVERLAP: tuple[OverlapFinding, ...] = (
-    OverlapFinding("roxford5k", "Google Landmarks v2 clean", 36, 70, _RGLDV2),
-    OverlapFinding("rparis6k", "Google Landmarks v2 clean", 38, 70, _RGLDV2),
+    OverlapFinding("roxford5k", "Google Landmarks v2 clean", 36, 70, _WORDING, _RGLDV2),
+    OverlapFinding("rparis6k", "Google Landmarks v2 clean", 38, 70, _WORDING, _RGLDV2),
 )
 #: What RGLDv2-clean removed from GLDv2-clean, as the same README states it.
 RGLDV2_REMOVED = {"images": 1565, "classes": 17}
@@ -309,8 +317,7 @@ def format_later_table(figures: Sequence[LaterFigure] = LATER_METHODS, settings:
     header = f"{'method':32s} {'year':>4s}  {'network':40s} {'benchmark':9s} {'+1M?':10s} {'M':>6s} {'H':>6s}  status"
     lines = [header, "-" * len(header)]
     for f in figures:
-        m = f"{f.scores['medium']:6.2f}" if "medium" in f.scores else f"{'—':>6s}"
-        h = f"{f.scores['hard']:6.2f}" if "hard" in f.scores else f"{'—':>6s}"
+        m, h = (f"{_as_printed(f.scores[s]):>6s}" if s in f.scores else f"{'—':>6s}" for s in ("medium", "hard"))
         lines.append(f"{f.method:32.32s} {f.year:4d}  {f.network:40.40s} {f.benchmark:9s} {f.distractors:10s} "
                      f"{m} {h}  {f.status}")
         if settings:
@@ -318,10 +325,16 @@ def format_later_table(figures: Sequence[LaterFigure] = LATER_METHODS, settings:
     return "\n".join(lines)
 
 
+def _as_printed(value: float) -> str:
+    """A figure with the decimals its source gives: 69.71 as 69.71, 65.4 and 54.0 with one decimal."""
+    return f"{value:.2f}" if round(value, 1) != value else f"{value:.1f}"
+
+
 def format_overlap(findings: Sequence[OverlapFinding] = TRAINING_OVERLAP) -> str:
-    """One line per finding: the landmarks in both sets, their share, and the source."""
-    lines = [f"{f.benchmark}: {f.overlapping} of its {f.landmarks} landmarks are also in {f.training} "
+    """One line per finding: the count in both sets, its share, the source's wording, and the source."""
+    lines = [f"{f.benchmark}: {f.overlapping} of its {f.out_of} queries show a landmark that {f.training} also holds "
              f"({f.share:.0%})" for f in findings]
+    lines += [f"the source's words: {w}" for w in sorted({f.wording for f in findings})]
     lines.append(f"RGLDv2-clean removes them: {RGLDV2_REMOVED['images']:,} images and {RGLDV2_REMOVED['classes']} "
                  "classes fewer than GLDv2-clean")
     sources = sorted({f.source for f in findings})

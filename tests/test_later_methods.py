@@ -124,10 +124,10 @@ def test_the_overlap_shares_are_the_counts_over_seventy():
     shares = {f.benchmark: f.share for f in TRAINING_OVERLAP}
     assert shares == pytest.approx({"roxford5k": 36 / 70, "rparis6k": 38 / 70})
     text = format_overlap()
-    assert "36 of its 70" in text and "(51%)" in text and "(54%)" in text and "1,565 images" in text
+    assert "36 of its 70 queries" in text and "out of 70" in text and "(51%)" in text and "(54%)" in text and "1,565 images" in text
     assert RGLDV2_REMOVED == {"images": 1565, "classes": 17}
     with pytest.raises(ValueError, match="overlapping"):
-        OverlapFinding("roxford5k", "x", 71, 70, "https://example.org")
+        OverlapFinding("roxford5k", "x", 71, 70, "as written", "https://example.org")
 
 
 def test_the_table_lists_every_row_with_its_status():
