@@ -361,6 +361,7 @@ def plot_hard_map(figures: Sequence[LaterFigure] = LATER_METHODS, benchmark: str
         The Matplotlib figure.
     """
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     rows = sorted(later_figures(benchmark, "hard", figures=figures), key=lambda f: (f.year, f.scores["hard"]))
     if not rows:
@@ -383,14 +384,14 @@ def plot_hard_map(figures: Sequence[LaterFigure] = LATER_METHODS, benchmark: str
                 edgecolor="white" if own else "black")
         ax.text(f.scores["hard"] + 0.5, i, f"{f.scores['hard']:.1f}", va="center", fontsize=8)
         note = "" if f.distractors == "none" else f" [{'+1M' if f.distractors == '+1M' else 'distractors?'}]"
-        labels.append(f"{f.year} {f.method} · {f.network.split(',')[0][:22]}{note}")
+        network = "network not stated" if f.network.startswith("not stated") else f.network.split(",")[0][:26]
+        labels.append(f"{f.year} {f.method} · {network}{note}")
     ax.set_yticks(range(len(rows)), labels, fontsize=8)
     ax.set_xlim(0, 100)
     ax.set_xlabel(f"{benchmark} Hard mAP (%), as published")
-    for family, colour in colours.items():
-        ax.barh([], [], color=colour, label=family)
-    ax.barh([], [], color="white", edgecolor="black", hatch="//", label="not the authors' own figure")
-    ax.legend(fontsize=7, loc="lower right")
+    handles = [Patch(facecolor=colour, label=family) for family, colour in colours.items()]
+    handles.append(Patch(facecolor="white", edgecolor="black", hatch="//", label="not the authors' own figure"))
+    ax.legend(handles=handles, fontsize=7, loc="lower right")
     ax.set_title(f"Published Hard mAP on {benchmark}: settings differ row by row (see the table)", fontsize=9)
     if course is not None and course_ax is not None:
         label, value = course
@@ -398,6 +399,6 @@ def plot_hard_map(figures: Sequence[LaterFigure] = LATER_METHODS, benchmark: str
         course_ax.text(value + 0.5, 0, f"{value:.1f}", va="center", fontsize=8)
         course_ax.set_yticks([0], [label], fontsize=8)
         course_ax.set_xlim(0, 100)
-        course_ax.set_xlabel("the course's own Hard mAP (%), on another set: not comparable with the bars above")
+        course_ax.set_xlabel("the course's own Hard mAP (%), on another set: not comparable")
     fig.tight_layout()
     return fig
