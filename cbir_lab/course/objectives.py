@@ -116,6 +116,10 @@ ASSESSES: dict[str, tuple[str, ...]] = {
     "l10-multiscale-check": ("10.3",),
     "l10-quick-check": ("10.1", "10.4"),
     "l10-choose-answer": ("10.3", "10.4"),
+    # lesson 12
+    "l12-gain-check": ("12.3",),
+    "l12-quick-check": ("12.2",),
+    "l12-quote-answer": ("12.1", "12.2", "12.4"),
 }
 
 #: How the table names objective 0, the prerequisites self-checked before lesson 1.

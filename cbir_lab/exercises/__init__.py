@@ -20,11 +20,11 @@ from cbir_lab.exercises.decisions import *  # noqa: F401,F403
 from cbir_lab.exercises.claims import *  # noqa: F401,F403
 from cbir_lab.exercises.learning import *  # noqa: F401,F403
 from cbir_lab.exercises.beyond import *  # noqa: F401,F403
+from cbir_lab.exercises.later import *  # noqa: F401,F403
 from cbir_lab.exercises.quiz import *  # noqa: F401,F403
-from cbir_lab.exercises import (beyond, benchmarks, claims, decisions, encodings, feature_maps, learning, pooling,
+from cbir_lab.exercises import (beyond, benchmarks, claims, decisions, encodings, feature_maps, later, learning, pooling,
                                 prerequisites, quiz, retrieval, whitening)
 
 __all__ = sorted({"CheckResult", "ExerciseNotPassed", *prerequisites.__all__, *feature_maps.__all__, *pooling.__all__,
                   *whitening.__all__, *retrieval.__all__, *benchmarks.__all__, *encodings.__all__, *decisions.__all__,
-                  *claims.__all__, *learning.__all__, *beyond.__all__,
-                  *quiz.__all__})
+                  *claims.__all__, *learning.__all__, *beyond.__all__, *later.__all__, *quiz.__all__})
