@@ -381,7 +381,8 @@ class CandidateGrid:
         if first.too_few_clusters:
             lines.append(f"Only {first.resampled}, fewer than {MIN_CLUSTERS}: these intervals are too coarse to rule "
                          f"much out; read them with each {self.split.unit[:-1] if self.split.unit.endswith('s') else self.split.unit}'s own result.")
-        lines += [f"left out: {why}" for why in self.left_out]
+        if self.left_out:
+            lines.append(f"left out, {len(self.left_out)}: " + "; ".join(self.left_out))
         return "\n".join(lines)
 
 
