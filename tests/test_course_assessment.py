@@ -2,6 +2,11 @@
 
 These tests read the lessons themselves (``notebooks/``), so a lesson edited back into a
 bad state fails them; each rule is also tried on hand-made notebooks that break it.
+
+The capstone (``CAPSTONE``, lesson 11) is a project graded by hand, not a lesson: it has no
+quick check, self-checked exercise or open question. It is held instead to rules of its own
+(the last section): every part has a written answer with a model answer and a rubric worth
+exactly its points, the parts add up to the total the brief states, and the student sees no rubric.
 """
 
 from __future__ import annotations
@@ -15,11 +20,12 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from cbir_lab.course.editions import edition, lesson_paths
+from cbir_lab.course.editions import CAPSTONE, edition, lesson_paths
 from cbir_lab.exercises.quiz import Question, option_letter
 
 ROOT = Path(__file__).resolve().parents[1]
-LESSONS = lesson_paths(ROOT / "notebooks")
+#: The taught lessons: every notebook but the capstone, which the last section tests on its own terms.
+LESSONS = [path for path in lesson_paths(ROOT / "notebooks") if path.name != CAPSTONE]
 
 
 def quick_checks(nb) -> list[tuple[int, Question]]:
@@ -195,3 +201,95 @@ def test_each_lesson_has_an_exercise_checked_with_a_tolerance(path):
     assert any(name in source for source in graded for name in DECISION_CHECKS), (
         f"{path.name}: no graded exercise asks for a decision checked with a tolerance; add one, or name its "
         "tolerance-based check in DECISION_CHECKS")
+
+
+# ---------------------------------------------------------------- the capstone: a project graded by hand, with a rubric per part
+
+CAPSTONE_PATH = ROOT / "notebooks" / CAPSTONE
+PART = re.compile(r"^### Part (\d+) — .*\(graded by hand, (\d+) points?\)", re.M)
+POINTS_RUBRIC = re.compile(r"[*_]{1,2}Rubric \((\d+) points?\)")
+
+
+def capstone_parts(nb) -> list[tuple[int, int, int]]:
+    """(part, points the task announces, index of its written answer) for each "### Part N — …" task cell."""
+    parts = []
+    for i, cell in enumerate(nb.cells):
+        found = PART.match(cell.source) if cell.cell_type == "markdown" else None
+        if found:
+            answer = next(j for j in range(i + 1, len(nb.cells)) if nb.cells[j].cell_type == "markdown"
+                          and nb.cells[j].metadata.get("nbgrader", {}).get("grade"))
+            parts.append((int(found.group(1)), int(found.group(2)), answer))
+    return parts
+
+
+def rubric_problems(nb) -> list[str]:
+    """What is wrong with the capstone's grading: parts out of order, an answer whose points, rubric or model answer
+    does not match its task, or parts that do not add up to the brief's total."""
+    problems, total = [], 0
+    parts = capstone_parts(nb)
+    if [part for part, _, _ in parts] != list(range(1, len(parts) + 1)) or not parts:
+        problems.append(f"parts are not numbered 1..n: {[part for part, _, _ in parts]}")
+    for part, points, answer in parts:
+        cell = nb.cells[answer]
+        meta = cell.metadata["nbgrader"]
+        region = cell.source[cell.source.find("### BEGIN SOLUTION"):cell.source.find("### END SOLUTION")]
+        rubric = POINTS_RUBRIC.search(region)
+        if not (meta.get("solution") and meta.get("points") == points):
+            problems.append(f"part {part}: its written answer is not a graded solution worth {points} points")
+        if "*Model answer.*" not in region:
+            problems.append(f"part {part}: no model answer")
+        if not rubric or int(rubric.group(1)) != points:
+            problems.append(f"part {part}: no rubric worth {points} points")
+        elif region[rubric.start():].count("1 point:") != points:
+            problems.append(f"part {part}: its rubric does not say what earns each of its {points} points")
+        total += points
+    stated = re.search(r"\*\*Total: (\d+) points\.\*\*", "\n".join(c.source for c in nb.cells))
+    if not stated or int(stated.group(1)) != total:
+        problems.append(f"the parts add up to {total} points, the brief says {stated.group(1) if stated else 'nothing'}")
+    return problems
+
+
+def test_the_capstone_grades_every_part_by_hand_with_a_rubric_worth_its_points():
+    nb = nbformat.read(CAPSTONE_PATH, as_version=4)
+    assert rubric_problems(nb) == []
+    parts = capstone_parts(nb)
+    assert len(parts) == 6 and sum(points for _, points, _ in parts) == 20
+    # the brief's table gives each part the points its task announces
+    brief = next(c.source for c in nb.cells if "**Total:" in c.source)
+    for part, points, _ in parts:
+        assert re.search(rf"^\| {part}\. .* \| {points} \|$", brief, flags=re.M), f"part {part} in the brief's table"
+    assert "(20 points)" in nb.cells[0].source and "graded by hand" in nb.cells[0].source
+
+
+def test_the_capstone_is_graded_by_a_person_alone():
+    nb = nbformat.read(CAPSTONE_PATH, as_version=4)
+    graded = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")]
+    assert graded and all(c.cell_type == "markdown" and c.metadata["nbgrader"]["solution"] for c in graded)
+    answers = [c for c in nb.cells if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")]
+    assert len(answers) >= 4 and all("### BEGIN SOLUTION" in c.source for c in answers)
+    assert not quick_checks(nb) and not open_questions(nb)
+
+
+def test_the_capstones_rubrics_are_for_the_instructor_only():
+    nb = nbformat.read(CAPSTONE_PATH, as_version=4)
+    instructor = "\n".join(c.source for c in edition(nb, "instructor", CAPSTONE).cells)
+    student = "\n".join(c.source for c in edition(nb, "student", CAPSTONE).cells)
+    assert len(POINTS_RUBRIC.findall(instructor)) == len(capstone_parts(nb))
+    assert "Rubric" not in student and "*Model answer.*" not in student
+
+
+def test_the_capstone_rules_fail_on_a_rubric_worth_other_points_and_on_a_wrong_total():
+    def part(points: int, rubric_points: int, clauses: int, total: int):
+        meta = {"nbgrader": {"grade": True, "solution": True, "grade_id": "p1", "points": points, "locked": False,
+                             "schema_version": 3}}
+        return new_notebook(cells=[
+            nbformat.v4.new_markdown_cell(f"**Total: {total} points.**"),
+            nbformat.v4.new_markdown_cell(f"### Part 1 — why (graded by hand, {points} points)\n\nExplain."),
+            nbformat.v4.new_markdown_cell("### BEGIN SOLUTION\n*Model answer.* Because.\n\n"
+                                          f"*Rubric ({rubric_points} points).* " + "1 point: a. " * clauses +
+                                          "\n### END SOLUTION", metadata=meta)])
+
+    assert rubric_problems(part(2, 2, 2, 2)) == []
+    assert rubric_problems(part(2, 3, 3, 2)) == ["part 1: no rubric worth 2 points"]
+    assert rubric_problems(part(2, 2, 1, 2)) == ["part 1: its rubric does not say what earns each of its 2 points"]
+    assert rubric_problems(part(2, 2, 2, 5)) == ["the parts add up to 2 points, the brief says 5"]

@@ -22,6 +22,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 
 from cbir_lab.cli import main
 from cbir_lab.course.editions import (
+    CAPSTONE,
     CODE_STUB,
     COLAB_BADGE,
     EDITIONS,
@@ -93,6 +94,15 @@ def test_self_study_edition_follows_each_answer_with_its_solution_one_click_away
     assert written.source == TEXT_STUB
     assert model.source.startswith("<details>") and "Because it is linear." in model.source
     assert plain.outputs  # outputs kept: the edition reads like a book
+
+
+def test_a_self_study_answer_that_raises_at_once_lets_run_all_go_on_to_its_solution():
+    project = new_code_cell("### BEGIN SOLUTION\nsplit = 2\n### END SOLUTION", metadata=nbgrader_meta("split", True, False))
+    nb = new_notebook(cells=[project, toy_lesson().cells[1]])
+    blank, solution, function, _ = edition(nb, "self-study").cells
+    assert blank.source == CODE_STUB and "raises-exception" in blank.metadata["tags"]
+    assert "raises-exception" not in solution.metadata["tags"]
+    assert "raises-exception" not in function.metadata.get("tags", [])  # a function's stub raises only when called
 
 
 def test_self_study_cell_ids_stay_unique_and_valid():
@@ -194,15 +204,22 @@ def test_each_exercise_has_an_answer_cell_and_a_graded_check_that_requires_it(pa
         meta = cell.metadata.get("nbgrader", {})
         if cell.cell_type == "code" and meta.get("solution"):
             assert "### BEGIN SOLUTION" in cell.source and "### END SOLUTION" in cell.source
+            if path.name == CAPSTONE:  # graded by hand: the part's written answer, next, grades this code with it
+                written = nb.cells[i + 1]
+                assert not meta["grade"] and written.cell_type == "markdown" and written.metadata["nbgrader"]["grade"]
+                continue
             check = nb.cells[i + 1]
             assert check.metadata["nbgrader"]["grade"] and check.metadata["nbgrader"]["locked"]
             # a self-check of the package, or a quick check grading the option the student recorded
             assert re.search(r"(check_\w+|\w+\.check_answer)\(\w+(, \w+)?\)\.require\(\)", check.source), check.source
-    assert len(nbgrader_cells(nb, grade=True, solution=False)) >= 1
+    # the capstone has no self-checked exercise (tests/test_course_assessment.py holds it to its rubrics)
+    assert len(nbgrader_cells(nb, grade=True, solution=False)) >= (path.name != CAPSTONE)
 
 
 @pytest.mark.parametrize("path", LESSONS, ids=lambda p: p.stem)
 def test_later_cells_never_call_the_students_functions(path):
+    if path.name == CAPSTONE:
+        pytest.skip("the capstone's answers are code, not functions: each part builds on the one before, by design")
     nb = nbformat.read(path, as_version=4)
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("solution"):
@@ -216,7 +233,14 @@ def test_later_cells_never_call_the_students_functions(path):
 def test_each_lesson_is_timed_and_asks_before_it_reveals(path):
     nb = nbformat.read(path, as_version=4)
     text = "\n".join(c.source for c in nb.cells)
-    # its times, estimated and stated, are tests/test_course_timing.py's
+    if path.name == CAPSTONE:  # a project of 2 to 3 hours, graded by hand: its brief states its time
+        minutes = int(re.search(r"\*\*About (\d+) minutes:\*\*", nb.cells[0].source).group(1))
+        sections = re.findall(r"^## \d+\..*\(≈ (\d+) min\)", text, flags=re.M)
+        assert sections and sum(map(int, sections)) == minutes
+        assert 120 <= minutes <= 180 and "2–3 hours" in nb.cells[0].source
+        assert nbgrader_cells(nb, grade=True, solution=True)
+        return
+    # a lesson's times, estimated and stated, are tests/test_course_timing.py's
     assert re.search(r"\*\*About \d+ minutes", nb.cells[0].source) and re.search(r"^## \d+\..*\(≈ \d+ min", text, flags=re.M)
     assert text.count("🤔 Think!") >= 2
     assert all("<details>" in c.source for c in nb.cells if "🤔 Think!" in c.source)
@@ -303,7 +327,9 @@ def test_a_blank_student_copy_scores_zero(graded_course):
     with Gradebook(f"sqlite:///{graded_course}/gradebook.db") as gradebook:
         notebooks = gradebook.find_submission("lab", "blank").notebooks
         assert sorted(nb.name for nb in notebooks) == [p.stem for p in LESSONS]
-        assert all(nb.max_code_score > 0 for nb in notebooks)
+        assert all(nb.max_code_score > 0 for nb in notebooks if nb.name != Path(CAPSTONE).stem)
+        capstone = next(nb for nb in notebooks if nb.name == Path(CAPSTONE).stem)
+        assert capstone.max_code_score == 0 and capstone.max_written_score == 20  # graded by hand alone
         assert sum(nb.score for nb in notebooks) == 0
 
 
@@ -313,7 +339,7 @@ def test_a_solved_copy_gets_full_marks_on_the_autograded_part(graded_course):
 
     with Gradebook(f"sqlite:///{graded_course}/gradebook.db") as gradebook:
         for nb in gradebook.find_submission("lab", "solved").notebooks:
-            assert nb.code_score == nb.max_code_score > 0, nb.name
+            assert nb.code_score == nb.max_code_score > (-1 if nb.name == Path(CAPSTONE).stem else 0), nb.name
             assert nb.max_written_score > 0 and nb.needs_manual_grade, nb.name  # the open question waits for a person
 
 
@@ -326,7 +352,10 @@ def test_in_the_student_edition_only_unanswered_graded_checks_raise_after_their_
             if cell.cell_type != "code":
                 continue
             errors = [o for o in cell.outputs if o.output_type == "error"]
-            if cell in graded:
+            if path.name == CAPSTONE and cell.metadata.get("nbgrader", {}).get("solution"):
+                # a blank part of the project raises where the student's code goes, and nowhere else
+                assert [e.ename for e in errors] == ["NotImplementedError"], f"{path.name}: {cell.source[:80]}"
+            elif cell in graded:
                 assert [e.ename for e in errors] == ["ExerciseNotPassed"], f"{path.name}: {cell.source}"
                 printed = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
                 assert "not implemented yet" in printed, f"{path.name}: no feedback before the error"

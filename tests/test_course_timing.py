@@ -27,6 +27,7 @@ from cbir_lab.course.retime import (
     write_timings,
 )
 from cbir_lab.course.timing import (
+    is_project,
     CODE_WORDS_PER_MINUTE,
     EXERCISE_MINUTES,
     FIGURE_MINUTES,
@@ -50,7 +51,9 @@ from cbir_lab.course.timing import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+#: The lessons whose times are estimated: a project (the capstone) states its own, hours of the student's work.
+LESSONS = [p for p in NOTEBOOKS if not is_project(nbformat.read(p, as_version=4))]
 
 
 def words(n: int) -> str:
@@ -345,3 +348,17 @@ def test_the_readme_states_each_lessons_time_and_the_course_total():
                    f"core takes at most an hour"):
         assert phrase in readme, f"README.md: the account of the lessons' times should say {phrase!r}"
     assert FIGURE_MINUTES == 0.5 and THINK_MINUTES == QUICK_CHECK_MINUTES and MAX_CORE_MINUTES == 60
+
+
+def test_the_capstone_is_a_project_timed_by_its_brief_and_left_out_of_the_estimates(tmp_path):
+    projects = [p.name for p in NOTEBOOKS if p not in LESSONS]
+    assert projects == ["11_capstone.ipynb"]
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    shutil.copy(NOTEBOOKS[0], folder / "01_lesson.ipynb")
+    nb = nbformat.read(ROOT / "notebooks" / projects[0], as_version=4)
+    nbformat.write(nb, folder / "02_project.ipynb")
+    assert timing_mismatches(folder, readme=None) == []  # its hand-stated times are not compared with an estimate
+    nb.metadata["cbir_lab"] = {}
+    nbformat.write(nb, folder / "02_project.ipynb")
+    assert any(line.startswith("02_project.ipynb: ") for line in timing_mismatches(folder, readme=None))

@@ -17,7 +17,14 @@ instructor can import the lessons into nbgrader unchanged.
 * ``self-study``: the student's answer cell, then the solution one click away:
   a code cell collapsed in JupyterLab (``source_hidden``) and tagged
   ``hide-input`` for the book, or a ``<details>`` block for a written answer.
-  Outputs are kept, so the edition reads like a book and runs top to bottom.
+  Outputs are kept, so the edition reads like a book and runs top to bottom: a
+  blank answer whose stub raises as soon as it runs (the capstone's answers are
+  code, not a function to define) is tagged ``raises-exception``, so that running
+  every cell goes on to the solution after it.
+
+The capstone (:data:`CAPSTONE`) is a project graded by hand: its answers are code
+cells that build on each other and written answers with a rubric each, and it has
+no self-checked exercise or quick check; the course's tests hold it to rules of its own.
 
 :func:`edition` transforms one notebook (pure); :func:`write_edition` writes a
 whole edition to a folder without overwriting anything; :func:`lessons_dir`
@@ -47,6 +54,7 @@ __all__ = [
     "CODE_STUB",
     "TEXT_STUB",
     "COLAB_BADGE",
+    "CAPSTONE",
     "STUDENT_COLAB_NOTE",
     "REFERENCE_PAGES",
     "lessons_dir",
@@ -63,6 +71,8 @@ EDITIONS = ("student", "self-study", "instructor")
 CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
 #: What replaces a written answer (nbgrader's text stub).
 TEXT_STUB = "YOUR ANSWER HERE"
+#: The project that closes the course: graded by hand, with its own rules (``tests/test_course_assessment.py``).
+CAPSTONE = "11_capstone.ipynb"
 
 #: A lesson's "Open in Colab" badge: a Markdown image (Colab's badge) linking to the lesson on Colab.
 COLAB_BADGE = re.compile(
@@ -208,6 +218,11 @@ def edition(nb, name: str, lesson: str = "notebook"):
             student, _ = ClearSolutionRegions().preprocess_cell(student, resources, index)
             if student.cell_type == "code":
                 student.outputs, student.execution_count = [], None
+                if re.search(r"^raise NotImplementedError\(\)", student.source, flags=re.M):
+                    # a stub at the top level raises when run; let "run all" go on to the solution below it
+                    tags = student.metadata.setdefault("tags", [])
+                    if "raises-exception" not in tags:
+                        tags.append("raises-exception")
             cells += [student, _solution_cell(cell)]
         else:
             cells.append(cell)

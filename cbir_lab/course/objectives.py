@@ -116,6 +116,13 @@ ASSESSES: dict[str, tuple[str, ...]] = {
     "l10-multiscale-check": ("10.3",),
     "l10-quick-check": ("10.1", "10.4"),
     "l10-choose-answer": ("10.3", "10.4"),
+    # lesson 11, the capstone (graded by hand)
+    "capstone-photos-answer": ("11.1",),
+    "capstone-split-answer": ("11.2",),
+    "capstone-choose-answer": ("11.2",),
+    "capstone-report-answer": ("11.3",),
+    "capstone-failure-answer": ("11.4",),
+    "capstone-defence-answer": ("11.5", "11.3"),
     # lesson 12
     "l12-gain-check": ("12.3",),
     "l12-quick-check": ("12.2",),
@@ -130,7 +137,7 @@ TABLE_END = "<!-- objectives-table: end -->"
 
 _OBJECTIVES = re.compile(r"\*\*Learning objectives\.\*\*")
 _ITEM = re.compile(r"^(\d+)\. (.+)$")
-_TITLE = re.compile(r"^### ((?:Exercise|Self-check|Open question)\b.*?)\s*\((?:manually graded, )?\d+ points?\)\s*$")
+_TITLE = re.compile(r"^### ((?:Exercise|Self-check|Open question|Part)\b.*?)\s*\((?:manually graded, |graded by hand, )?\d+ points?\)\s*$")
 
 
 @dataclass(frozen=True)
@@ -197,7 +204,8 @@ def graded_items(nb, lesson: int) -> list[GradedItem]:
     """Every graded cell of a lesson (nbgrader ``grade: true``), titled by the heading above it.
 
     A quick check's graded cell is "quick check"; an exercise's or an open question's
-    is its ``### Exercise …``, ``### Self-check …`` or ``### Open question …`` heading,
+    is its ``### Exercise …``, ``### Self-check …``, ``### Open question …`` or (the
+    capstone's) ``### Part …`` heading,
     without the points.
 
     Raises:

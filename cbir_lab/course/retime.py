@@ -36,6 +36,7 @@ from cbir_lab.course.timing import (
     _about,
     _header,
     _summary_entries,
+    is_project,
     lesson_timing,
     split_sections,
 )
@@ -273,7 +274,9 @@ def _timed(folder: Path) -> tuple[list[tuple[Path, object]], list[str]]:
     timed, skipped = [], []
     for path in _lessons(folder):
         nb = nbformat.read(path, as_version=4)
-        if split_sections(nb):
+        if is_project(nb):
+            skipped.append(f"{path.name}: a project: its brief states its time, not estimated")
+        elif split_sections(nb):
             timed.append((path, nb))
         else:
             skipped.append(f"{path.name}: no numbered section ('## 1. Title'): not timed")

@@ -65,6 +65,10 @@ states its whole time, ★ exercises included. The optional mark is the author's
 header: this module keeps it and sets it only when asked (``--optional 02_pooling.ipynb:3``,
 :func:`~cbir_lab.course.retime.mark_optional`).
 
+**A project** (the capstone; its notebook's metadata says ``"cbir_lab": {"kind": "project"}``,
+see :func:`is_project`) asks for hours of the student's own work, which no reading rate
+measures: its brief states its time, and it is not estimated.
+
 Checking and writing these times into the lessons and the README is
 :mod:`cbir_lab.course.retime` (``cbir-lab course timing [--write]``).
 
@@ -105,6 +109,7 @@ __all__ = [
     "estimate_sections",
     "round_minutes",
     "lesson_timing",
+    "is_project",
 ]
 
 #: Careful reading of technical prose (and of printed results), in words a minute.
@@ -530,3 +535,14 @@ def lesson_timing(nb, name: str = "notebook") -> LessonTiming:
         entries = _summary_entries(summary.group(4))
         stated_entries = [minutes for _, minutes, _ in entries] if entries is not None else None
     return LessonTiming(name, estimate_sections(nb), [s.stated for s in sections], stated_summary, stated_entries)
+
+
+def is_project(nb) -> bool:
+    """Whether a notebook is a project (metadata ``cbir_lab.kind == "project"``), timed by its brief, not estimated.
+
+    Examples:
+        >>> from nbformat.v4 import new_notebook
+        >>> is_project(new_notebook(metadata={"cbir_lab": {"kind": "project"}})), is_project(new_notebook())
+        (True, False)
+    """
+    return (nb.metadata.get("cbir_lab") or {}).get("kind") == "project"

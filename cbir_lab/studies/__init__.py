@@ -14,6 +14,9 @@ One module per study, each above :mod:`cbir_lab.index` (the retrieval core they 
   descriptors, each with its extraction time and memory (issue #22).
 * :mod:`.real_photos`: every lesson's headline comparison on real photos (the
   Paris slice and ETH-80), with intervals that resample landmarks or objects.
+* :mod:`.capstone`: the capstone (lesson 11): tuning and test queries, a grid of
+  (pooling, d, re-ranking) chosen on the tuning queries, the report on the test
+  queries, and one failure shown.
 """
 
 __all__: list[str] = []
